@@ -1,0 +1,1 @@
+//! Booking API: accounts, stations, slots and bookings. Built in its own issue.

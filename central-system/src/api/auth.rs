@@ -1,0 +1,44 @@
+//! The bearer-token extractor and role checks.
+
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::auth::jwt::{Claims, Role};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+
+/// The authenticated caller of an API request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Claims);
+
+impl Caller {
+    /// Refuses with 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), Problem> {
+        if roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(Problem::new(StatusCode::FORBIDDEN, "FORBIDDEN", "your role may not do this"))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let unauthorized = |detail: &str| {
+            Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string()).with_header(header::WWW_AUTHENTICATE, "Bearer")
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let claims = state
+            .jwt
+            .verify(token.trim(), chrono::Utc::now().timestamp())
+            .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
+        Ok(Caller(claims))
+    }
+}

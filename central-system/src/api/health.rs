@@ -1,0 +1,40 @@
+//! `/health` (the process runs), `/ready` (storage answers) and `/metrics` (Prometheus).
+
+use crate::app::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+/// Health, readiness and metrics routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": state.store.backend() }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": state.store.backend() })))
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = state.metrics.render();
+    let stats = state.writer.stats();
+    use std::sync::atomic::Ordering::Relaxed;
+    body.push_str(&format!(
+        "# HELP ocpp_meter_rows_written Meter readings committed by the batch writer.\n# TYPE ocpp_meter_rows_written counter\nocpp_meter_rows_written_total {}\n\
+         # HELP ocpp_frames_dropped Frame-log rows dropped because the writer queue was full.\n# TYPE ocpp_frames_dropped counter\nocpp_frames_dropped_total {}\n",
+        stats.meter_rows_written.load(Relaxed),
+        stats.frames_dropped.load(Relaxed),
+    ));
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+}

@@ -1,0 +1,98 @@
+//! The OpenAPI document at `/api/v1/openapi.json`: schemas derived from the Rust types, paths
+//! from the route table below (kept next to the routers it describes).
+
+use crate::app::AppState;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Doc, PathsBuilder, Ref, Required};
+use utoipa::OpenApi;
+
+/// Schemas of the API's bodies.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "EVCS central system operator API", version = "1"),
+    components(schemas(
+        crate::store::stations::Station,
+        crate::store::stations::Connector,
+        crate::api::stations::StationDetail,
+        crate::api::stations::CreateStation,
+        crate::api::stations::UpdateStation,
+        crate::store::id_tokens::IdTokenRecord,
+        crate::api::id_tokens::IdTokenBody,
+        crate::store::transactions::Transaction,
+        crate::api::transactions::TransactionDetail,
+        crate::store::meter_values::MeterValue,
+        crate::store::frames::LoggedFrame,
+        crate::store::messages::StationMessage,
+        crate::store::messages::DeviceVariable,
+        crate::store::messages::Reservation,
+        crate::api::commands::GenericCall,
+        crate::api::commands::CommandBody,
+        crate::api::commands::CommandResponse,
+        crate::api::problem::Problem,
+    ))
+)]
+struct Schemas;
+
+/// (method, path, summary, roles, request schema, response schema)
+const ROUTES: &[(HttpMethod, &str, &str, &str, Option<&str>, Option<&str>)] = &[
+    (HttpMethod::Get, "/stations", "List stations (cursor paged; ?online=)", "admin, operator", None, Some("Station")),
+    (HttpMethod::Post, "/stations", "Register a station", "admin", Some("CreateStation"), Some("StationDetail")),
+    (HttpMethod::Get, "/stations/{stationId}", "A station with its connectors", "admin, operator", None, Some("StationDetail")),
+    (HttpMethod::Patch, "/stations/{stationId}", "Change description, password or registration status", "admin", Some("UpdateStation"), Some("StationDetail")),
+    (HttpMethod::Delete, "/stations/{stationId}", "Delete a registration", "admin", None, None),
+    (HttpMethod::Get, "/stations/{stationId}/frames", "Recent OCPP frames, newest first", "admin, operator", None, Some("LoggedFrame")),
+    (HttpMethod::Get, "/stations/{stationId}/messages", "Messages stored as received (?action=)", "admin, operator", None, Some("StationMessage")),
+    (HttpMethod::Get, "/stations/{stationId}/device-model", "2.0.1 device model from NotifyReport", "admin, operator", None, Some("DeviceVariable")),
+    (HttpMethod::Get, "/stations/{stationId}/reservations", "Reservations made through the API", "admin, operator", None, Some("Reservation")),
+    (HttpMethod::Post, "/stations/{stationId}/calls", "Send any central-system action of the station's version", "admin, operator", Some("GenericCall"), Some("CommandResponse")),
+    (HttpMethod::Post, "/stations/{stationId}/commands/{command}", "Typed command: remote-start, remote-stop, reset, unlock, change-availability, get-configuration, change-configuration, get-variables, set-variables, trigger-message, reserve-now, cancel-reservation, clear-cache, data-transfer", "admin, operator", Some("CommandBody"), Some("CommandResponse")),
+    (HttpMethod::Get, "/id-tokens", "List id tokens", "admin, operator", None, Some("IdTokenRecord")),
+    (HttpMethod::Post, "/id-tokens", "Create an id token", "admin", Some("IdTokenBody"), Some("IdTokenRecord")),
+    (HttpMethod::Get, "/id-tokens/{idToken}", "One id token", "admin, operator", None, Some("IdTokenRecord")),
+    (HttpMethod::Put, "/id-tokens/{idToken}", "Replace an id token", "admin", Some("IdTokenBody"), Some("IdTokenRecord")),
+    (HttpMethod::Delete, "/id-tokens/{idToken}", "Delete an id token", "admin", None, None),
+    (HttpMethod::Get, "/transactions", "List transactions, newest first (?stationId= &status= &idToken=)", "admin, operator", None, Some("Transaction")),
+    (HttpMethod::Get, "/transactions/{id}", "A transaction with its readings", "admin, operator", None, Some("TransactionDetail")),
+    (HttpMethod::Get, "/meter-values", "Readings (?stationId= &transactionId= &measurand=)", "admin, operator", None, Some("MeterValue")),
+];
+
+/// The document.
+pub fn document() -> Doc {
+    let mut doc = Schemas::openapi();
+    let mut paths = PathsBuilder::new();
+    for (method, path, summary, roles, request, response) in ROUTES {
+        let mut op = OperationBuilder::new()
+            .summary(Some(*summary))
+            .description(Some(format!("Roles: {roles}.")))
+            .response("default", ResponseBuilder::new().description("Problem").content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem")))));
+        if let Some(schema) = response {
+            op = op.response("200", ResponseBuilder::new().description("Success").content("application/json", Content::new(Some(Ref::from_schema_name(*schema)))));
+        }
+        if let Some(schema) = request {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new().content("application/json", Content::new(Some(Ref::from_schema_name(*schema)))).build(),
+            ));
+        }
+        for segment in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = segment.trim_matches(|c| c == '{' || c == '}');
+            op = op.parameter(ParameterBuilder::new().name(name).parameter_in(ParameterIn::Path).required(Required::True));
+        }
+        paths = paths.path(format!("/api/v1{path}"), PathItem::new(method.clone(), op));
+    }
+    // PathsBuilder merges the operations of items that share a path.
+    doc.paths = paths.build();
+    if let Some(components) = doc.components.as_mut() {
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+    }
+    doc
+}
+
+/// `GET /openapi.json` (public, so tools can discover the API).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+}

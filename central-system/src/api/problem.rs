@@ -1,0 +1,98 @@
+//! RFC 9457 problem details: every error of the HTTP surface, with a stable `code`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// An `application/problem+json` body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`about:blank` style relative names here).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Explanation for this occurrence.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `STATION_OFFLINE`.
+    pub code: String,
+    /// Extra data (field errors, the station's CALLERROR, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Value>,
+    /// Extra response headers (not serialised).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Problem {
+    /// A problem with a status, a code and a detail.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: format!("/problems/{}", code.to_ascii_lowercase().replace('_', "-")),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_string(),
+            errors: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds structured details.
+    pub fn with_errors(mut self, errors: Value) -> Problem {
+        self.errors = Some(errors);
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Problem {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    /// 400 with a field-level validation message.
+    pub fn validation(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", detail)
+    }
+
+    /// 404 for a missing resource.
+    pub fn not_found(what: &str) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
+    }
+
+    /// 500 without leaking internals (the cause is logged).
+    pub fn internal(cause: impl std::fmt::Display) -> Problem {
+        tracing::error!(error = %cause, "request failed");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "an internal error occurred")
+    }
+}
+
+impl From<crate::store::StoreError> for Problem {
+    fn from(e: crate::store::StoreError) -> Problem {
+        use crate::store::StoreError as E;
+        match e {
+            E::Conflict => Problem::new(StatusCode::CONFLICT, "ALREADY_EXISTS", "a resource with this id already exists"),
+            E::NotFound => Problem::not_found("resource"),
+            E::Database(e) => Problem::internal(e),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,157 @@
+//! Building and running the service: state, routes, listener, shutdown.
+
+use crate::api;
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::handlers::data_transfer::DataTransferHandlers;
+use crate::metrics::Metrics;
+use crate::ocpp_ws::registry::Registry;
+use crate::ocpp_ws::upgrade;
+use crate::server;
+use crate::store::writer::{BatchWriter, WriterConfig};
+use crate::store::Store;
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything request handlers and sessions share.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: Config,
+    /// Storage.
+    pub store: Store,
+    /// Meter/frame batch writer.
+    pub writer: BatchWriter,
+    /// Connected stations.
+    pub registry: Registry,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Operator token keys.
+    pub jwt: JwtKeys,
+    /// Vendor DataTransfer handlers.
+    pub data_transfer: DataTransferHandlers,
+    /// Cancelled when the service shuts down.
+    pub shutdown: CancellationToken,
+    /// Tracks connections and sessions, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+}
+
+/// Cheaply clonable shared state.
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// A built, not yet running, central system.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    writer_task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects storage, binds the listener and prepares TLS.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_with(config, DataTransferHandlers::default()).await
+    }
+
+    /// Like [`Application::build`], with vendor DataTransfer handlers.
+    pub async fn build_with(config: Config, data_transfer: DataTransferHandlers) -> anyhow::Result<Application> {
+        let store = Store::connect(&config.database_url()).await?;
+        store.mark_all_offline().await.context("resetting online flags")?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, config.tls_client_ca.as_deref())?),
+            _ => None,
+        };
+        let secret = crate::secrets::jwt_secret(&config)?;
+        let (writer, writer_task) = BatchWriter::spawn(
+            store.clone(),
+            WriterConfig {
+                flush_interval: Duration::from_millis(config.meter_flush_ms.max(1)),
+                frames_per_station: config.frame_log_size.max(1),
+                log_frames: config.frame_log,
+                ..WriterConfig::default()
+            },
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let state = AppState(Arc::new(Shared {
+            config,
+            store,
+            writer,
+            registry: Registry::default(),
+            metrics: Metrics::new(),
+            jwt: JwtKeys::new(secret.as_bytes()),
+            data_transfer,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }));
+        Ok(Application { listener, state, tls, writer_task })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.listen)
+    }
+
+    /// The shared state (tests reach the store and registry through it).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains and flushes.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { listener, state, tls, writer_task } = self;
+        let router = router(state.clone());
+        tracing::info!(
+            addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            tls = tls.is_some(),
+            backend = state.store.backend(),
+            "central system listening"
+        );
+        server::serve(
+            listener,
+            router,
+            tls,
+            state.config.max_connections,
+            state.shutdown.clone(),
+            state.tracker.clone(),
+        )
+        .await;
+        // Stop accepting, let sessions close their sockets, then commit what they queued.
+        state.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), state.tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within 10 s");
+        }
+        state.writer.flush().await;
+        drop(writer_task);
+        state.store.close().await;
+        tracing::info!("central system stopped");
+        Ok(())
+    }
+}
+
+/// All routes: OCPP endpoint, operator API, health and metrics.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ocpp/{station_id}", get(upgrade::upgrade))
+        .merge(api::health::router())
+        .nest("/api/v1", api::router())
+        .fallback(api::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,5 @@
+//! Authentication: operator JWTs, station passwords (argon2id) and HTTP Basic parsing.
+
+pub mod basic;
+pub mod jwt;
+pub mod password;

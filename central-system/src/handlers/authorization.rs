@@ -1,0 +1,146 @@
+//! Id-token authorisation rules shared by both versions.
+
+use crate::store::id_tokens::IdTokenRecord;
+use crate::store::types::Ts;
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use ocpp::model::AuthorizationStatus;
+use ocpp::Version;
+use serde_json::{json, Map, Value};
+
+/// The answer to an id token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenDecision {
+    /// Status.
+    pub status: AuthorizationStatus,
+    /// Whether the token is registered at all (2.0.1 answers unknown tokens `Unknown`).
+    pub known: bool,
+    /// Expiry to report.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Parent / group token to report.
+    pub parent: Option<String>,
+}
+
+/// Decides a token's status from its record; `concurrent` when it is in another transaction.
+pub fn decide(record: Option<&IdTokenRecord>, now: Ts, concurrent: bool) -> TokenDecision {
+    let Some(r) = record else {
+        return TokenDecision { status: AuthorizationStatus::Invalid, known: false, expires_at: None, parent: None };
+    };
+    let expired = r.expires_at.is_some_and(|e| e <= now);
+    let stored = AuthorizationStatus::parse(&r.status).unwrap_or(AuthorizationStatus::Invalid);
+    let status = match stored {
+        AuthorizationStatus::Accepted if expired => AuthorizationStatus::Expired,
+        AuthorizationStatus::Accepted if concurrent => AuthorizationStatus::ConcurrentTx,
+        other => other,
+    };
+    TokenDecision {
+        status,
+        known: true,
+        expires_at: r.expires_at.map(Ts::to_datetime),
+        parent: r.parent_id_token.clone(),
+    }
+}
+
+/// Looks a token up and decides; `concurrency` names a transaction to ignore when checking
+/// whether the token is already charging (`Some(None)` checks against every transaction).
+pub async fn authorize(
+    store: &Store,
+    token: &str,
+    now: Ts,
+    concurrency: Option<Option<(String, i64)>>,
+) -> Result<TokenDecision, StoreError> {
+    let record = store.id_token(token).await?;
+    let concurrent = match (&record, concurrency) {
+        (Some(_), Some(except)) => match store.active_transaction_of_token(token).await? {
+            Some(active) => except.as_ref() != Some(&active),
+            None => false,
+        },
+        _ => false,
+    };
+    Ok(decide(record.as_ref(), now, concurrent))
+}
+
+impl TokenDecision {
+    /// The 1.6 `idTagInfo` object.
+    pub fn id_tag_info(&self) -> Value {
+        let mut info = Map::new();
+        info.insert("status".into(), json!(self.status.as_str()));
+        if let Some(e) = self.expires_at {
+            info.insert("expiryDate".into(), json!(super::rfc3339(e)));
+        }
+        if let Some(p) = &self.parent {
+            info.insert("parentIdTag".into(), json!(p));
+        }
+        Value::Object(info)
+    }
+
+    /// The 2.0.1 `idTokenInfo` object.
+    pub fn id_token_info(&self) -> Value {
+        let status = if self.known { self.status.as_str() } else { "Unknown" };
+        let mut info = Map::new();
+        info.insert("status".into(), json!(status));
+        if let Some(e) = self.expires_at {
+            info.insert("cacheExpiryDateTime".into(), json!(super::rfc3339(e)));
+        }
+        if let Some(p) = &self.parent {
+            info.insert("groupIdToken".into(), json!({"idToken": p, "type": "Central"}));
+        }
+        Value::Object(info)
+    }
+
+    /// The version's token-info object.
+    pub fn info(&self, version: Version) -> Value {
+        match version {
+            Version::V16 => self.id_tag_info(),
+            Version::V201 => self.id_token_info(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: &str, expires_at: Option<i64>) -> IdTokenRecord {
+        IdTokenRecord {
+            id_token: "T".into(),
+            token_type: "ISO14443".into(),
+            status: status.into(),
+            expires_at: expires_at.map(Ts),
+            parent_id_token: Some("GROUP".into()),
+            created_at: Ts(0),
+            updated_at: Ts(0),
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        use AuthorizationStatus::*;
+        let now = Ts(1_000);
+        let table = [
+            (None, false, Invalid, false),
+            (Some(record("Accepted", None)), false, Accepted, true),
+            (Some(record("Accepted", Some(2_000))), false, Accepted, true),
+            (Some(record("Accepted", Some(1_000))), false, Expired, true),
+            (Some(record("Accepted", None)), true, ConcurrentTx, true),
+            (Some(record("Blocked", None)), true, Blocked, true),
+            (Some(record("Expired", None)), false, Expired, true),
+            (Some(record("Invalid", None)), false, Invalid, true),
+        ];
+        for (rec, concurrent, status, known) in table {
+            let d = decide(rec.as_ref(), now, concurrent);
+            assert_eq!((d.status, d.known), (status, known), "{rec:?} concurrent={concurrent}");
+        }
+    }
+
+    #[test]
+    fn wire_objects() {
+        let d = decide(Some(&record("Accepted", Some(2_000))), Ts(1_000), false);
+        assert_eq!(d.id_tag_info()["parentIdTag"], "GROUP");
+        assert_eq!(d.id_tag_info()["expiryDate"], "1970-01-01T00:00:02.000Z");
+        assert_eq!(d.id_token_info()["groupIdToken"]["idToken"], "GROUP");
+        let unknown = decide(None, Ts(0), false);
+        assert_eq!(unknown.id_tag_info()["status"], "Invalid");
+        assert_eq!(unknown.id_token_info()["status"], "Unknown");
+    }
+}

@@ -1,0 +1,116 @@
+//! Handlers of charger-initiated CALLs, one module per version, sharing the rules in
+//! [`authorization`] and the storage helpers here.
+
+pub mod authorization;
+pub mod data_transfer;
+pub mod v16;
+pub mod v201;
+
+use crate::app::AppState;
+use crate::store::meter_values::MeterRow;
+use crate::store::types::Ts;
+use crate::store::StoreError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use ocpp::catalogue;
+use ocpp::model::{Location, Sample};
+use ocpp::schema::{self, Direction};
+use ocpp::{Call, Fault, Version, Violation};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What a handler knows about the connection it serves.
+pub struct Ctx<'a> {
+    /// Shared service state.
+    pub state: &'a AppState,
+    /// The station on the other end.
+    pub station_id: &'a Arc<str>,
+    /// Its protocol version.
+    pub version: Version,
+    /// Registration status as of the last boot (`Accepted`, `Pending`, `Rejected`).
+    pub registration: &'a mut String,
+    /// The CSMS clock at receipt.
+    pub now: DateTime<Utc>,
+}
+
+impl Ctx<'_> {
+    /// `now` as stored.
+    pub fn now_ts(&self) -> Ts {
+        Ts::from_datetime(self.now)
+    }
+
+    /// Stores the payload as received (for messages whose content is kept, not interpreted).
+    pub async fn keep(&self, action: &str, payload: &Value) -> Result<(), Violation> {
+        self.state
+            .store
+            .insert_station_message(self.station_id, action, &payload.to_string(), self.now_ts())
+            .await
+            .map_err(internal)
+    }
+
+    /// Queues readings for the batch writer.
+    pub async fn queue_samples(&self, location: Location, transaction_id: Option<i64>, samples: Vec<Sample>) {
+        let rows: Vec<MeterRow> = samples
+            .into_iter()
+            .map(|sample| MeterRow {
+                station_id: self.station_id.clone(),
+                transaction_id,
+                evse_id: i64::from(location.evse_id),
+                connector_id: i64::from(location.connector_id),
+                sample,
+            })
+            .collect();
+        self.state.writer.meter(rows).await;
+    }
+}
+
+/// Answers one CALL: checks direction and state, validates, and runs the version's handler.
+pub async fn dispatch(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> {
+    let Some(initiator) = catalogue::initiator(ctx.version, &call.action) else {
+        return Err(Violation::new(
+            Fault::NotImplemented,
+            format!("{} is not an OCPP {} action", call.action, ctx.version),
+        ));
+    };
+    if !initiator.station_may_send() {
+        return Err(Violation::new(
+            Fault::NotSupported,
+            format!("{} is sent by the central system, not by a charger", call.action),
+        ));
+    }
+    if ctx.registration.as_str() != "Accepted" && call.action != "BootNotification" {
+        // Both versions forbid other requests until the boot is accepted.
+        return Err(Violation::new(
+            Fault::Security,
+            format!("boot not accepted (registration {}): only BootNotification is allowed", ctx.registration),
+        ));
+    }
+    schema::validate(ctx.version, &call.action, Direction::Request, &call.payload)?;
+    let response = match ctx.version {
+        Version::V16 => v16::handle(ctx, call).await?,
+        Version::V201 => v201::handle(ctx, call).await?,
+    };
+    if cfg!(debug_assertions) {
+        // Our own answers must satisfy the official schemas; checked in every test build.
+        if let Err(v) = schema::validate(ctx.version, &call.action, Direction::Response, &response) {
+            tracing::error!(action = %call.action, violation = %v, "central system built an invalid response");
+        }
+    }
+    Ok(response)
+}
+
+/// Deserialises a validated payload into its typed form.
+pub fn typed<T: DeserializeOwned>(payload: &Value) -> Result<T, Violation> {
+    T::deserialize(payload).map_err(|e| Violation::new(Fault::TypeConstraint, format!("payload does not fit the message type: {e}")))
+}
+
+/// A storage failure becomes InternalError for the charger and an error log for us.
+pub fn internal(e: StoreError) -> Violation {
+    tracing::error!(error = %e, "storage failed while handling a charger message");
+    Violation::new(Fault::Internal, "the central system could not store the message; retry later")
+}
+
+/// An RFC 3339 timestamp as OCPP writes them.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}

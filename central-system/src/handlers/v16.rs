@@ -1,0 +1,144 @@
+//! OCPP 1.6J charger-initiated messages (core profile, firmware management, security extension).
+
+use super::authorization::authorize;
+use super::{internal, rfc3339, typed, Ctx};
+use crate::store::types::Ts;
+use ocpp::messages::v16::messages as m;
+use ocpp::model::{from_v16, Location};
+use ocpp::{Call, Violation};
+use serde_json::{json, Value};
+
+/// Handles one validated 1.6 CALL.
+pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> {
+    let p = &call.payload;
+    match call.action.as_str() {
+        "BootNotification" => boot(ctx, typed(p)?).await,
+        "Heartbeat" => {
+            ctx.state.store.touch_station(ctx.station_id, ctx.now_ts()).await.map_err(internal)?;
+            Ok(json!({ "currentTime": rfc3339(ctx.now) }))
+        }
+        "StatusNotification" => {
+            let req: m::status_notification::StatusNotificationRequest = typed(p)?;
+            let change = from_v16::status(&req, ctx.now);
+            ctx.state.store.record_status(ctx.station_id, &change).await.map_err(internal)?;
+            Ok(json!({}))
+        }
+        "Authorize" => {
+            let req: m::authorize::AuthorizeRequest = typed(p)?;
+            let token = from_v16::authorize(&req);
+            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None).await.map_err(internal)?;
+            Ok(json!({ "idTagInfo": decision.id_tag_info() }))
+        }
+        "StartTransaction" => start_transaction(ctx, typed(p)?).await,
+        "StopTransaction" => stop_transaction(ctx, typed(p)?).await,
+        "MeterValues" => {
+            let req: m::meter_values::MeterValuesRequest = typed(p)?;
+            let report = from_v16::meter_values(&req)?;
+            let tx = match req.transaction_id {
+                Some(id) if ctx.state.store.transaction_belongs(ctx.station_id, i64::from(id)).await.map_err(internal)? => {
+                    Some(i64::from(id))
+                }
+                _ => None,
+            };
+            ctx.queue_samples(report.location, tx, report.samples).await;
+            Ok(json!({}))
+        }
+        "DataTransfer" => {
+            ctx.keep(&call.action, p).await?;
+            let vendor = p.get("vendorId").and_then(Value::as_str).unwrap_or_default();
+            Ok(ctx.state.data_transfer.handle(ctx.station_id, vendor, p))
+        }
+        "SignCertificate" => {
+            // No certificate authority is configured for station certificates yet.
+            ctx.keep(&call.action, p).await?;
+            Ok(json!({ "status": "Rejected" }))
+        }
+        // Notifications kept as received: firmware, diagnostics, log and security events.
+        _ => {
+            ctx.keep(&call.action, p).await?;
+            Ok(json!({}))
+        }
+    }
+}
+
+async fn boot(ctx: &mut Ctx<'_>, req: m::boot_notification::BootNotificationRequest) -> Result<Value, Violation> {
+    let info = from_v16::boot(&req);
+    let store = &ctx.state.store;
+    store.record_boot(ctx.station_id, &info, ctx.now_ts()).await.map_err(internal)?;
+    let status = store
+        .station_auth(ctx.station_id)
+        .await
+        .map_err(internal)?
+        .map_or_else(|| "Rejected".to_string(), |a| a.registration_status);
+    let interval = if status == "Accepted" {
+        ctx.state.config.heartbeat_interval
+    } else {
+        ctx.state.config.boot_retry_interval
+    };
+    *ctx.registration = status.clone();
+    Ok(json!({ "status": status, "currentTime": rfc3339(ctx.now), "interval": interval }))
+}
+
+/// The replay key of a 1.6 start: a resent StartTransaction repeats all of these exactly.
+fn replay_key(req: &m::start_transaction::StartTransactionRequest) -> String {
+    format!(
+        "v16|{}|{}|{}|{}",
+        req.connector_id,
+        req.timestamp.timestamp_millis(),
+        req.id_tag,
+        req.meter_start
+    )
+}
+
+async fn start_transaction(
+    ctx: &mut Ctx<'_>,
+    req: m::start_transaction::StartTransactionRequest,
+) -> Result<Value, Violation> {
+    let store = &ctx.state.store;
+    let key = replay_key(&req);
+    let start = from_v16::start_transaction(&req);
+    let existing = store.transaction_id(ctx.station_id, &key).await.map_err(internal)?;
+    // A replayed start must not be refused as concurrent with itself.
+    let except = existing.map(|id| (ctx.station_id.to_string(), id));
+    let decision = authorize(store, &req.id_tag, ctx.now_ts(), Some(except)).await.map_err(internal)?;
+    let (id, _created) = store
+        .start_transaction(ctx.station_id, &key, &start, ctx.now_ts())
+        .await
+        .map_err(internal)?;
+    ctx.queue_samples(start.location, Some(id), start.samples).await;
+    let Ok(transaction_id) = i32::try_from(id) else {
+        return Err(Violation::new(ocpp::Fault::Internal, "transaction id space exhausted"));
+    };
+    Ok(json!({ "transactionId": transaction_id, "idTagInfo": decision.id_tag_info() }))
+}
+
+async fn stop_transaction(
+    ctx: &mut Ctx<'_>,
+    req: m::stop_transaction::StopTransactionRequest,
+) -> Result<Value, Violation> {
+    let store = &ctx.state.store;
+    let ended = from_v16::stop_transaction(&req)?;
+    let id = store
+        .end_transaction(ctx.station_id, &ended, Some(i64::from(req.transaction_id)), ctx.now_ts())
+        .await
+        .map_err(internal)?;
+    let location = match id {
+        Some(id) => store
+            .transaction(id)
+            .await
+            .map_err(internal)?
+            .map(|t| Location { evse_id: t.evse_id.try_into().unwrap_or(0), connector_id: t.connector_id.try_into().unwrap_or(0) }),
+        None => {
+            // 1.6 says to answer anyway: the charger must be able to delete the message from its queue.
+            tracing::warn!(station = %ctx.station_id, transaction = req.transaction_id, "StopTransaction for an unknown transaction");
+            None
+        }
+    };
+    ctx.queue_samples(location.unwrap_or(Location::STATION), id, ended.samples).await;
+    let mut response = json!({});
+    if let Some(tag) = &req.id_tag {
+        let decision = authorize(store, tag, Ts::from_datetime(ctx.now), None).await.map_err(internal)?;
+        response["idTagInfo"] = decision.id_tag_info();
+    }
+    Ok(response)
+}

@@ -1,0 +1,197 @@
+//! OCPP 2.0.1 charger-initiated messages.
+
+use super::authorization::authorize;
+use super::{internal, rfc3339, typed, Ctx};
+use crate::store::messages::DeviceVariable;
+use crate::store::types::Ts;
+use ocpp::messages::v201::messages as m;
+use ocpp::model::{from_v201, Location, StationEvent};
+use ocpp::{Call, Violation};
+use serde_json::{json, Value};
+
+/// Handles one validated 2.0.1 CALL.
+pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> {
+    let p = &call.payload;
+    match call.action.as_str() {
+        "BootNotification" => boot(ctx, typed(p)?).await,
+        "Heartbeat" => {
+            ctx.state.store.touch_station(ctx.station_id, ctx.now_ts()).await.map_err(internal)?;
+            Ok(json!({ "currentTime": rfc3339(ctx.now) }))
+        }
+        "StatusNotification" => {
+            let req: m::status_notification::StatusNotificationRequest = typed(p)?;
+            let change = from_v201::status(&req)?;
+            ctx.state.store.record_status(ctx.station_id, &change).await.map_err(internal)?;
+            Ok(json!({}))
+        }
+        "Authorize" => {
+            let req: m::authorize::AuthorizeRequest = typed(p)?;
+            let token = from_v201::id_token(&req.id_token);
+            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None).await.map_err(internal)?;
+            Ok(json!({ "idTokenInfo": decision.id_token_info() }))
+        }
+        "TransactionEvent" => transaction_event(ctx, typed(p)?).await,
+        "MeterValues" => {
+            let req: m::meter_values::MeterValuesRequest = typed(p)?;
+            let report = from_v201::meter_values(&req)?;
+            ctx.queue_samples(report.location, None, report.samples).await;
+            Ok(json!({}))
+        }
+        "DataTransfer" => {
+            ctx.keep(&call.action, p).await?;
+            let vendor = p.get("vendorId").and_then(Value::as_str).unwrap_or_default();
+            Ok(ctx.state.data_transfer.handle(ctx.station_id, vendor, p))
+        }
+        "NotifyReport" => {
+            ctx.keep(&call.action, p).await?;
+            let vars = device_variables(p, ctx.now_ts());
+            ctx.state.store.upsert_device_variables(ctx.station_id, &vars).await.map_err(internal)?;
+            Ok(json!({}))
+        }
+        "ReservationStatusUpdate" => {
+            ctx.keep(&call.action, p).await?;
+            let req: m::reservation_status_update::ReservationStatusUpdateRequest = typed(p)?;
+            let update = from_v201::reservation_status(&req);
+            ctx.state
+                .store
+                .set_reservation_status(ctx.station_id, i64::from(update.reservation_id), &update.status, ctx.now_ts())
+                .await
+                .map_err(internal)?;
+            Ok(json!({}))
+        }
+        // Requests whose response has required fields: answer what a CSMS without the feature
+        // (ISO 15118 certificates, smart-charging negotiation) can truthfully say.
+        "SignCertificate" => keep_and(ctx, call, json!({ "status": "Rejected" })).await,
+        "Get15118EVCertificate" => keep_and(ctx, call, json!({ "status": "Failed", "exiResponse": "" })).await,
+        "GetCertificateStatus" => keep_and(ctx, call, json!({ "status": "Failed" })).await,
+        "NotifyEVChargingNeeds" => keep_and(ctx, call, json!({ "status": "Rejected" })).await,
+        "NotifyEVChargingSchedule" => keep_and(ctx, call, json!({ "status": "Accepted" })).await,
+        // Everything else (NotifyEvent, SecurityEventNotification, firmware/log status, charging
+        // limits, display messages, monitoring and customer information reports) is kept.
+        _ => keep_and(ctx, call, json!({})).await,
+    }
+}
+
+async fn keep_and(ctx: &Ctx<'_>, call: &Call, response: Value) -> Result<Value, Violation> {
+    ctx.keep(&call.action, &call.payload).await?;
+    Ok(response)
+}
+
+async fn boot(ctx: &mut Ctx<'_>, req: m::boot_notification::BootNotificationRequest) -> Result<Value, Violation> {
+    let info = from_v201::boot(&req);
+    let store = &ctx.state.store;
+    store.record_boot(ctx.station_id, &info, ctx.now_ts()).await.map_err(internal)?;
+    let status = store
+        .station_auth(ctx.station_id)
+        .await
+        .map_err(internal)?
+        .map_or_else(|| "Rejected".to_string(), |a| a.registration_status);
+    let interval = if status == "Accepted" {
+        ctx.state.config.heartbeat_interval
+    } else {
+        ctx.state.config.boot_retry_interval
+    };
+    *ctx.registration = status.clone();
+    Ok(json!({ "status": status, "currentTime": rfc3339(ctx.now), "interval": interval }))
+}
+
+async fn transaction_event(
+    ctx: &mut Ctx<'_>,
+    req: m::transaction_event::TransactionEventRequest,
+) -> Result<Value, Violation> {
+    let store = &ctx.state.store;
+    let now = ctx.now_ts();
+    let station_tx_id = req.transaction_info.transaction_id.clone();
+    let token = req.id_token.as_ref().map(from_v201::id_token);
+    let event = from_v201::transaction_event(&req)?;
+    let (id, location, samples) = match event {
+        StationEvent::TransactionStarted(start) => {
+            let (id, _) = store.start_transaction(ctx.station_id, &station_tx_id, &start, now).await.map_err(internal)?;
+            (id, start.location, start.samples)
+        }
+        StationEvent::TransactionUpdated(update) => {
+            let id = store.update_transaction(ctx.station_id, &update, now).await.map_err(internal)?;
+            (id, update.location.unwrap_or(Location::STATION), update.samples)
+        }
+        StationEvent::TransactionEnded(ended) => {
+            let id = store
+                .end_transaction(ctx.station_id, &ended, None, now)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| internal(crate::store::StoreError::NotFound))?;
+            (id, ended.location.unwrap_or(Location::STATION), ended.samples)
+        }
+        _ => return Err(Violation::new(ocpp::Fault::Internal, "unexpected transaction event conversion")),
+    };
+    let location = if location == Location::STATION {
+        // Later events may omit the EVSE: file their readings under the transaction's EVSE.
+        match store.transaction(id).await.map_err(internal)? {
+            Some(t) => Location { evse_id: t.evse_id.try_into().unwrap_or(0), connector_id: t.connector_id.try_into().unwrap_or(0) },
+            None => location,
+        }
+    } else {
+        location
+    };
+    ctx.queue_samples(location, Some(id), samples).await;
+    let mut response = json!({});
+    if let Some(token) = token {
+        let except = Some((ctx.station_id.to_string(), id));
+        let decision = authorize(store, &token.value, Ts::from_datetime(ctx.now), Some(except)).await.map_err(internal)?;
+        response["idTokenInfo"] = decision.id_token_info();
+    }
+    Ok(response)
+}
+
+/// Flattens NotifyReport's reportData into device-model rows (one per attribute).
+fn device_variables(payload: &Value, now: Ts) -> Vec<DeviceVariable> {
+    let mut out = Vec::new();
+    let Some(items) = payload.get("reportData").and_then(Value::as_array) else {
+        return out;
+    };
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    for item in items {
+        let component = &item["component"];
+        let variable = &item["variable"];
+        let characteristics = &item["variableCharacteristics"];
+        let evse = &component["evse"];
+        for attr in item["variableAttribute"].as_array().into_iter().flatten() {
+            out.push(DeviceVariable {
+                component: text(component, "name").unwrap_or_default(),
+                component_instance: text(component, "instance").unwrap_or_default(),
+                evse_id: evse.get("id").and_then(Value::as_i64).unwrap_or(0),
+                connector_id: evse.get("connectorId").and_then(Value::as_i64).unwrap_or(0),
+                variable: text(variable, "name").unwrap_or_default(),
+                variable_instance: text(variable, "instance").unwrap_or_default(),
+                attribute_type: text(attr, "type").unwrap_or_else(|| "Actual".into()),
+                value: text(attr, "value"),
+                mutability: text(attr, "mutability"),
+                data_type: text(characteristics, "dataType"),
+                unit: text(characteristics, "unit"),
+                updated_at: now,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flattens_report_data() {
+        let payload = json!({"requestId": 1, "generatedAt": "2024-01-01T00:00:00Z", "seqNo": 0, "reportData": [
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
+             "variableAttribute": [{"type": "Actual", "value": "300", "mutability": "ReadWrite"}, {"type": "MaxSet", "value": "3600"}],
+             "variableCharacteristics": {"dataType": "integer", "unit": "s", "supportsMonitoring": false}},
+            {"component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}}, "variable": {"name": "Available"},
+             "variableAttribute": [{"value": "true"}]}
+        ]});
+        let vars = device_variables(&payload, Ts(5));
+        assert_eq!(vars.len(), 3);
+        assert_eq!((vars[0].component.as_str(), vars[0].variable.as_str(), vars[0].value.as_deref()), ("OCPPCommCtrlr", "HeartbeatInterval", Some("300")));
+        assert_eq!(vars[1].attribute_type, "MaxSet");
+        assert_eq!(vars[1].unit.as_deref(), Some("s"));
+        assert_eq!((vars[2].evse_id, vars[2].connector_id, vars[2].attribute_type.as_str()), (1, 1, "Actual"));
+    }
+}

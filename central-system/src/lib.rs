@@ -1,0 +1,68 @@
+//! # central-system: the OCPP 1.6J / 2.0.1 CSMS
+//!
+//! ## Layout
+//! - [`config`]: flags and environment variables.
+//! - [`app`]: builds the state and routes, runs until stopped, drains on shutdown.
+//! - [`server`]: the TCP/TLS accept loop with a connection limit; [`tls`] builds rustls configs.
+//! - [`ocpp_ws`]: the `/ocpp/{stationId}` upgrade (subprotocol, authentication), one session
+//!   task per charger, the registry of connected stations and outbound command dispatch.
+//! - [`handlers`]: what each charger-initiated message does, per version.
+//! - [`store`]: one query path over SQLite and PostgreSQL, plus the meter/frame batch writer.
+//! - [`api`]: the operator REST API, health and metrics endpoints, OpenAPI document.
+//! - [`auth`]: operator JWTs, station passwords, Basic-auth parsing.
+//! - [`metrics`]: Prometheus metrics.
+//!
+//! The flow of a charger message: socket text -> [`ocpp::Frame::parse`] -> direction and
+//! boot-state checks -> [`ocpp::schema::validate`] -> typed payload -> version-neutral model ->
+//! storage (readings through the batch writer) -> CALLRESULT, or a CALLERROR whose code the
+//! connection's version defines.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod handlers;
+pub mod metrics;
+pub mod ocpp_ws;
+pub mod secrets;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+
+pub use app::{AppState, Application};
+pub use config::Config;
+
+/// Runs the service until Ctrl-C or SIGTERM, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    let shutdown = app.state().shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        shutdown.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

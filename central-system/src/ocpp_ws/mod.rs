@@ -1,0 +1,7 @@
+//! The OCPP WebSocket endpoint: upgrade and authentication, per-station sessions and the
+//! registry through which commands reach them.
+
+pub mod commands;
+pub mod registry;
+pub mod session;
+pub mod upgrade;

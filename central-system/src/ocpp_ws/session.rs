@@ -1,0 +1,326 @@
+//! One charger's WebSocket session: reads frames, answers CALLs, sends the central system's
+//! calls one at a time, and keeps the connection alive.
+//!
+//! A single task owns the socket. Inbound CALLs are handled one after another (OCPP allows a
+//! charger one outstanding CALL), outbound calls wait in a queue while one is in flight (the
+//! spec allows one per direction), and each has a deadline after which its caller gets
+//! [`CallFailure::Timeout`]. The session ends when the charger closes, stays silent for two
+//! ping intervals, is replaced by a newer connection of the same station, or the server shuts
+//! down (close code 1001).
+
+use super::registry::{CallFailure, CallOutcome, OutboundCall, SessionCommand, SessionHandle};
+use crate::app::AppState;
+use crate::handlers::{self, Ctx};
+use crate::metrics::{ActionLabels, ErrorLabels, MessageLabels};
+use crate::store::frames::FrameRow;
+use crate::store::types::Ts;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chrono::Utc;
+use ocpp::frame::{Call, CallError, CallResult, Frame};
+use ocpp::{Fault, Version, Violation};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What the upgrade handler learned about the connection.
+#[derive(Debug, Clone)]
+pub struct SessionInit {
+    /// Station id from the URL.
+    pub station_id: Arc<str>,
+    /// Negotiated version.
+    pub version: Version,
+    /// Registration status at connection time.
+    pub registration: String,
+}
+
+struct InFlight {
+    id: String,
+    action: String,
+    deadline: Instant,
+    reply: tokio::sync::oneshot::Sender<Result<CallOutcome, CallFailure>>,
+}
+
+struct Session {
+    state: AppState,
+    station_id: Arc<str>,
+    version: Version,
+    registration: String,
+    in_flight: Option<InFlight>,
+    queue: VecDeque<OutboundCall>,
+    next_id: u64,
+}
+
+/// Why the loop ended, for the log.
+#[derive(Debug)]
+enum End {
+    ClosedByStation,
+    Replaced,
+    Silent,
+    Shutdown,
+    SocketError,
+}
+
+/// Runs a session until the connection ends.
+pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
+    let conn_id = state.registry.next_conn_id();
+    let (tx, mut commands) = mpsc::channel(64);
+    let handle = SessionHandle { conn_id, version: init.version, tx };
+    if let Some(old) = state.registry.insert(init.station_id.clone(), handle) {
+        // The old socket may be half-dead; it closes itself when it reads this.
+        let _ = old.tx.try_send(SessionCommand::Replace);
+    } else {
+        state.metrics.connected_stations.inc();
+    }
+    if let Err(e) = state.store.set_connected(&init.station_id, init.version, Ts::now()).await {
+        tracing::error!(station = %init.station_id, error = %e, "could not record the connection");
+    }
+    tracing::info!(station = %init.station_id, version = %init.version, conn_id, "station connected");
+
+    let mut session = Session {
+        state: state.clone(),
+        station_id: init.station_id.clone(),
+        version: init.version,
+        registration: init.registration,
+        in_flight: None,
+        queue: VecDeque::new(),
+        next_id: 0,
+    };
+    let ping_every = state.config.ping_interval();
+    let mut ping = tokio::time::interval(ping_every.unwrap_or(Duration::from_secs(3600)));
+    ping.reset();
+    let mut last_heard = Instant::now();
+    let mut commands_open = true;
+    let shutdown = state.shutdown.clone();
+
+    let end = loop {
+        let deadline = session.in_flight.as_ref().map(|f| f.deadline);
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                close(&mut socket, 1001, "central system shutting down").await;
+                break End::Shutdown;
+            }
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    if session.on_text(&mut socket, text.as_str()).await.is_err() {
+                        break End::SocketError;
+                    }
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    last_heard = Instant::now();
+                    // OCPP-J is text only; a binary frame is answered like malformed text.
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    if session.on_text(&mut socket, &text).await.is_err() {
+                        break End::SocketError;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(Message::Close(_))) | None => break End::ClosedByStation,
+                Some(Err(e)) => {
+                    tracing::debug!(station = %session.station_id, error = %e, "socket error");
+                    break End::SocketError;
+                }
+            },
+            cmd = commands.recv(), if commands_open => match cmd {
+                Some(SessionCommand::Call(call)) => session.queue.push_back(call),
+                Some(SessionCommand::Replace) => {
+                    close(&mut socket, 1000, "replaced by a new connection").await;
+                    break End::Replaced;
+                }
+                None => commands_open = false,
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                if let Some(f) = session.in_flight.take() {
+                    tracing::warn!(station = %session.station_id, action = %f.action, id = %f.id, "call timed out");
+                    let _ = f.reply.send(Err(CallFailure::Timeout));
+                }
+            }
+            _ = ping.tick(), if ping_every.is_some() => {
+                let every = ping_every.unwrap_or_default();
+                if last_heard.elapsed() > every * 2 {
+                    close(&mut socket, 1001, "no answer to pings").await;
+                    break End::Silent;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break End::SocketError;
+                }
+            }
+        }
+        if session.pump(&mut socket).await.is_err() {
+            break End::SocketError;
+        }
+    };
+
+    // Whoever waits for an answer learns that none will come.
+    if let Some(f) = session.in_flight.take() {
+        let _ = f.reply.send(Err(CallFailure::Disconnected));
+    }
+    for queued in session.queue.drain(..) {
+        let _ = queued.reply.send(Err(CallFailure::Disconnected));
+    }
+    commands.close();
+    while let Ok(cmd) = commands.try_recv() {
+        if let SessionCommand::Call(c) = cmd {
+            let _ = c.reply.send(Err(CallFailure::Disconnected));
+        }
+    }
+    if state.registry.remove(&init.station_id, conn_id) {
+        state.metrics.connected_stations.dec();
+        if let Err(e) = state.store.set_disconnected(&init.station_id, Ts::now()).await {
+            tracing::error!(station = %init.station_id, error = %e, "could not record the disconnection");
+        }
+    }
+    tracing::info!(station = %init.station_id, conn_id, reason = ?end, "station disconnected");
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+impl Session {
+    fn log_frame(&self, direction: &'static str, text: &str) {
+        self.state.writer.frame(FrameRow {
+            station_id: self.station_id.clone(),
+            at: Ts::now(),
+            direction,
+            frame: text.to_string(),
+        });
+    }
+
+    async fn send_text(&self, socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {
+        self.log_frame("out", &text);
+        socket.send(Message::Text(text.into())).await
+    }
+
+    async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), axum::Error> {
+        self.log_frame("in", text);
+        let frame = match Frame::parse(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                if e.is_response {
+                    tracing::warn!(station = %self.station_id, error = %e.violation, "malformed response ignored");
+                    return Ok(());
+                }
+                tracing::warn!(station = %self.station_id, error = %e.violation, "malformed frame");
+                return self.send_error(socket, e.to_call_error(self.version), "unknown").await;
+            }
+        };
+        match frame {
+            Frame::Call(call) => self.on_call(socket, call, text.len()).await,
+            Frame::CallResult(r) => {
+                self.on_response(r.id.clone(), CallOutcome::Result(r.payload), None);
+                Ok(())
+            }
+            Frame::CallError(e) => {
+                self.on_response(
+                    e.id.clone(),
+                    CallOutcome::Error { code: e.code.clone(), description: e.description, details: e.details },
+                    Some(e.code),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_call(&mut self, socket: &mut WebSocket, call: Call, size: usize) -> Result<(), axum::Error> {
+        let started = std::time::Instant::now();
+        let metrics = &self.state.metrics;
+        metrics
+            .messages
+            .get_or_create(&MessageLabels { action: call.action.clone(), direction: "in", kind: "call" })
+            .inc();
+        let result = if size > self.state.config.max_frame_bytes {
+            Err(Violation::new(
+                Fault::Generic,
+                format!("frame of {size} bytes exceeds the limit of {} bytes", self.state.config.max_frame_bytes),
+            ))
+        } else {
+            let mut ctx = Ctx {
+                state: &self.state,
+                station_id: &self.station_id,
+                version: self.version,
+                registration: &mut self.registration,
+                now: Utc::now(),
+            };
+            handlers::dispatch(&mut ctx, &call).await
+        };
+        let sent = match result {
+            Ok(payload) => {
+                let text = Frame::CallResult(CallResult { id: call.id, payload }).to_text();
+                self.send_text(socket, text).await
+            }
+            Err(violation) => {
+                tracing::info!(station = %self.station_id, action = %call.action, error = %violation, "CALL refused");
+                let error = CallError::from_violation(Some(&call.id), &violation, self.version);
+                self.send_error(socket, error, &call.action).await
+            }
+        };
+        self.state
+            .metrics
+            .handling_seconds
+            .get_or_create(&ActionLabels { action: call.action })
+            .observe(started.elapsed().as_secs_f64());
+        sent
+    }
+
+    async fn send_error(&self, socket: &mut WebSocket, error: CallError, action: &str) -> Result<(), axum::Error> {
+        let metrics = &self.state.metrics;
+        metrics.call_errors.get_or_create(&ErrorLabels { code: error.code.clone(), direction: "sent" }).inc();
+        metrics
+            .messages
+            .get_or_create(&MessageLabels { action: action.to_string(), direction: "out", kind: "error" })
+            .inc();
+        self.send_text(socket, Frame::CallError(error).to_text()).await
+    }
+
+    fn on_response(&mut self, id: String, outcome: CallOutcome, error_code: Option<String>) {
+        match self.in_flight.take() {
+            Some(f) if f.id == id => {
+                let kind = if error_code.is_some() { "error" } else { "result" };
+                self.state
+                    .metrics
+                    .messages
+                    .get_or_create(&MessageLabels { action: f.action.clone(), direction: "in", kind })
+                    .inc();
+                if let Some(code) = error_code {
+                    self.state.metrics.call_errors.get_or_create(&ErrorLabels { code, direction: "received" }).inc();
+                }
+                let _ = f.reply.send(Ok(outcome));
+            }
+            other => {
+                self.in_flight = other;
+                // Late answers to timed-out calls land here too; they are logged, never answered.
+                tracing::warn!(station = %self.station_id, id = %id, "response to an unknown message id ignored");
+            }
+        }
+    }
+
+    /// Sends the next queued call when none is in flight.
+    async fn pump(&mut self, socket: &mut WebSocket) -> Result<(), axum::Error> {
+        while self.in_flight.is_none() {
+            let Some(call) = self.queue.pop_front() else { return Ok(()) };
+            if call.reply.is_closed() {
+                continue;
+            }
+            self.next_id += 1;
+            let id = format!("cs-{}", self.next_id);
+            let text = Frame::Call(Call { id: id.clone(), action: call.action.clone(), payload: call.payload }).to_text();
+            self.state
+                .metrics
+                .messages
+                .get_or_create(&MessageLabels { action: call.action.clone(), direction: "out", kind: "call" })
+                .inc();
+            self.send_text(socket, text).await?;
+            self.in_flight = Some(InFlight {
+                id,
+                action: call.action,
+                deadline: Instant::now() + self.state.config.call_timeout(),
+                reply: call.reply,
+            });
+        }
+        Ok(())
+    }
+}

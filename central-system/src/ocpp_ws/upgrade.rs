@@ -1,0 +1,167 @@
+//! The WebSocket upgrade at `/ocpp/{stationId}`: station id, subprotocol and authentication.
+//!
+//! Refusals happen here, before the upgrade, with a plain HTTP status the charger's logs show:
+//! 400 for a bad id or no common subprotocol, 401 for missing or wrong credentials, 403 for a
+//! client certificate issued to another station, 404 for an unknown station under the
+//! `reject` policy.
+
+use super::session::{self, SessionInit};
+use crate::api::problem::Problem;
+use crate::app::AppState;
+use crate::auth::{basic, password};
+use crate::config::UnknownStations;
+use crate::server::{ConnectionPermit, PeerIdentity};
+use crate::store::types::Ts;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use ocpp::Version;
+use std::sync::Arc;
+
+/// Longest station id (OCPP 2.0.1 limits the identity to 48 characters).
+pub const MAX_STATION_ID_LEN: usize = 48;
+
+/// Checks a station id: 1 to 48 characters from RFC 3986's unreserved set plus the few
+/// OCPP 2.0.1 allows (`*-_=:+|@.`).
+pub fn valid_station_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_STATION_ID_LEN
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~*=:+|@".contains(c))
+}
+
+/// Handles `GET /ocpp/{stationId}`.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(station_id): Path<String>,
+    peer: Option<Extension<PeerIdentity>>,
+    permit: Option<Extension<ConnectionPermit>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match prepare(&state, &station_id, peer.map(|Extension(p)| p), &headers).await {
+        Ok((version, registration)) => {
+            let ws = match ws {
+                Ok(ws) => ws,
+                Err(rejection) => {
+                    return Problem::new(StatusCode::BAD_REQUEST, "NOT_A_WEBSOCKET", rejection.body_text()).into_response();
+                }
+            };
+            let init = SessionInit { station_id: Arc::from(station_id.as_str()), version, registration };
+            let max_message = state.config.max_frame_bytes.saturating_mul(4).max(1 << 20);
+            ws.protocols([version.subprotocol()])
+                // Small buffers keep idle chargers cheap (tungstenite's default is 128 KiB each).
+                .read_buffer_size(4096)
+                .write_buffer_size(4096)
+                .max_message_size(max_message)
+                .max_frame_size(max_message)
+                .on_upgrade(move |socket| async move {
+                    // The socket keeps its connection-limit permit, and shutdown waits for it.
+                    let _permit = permit;
+                    let _tracked = state.tracker.token();
+                    session::run(socket, state, init).await;
+                })
+        }
+        Err(problem) => {
+            state.metrics.rejected_upgrades.inc();
+            tracing::info!(station = %station_id, code = %problem.code, "upgrade refused");
+            problem.into_response()
+        }
+    }
+}
+
+async fn prepare(
+    state: &AppState,
+    station_id: &str,
+    peer: Option<PeerIdentity>,
+    headers: &HeaderMap,
+) -> Result<(Version, String), Problem> {
+    if !valid_station_id(station_id) {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "INVALID_STATION_ID", "station id must be 1-48 URL-safe characters"));
+    }
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let Some(version) = Version::negotiate(offered.iter().copied()) else {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "UNSUPPORTED_SUBPROTOCOL",
+            "offer the subprotocol ocpp2.0.1 or ocpp1.6 in Sec-WebSocket-Protocol",
+        ));
+    };
+    let cert_bound = match peer.as_ref().and_then(|p| p.common_name.as_deref()) {
+        Some(cn) if cn == station_id => true,
+        Some(_) => {
+            return Err(Problem::new(StatusCode::FORBIDDEN, "CERTIFICATE_MISMATCH", "the client certificate belongs to another station"));
+        }
+        None => false,
+    };
+    let store = &state.store;
+    let auth = store.station_auth(station_id).await.map_err(Problem::from)?;
+    let auth = match auth {
+        Some(auth) => auth,
+        None => {
+            let status = match state.config.unknown_stations {
+                UnknownStations::Reject => {
+                    return Err(Problem::new(StatusCode::NOT_FOUND, "UNKNOWN_STATION", "this station id is not registered"));
+                }
+                UnknownStations::Pending => "Pending",
+                UnknownStations::Accept => "Accepted",
+            };
+            store.auto_register(station_id, status, Ts::now()).await.map_err(Problem::from)?;
+            tracing::info!(station = %station_id, status, "unknown station registered");
+            store
+                .station_auth(station_id)
+                .await
+                .map_err(Problem::from)?
+                .ok_or_else(|| Problem::internal("station vanished after registration"))?
+        }
+    };
+    let unauthorized = |detail: &str| {
+        Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string())
+            .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"ocpp\", charset=\"UTF-8\"")
+    };
+    match (&auth.password_hash, cert_bound) {
+        (Some(hash), _) => {
+            let credentials = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(basic::parse);
+            let Some((user, pass)) = credentials else {
+                return Err(unauthorized("HTTP Basic credentials required"));
+            };
+            if user != station_id || !password::verify(pass, hash.clone()).await {
+                return Err(unauthorized("wrong station id or password"));
+            }
+        }
+        (None, true) => {}
+        (None, false) if state.config.require_auth => {
+            return Err(unauthorized("station has no password and no client certificate"));
+        }
+        (None, false) => {}
+    }
+    Ok((version, auth.registration_status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn station_ids() {
+        for ok in ["CP-1", "a", "cp_01.x", "A*B=C:D+E|F@G", &"x".repeat(48)] {
+            assert!(valid_station_id(ok), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "é", "a%20", &"x".repeat(49)] {
+            assert!(!valid_station_id(bad), "{bad}");
+        }
+    }
+}

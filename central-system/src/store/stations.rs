@@ -1,0 +1,346 @@
+//! Stations: registration, connection state, boot info and live connector status.
+
+use super::types::{Flag, Ts};
+use super::{on_db, Store, StoreError};
+use ocpp::model::{BootInfo, StatusChange};
+use ocpp::Version;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A registered station as the operator sees it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Station {
+    /// The station id (the last path segment of its OCPP URL).
+    pub id: String,
+    /// Operator's description.
+    pub description: Option<String>,
+    /// `Accepted`, `Pending` or `Rejected`: answers the station's BootNotification.
+    pub registration_status: String,
+    /// Whether a Basic-auth password is set (the hash itself is never shown).
+    #[sqlx(rename = "has_password")]
+    pub has_password: Flag,
+    /// OCPP version of the last connection (`1.6`, `2.0.1`).
+    pub ocpp_version: Option<String>,
+    /// Vendor from the last boot.
+    pub vendor: Option<String>,
+    /// Model from the last boot.
+    pub model: Option<String>,
+    /// Serial number from the last boot.
+    pub serial_number: Option<String>,
+    /// Firmware version from the last boot.
+    pub firmware_version: Option<String>,
+    /// Modem ICCID.
+    pub iccid: Option<String>,
+    /// Modem IMSI.
+    pub imsi: Option<String>,
+    /// 1.6 meter type.
+    pub meter_type: Option<String>,
+    /// 1.6 meter serial number.
+    pub meter_serial_number: Option<String>,
+    /// Whether a WebSocket is connected now.
+    pub online: Flag,
+    /// Last BootNotification.
+    pub last_boot_at: Option<Ts>,
+    /// Last message of any kind.
+    pub last_seen_at: Option<Ts>,
+    /// When the current (or last) connection opened.
+    pub connected_at: Option<Ts>,
+    /// Registration time.
+    pub created_at: Ts,
+    /// Last change of the registration.
+    pub updated_at: Ts,
+}
+
+const STATION_COLUMNS: &str = "id, description, registration_status, \
+    CAST(CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_password, ocpp_version, vendor, model, \
+    serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, online, \
+    last_boot_at, last_seen_at, connected_at, created_at, updated_at";
+
+/// Live status of one connector.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connector {
+    /// EVSE id (1.6: the connector id; 0 is the station itself).
+    pub evse_id: i64,
+    /// Connector id on the EVSE.
+    pub connector_id: i64,
+    /// Last reported status.
+    pub status: String,
+    /// 1.6 error code (`NoError` when fine).
+    pub error_code: Option<String>,
+    /// Extra info from the station.
+    pub info: Option<String>,
+    /// When the status was reported.
+    pub status_at: Ts,
+}
+
+/// What the upgrade handler needs to authenticate a station.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StationAuth {
+    /// argon2id PHC string, if a password is set.
+    pub password_hash: Option<String>,
+    /// Registration status.
+    pub registration_status: String,
+}
+
+/// Fields of a new registration.
+#[derive(Debug, Clone)]
+pub struct NewStation {
+    /// Station id.
+    pub id: String,
+    /// Description.
+    pub description: Option<String>,
+    /// argon2id hash of the Basic-auth password.
+    pub password_hash: Option<String>,
+    /// `Accepted`, `Pending` or `Rejected`.
+    pub registration_status: String,
+}
+
+/// A partial update; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct StationPatch {
+    /// New description.
+    pub description: Option<Option<String>>,
+    /// New password hash.
+    pub password_hash: Option<Option<String>>,
+    /// New registration status.
+    pub registration_status: Option<String>,
+}
+
+impl Store {
+    /// One station.
+    pub async fn station(&self, id: &str) -> Result<Option<Station>, StoreError> {
+        let sql = format!("SELECT {STATION_COLUMNS} FROM stations WHERE id = $1");
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, Station>(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// A page of stations ordered by id, starting after `after`.
+    pub async fn stations(
+        &self,
+        after: Option<&str>,
+        online: Option<bool>,
+        limit: i64,
+    ) -> Result<Vec<Station>, StoreError> {
+        let sql = format!(
+            "SELECT {STATION_COLUMNS} FROM stations WHERE id > $1 AND ($2 < 0 OR online = $2) \
+             ORDER BY id LIMIT $3"
+        );
+        let online = online.map_or(-1i64, i64::from);
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, Station>(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(online)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Registers a station; [`StoreError::Conflict`] if the id exists.
+    pub async fn create_station(&self, new: NewStation, now: Ts) -> Result<Station, StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "INSERT INTO stations (id, description, password_hash, registration_status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(&new.id)
+            .bind(&new.description)
+            .bind(&new.password_hash)
+            .bind(&new.registration_status)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        });
+        self.station(&new.id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Registers an unknown station that connected, unless it exists already.
+    pub async fn auto_register(&self, id: &str, status: &str, now: Ts) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "INSERT INTO stations (id, description, registration_status, created_at, updated_at) \
+                 VALUES ($1, 'registered automatically on first connection', $2, $3, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Applies a partial update.
+    pub async fn update_station(
+        &self,
+        id: &str,
+        patch: StationPatch,
+        now: Ts,
+    ) -> Result<Station, StoreError> {
+        let result = on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE stations SET \
+                   description = CASE WHEN $2 = 1 THEN $3 ELSE description END, \
+                   password_hash = CASE WHEN $4 = 1 THEN $5 ELSE password_hash END, \
+                   registration_status = COALESCE($6, registration_status), \
+                   updated_at = $7 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(i64::from(patch.description.is_some()))
+            .bind(patch.description.flatten())
+            .bind(i64::from(patch.password_hash.is_some()))
+            .bind(patch.password_hash.flatten())
+            .bind(patch.registration_status)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if result == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.station(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a registration and its live state; false if it did not exist.
+    pub async fn delete_station(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query("DELETE FROM stations WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }) > 0)
+    }
+
+    /// Credentials and registration state for the upgrade handler.
+    pub async fn station_auth(&self, id: &str) -> Result<Option<StationAuth>, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, StationAuth>(
+                "SELECT password_hash, registration_status FROM stations WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Marks a station connected with `version`.
+    pub async fn set_connected(&self, id: &str, version: Version, now: Ts) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE stations SET online = 1, ocpp_version = $2, connected_at = $3, last_seen_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(version.label())
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks a station disconnected.
+    pub async fn set_disconnected(&self, id: &str, now: Ts) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query("UPDATE stations SET online = 0, last_seen_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// After a restart no station is connected to this node.
+    pub async fn mark_all_offline(&self) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query("UPDATE stations SET online = 0 WHERE online <> 0")
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records when a station was last heard from.
+    pub async fn touch_station(&self, id: &str, now: Ts) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query("UPDATE stations SET last_seen_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Stores what a BootNotification reported.
+    pub async fn record_boot(&self, id: &str, boot: &BootInfo, now: Ts) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_version = $5, \
+                 iccid = $6, imsi = $7, meter_type = $8, meter_serial_number = $9, last_boot_at = $10, \
+                 last_seen_at = $10 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&boot.vendor)
+            .bind(&boot.model)
+            .bind(&boot.serial_number)
+            .bind(&boot.firmware_version)
+            .bind(&boot.iccid)
+            .bind(&boot.imsi)
+            .bind(&boot.meter_type)
+            .bind(&boot.meter_serial_number)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Stores a connector's new status (the latest report wins, older replays are ignored).
+    pub async fn record_status(&self, id: &str, change: &StatusChange) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "INSERT INTO connectors (station_id, evse_id, connector_id, status, error_code, info, status_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET \
+                   status = excluded.status, error_code = excluded.error_code, info = excluded.info, \
+                   status_at = excluded.status_at \
+                 WHERE connectors.status_at <= excluded.status_at",
+            )
+            .bind(id)
+            .bind(i64::from(change.location.evse_id))
+            .bind(i64::from(change.location.connector_id))
+            .bind(change.status.as_str())
+            .bind(&change.error_code)
+            .bind(&change.info)
+            .bind(Ts::from_datetime(change.timestamp))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// All connectors of a station.
+    pub async fn connectors(&self, id: &str) -> Result<Vec<Connector>, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, Connector>(
+                "SELECT evse_id, connector_id, status, error_code, info, status_at FROM connectors \
+                 WHERE station_id = $1 ORDER BY evse_id, connector_id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

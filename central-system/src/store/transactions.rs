@@ -1,0 +1,307 @@
+//! Transactions of both versions, idempotent under replay.
+//!
+//! 1.6 starts are keyed by a replay key built from the StartTransaction payload, so a charger
+//! that resends it after a reconnect gets the same transaction id back; 2.0.1 rows are keyed by
+//! the charger's own transactionId, and any of Started/Updated/Ended may arrive first (offline
+//! queues are not always replayed in order), so each of them creates the row if it is missing.
+
+use super::types::Ts;
+use super::{on_db, Store, StoreError};
+use ocpp::model::{TransactionEnded, TransactionStarted, TransactionUpdated};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A transaction as the operator sees it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    /// CSMS id (the 1.6 transactionId).
+    pub id: i64,
+    /// Station.
+    pub station_id: String,
+    /// The charger's transaction id (2.0.1), or the 1.6 replay key.
+    pub station_transaction_id: String,
+    /// EVSE (1.6: connector) id.
+    pub evse_id: i64,
+    /// Connector id on the EVSE.
+    pub connector_id: i64,
+    /// Token that started it.
+    pub id_token: Option<String>,
+    /// `Active` or `Ended`.
+    pub status: String,
+    /// 2.0.1 charging state.
+    pub charging_state: Option<String>,
+    /// Start instant.
+    pub started_at: Ts,
+    /// End instant.
+    pub ended_at: Option<Ts>,
+    /// Energy register at start (Wh).
+    pub meter_start_wh: Option<i64>,
+    /// Energy register at stop (Wh).
+    pub meter_stop_wh: Option<i64>,
+    /// Energy delivered so far or in total (Wh), from the registers and readings.
+    pub energy_wh: Option<i64>,
+    /// Why it stopped.
+    pub stop_reason: Option<String>,
+    /// Reservation consumed.
+    pub reservation_id: Option<i64>,
+    /// Highest 2.0.1 seqNo seen.
+    pub last_seq_no: Option<i64>,
+}
+
+/// Filters of the transaction list.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFilter {
+    /// Only this station.
+    pub station_id: Option<String>,
+    /// Only `Active` or `Ended`.
+    pub status: Option<String>,
+    /// Only this token.
+    pub id_token: Option<String>,
+}
+
+// Energy falls back to the Outlet energy register readings when the start/stop registers are
+// missing (2.0.1 chargers need not send them), so a running transaction shows progress.
+const SELECT: &str = "SELECT t.id, t.station_id, t.station_tx_id AS station_transaction_id, t.evse_id, \
+    t.connector_id, t.id_token, t.status, t.charging_state, t.started_at, t.ended_at, t.meter_start_wh, \
+    t.meter_stop_wh, \
+    CAST(COALESCE(t.meter_stop_wh, (SELECT MAX(m.value) FROM meter_values m WHERE m.station_id = t.station_id \
+        AND m.transaction_id = t.id AND m.measurand = 'Energy.Active.Import.Register' AND m.location = 'Outlet' AND m.phase = '')) \
+      - COALESCE(t.meter_start_wh, (SELECT MIN(m.value) FROM meter_values m WHERE m.station_id = t.station_id \
+        AND m.transaction_id = t.id AND m.measurand = 'Energy.Active.Import.Register' AND m.location = 'Outlet' AND m.phase = '')) \
+      AS BIGINT) AS energy_wh, \
+    t.stop_reason, t.reservation_id, t.last_seq_no FROM transactions t";
+
+impl Store {
+    /// Records a start; returns the CSMS id and whether this call created it.
+    pub async fn start_transaction(
+        &self,
+        station_id: &str,
+        station_tx_id: &str,
+        start: &TransactionStarted,
+        now: Ts,
+    ) -> Result<(i64, bool), StoreError> {
+        let created = on_db!(self.db(), |pool| {
+            sqlx::query(
+                "INSERT INTO transactions (station_id, station_tx_id, evse_id, connector_id, id_token, status, \
+                   started_at, meter_start_wh, reservation_id, last_seq_no, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'Active', $6, $7, $8, $9, $10) \
+                 ON CONFLICT (station_id, station_tx_id) DO NOTHING",
+            )
+            .bind(station_id)
+            .bind(station_tx_id)
+            .bind(i64::from(start.location.evse_id))
+            .bind(i64::from(start.location.connector_id))
+            .bind(start.id_token.as_ref().map(|t| t.value.as_str()))
+            .bind(Ts::from_datetime(start.timestamp))
+            .bind(start.meter_start_wh)
+            .bind(start.reservation_id.map(i64::from))
+            .bind(start.seq_no.map(i64::from))
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }) > 0;
+        let id = self
+            .transaction_id(station_id, station_tx_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !created {
+            // A 2.0.1 Updated/Ended may have created the row first: fill in what only Started knows.
+            on_db!(self.db(), |pool| {
+                sqlx::query(
+                    "UPDATE transactions SET started_at = CASE WHEN started_at > $2 THEN $2 ELSE started_at END, \
+                       meter_start_wh = COALESCE(meter_start_wh, $3), id_token = COALESCE(id_token, $4), \
+                       reservation_id = COALESCE(reservation_id, $5) WHERE id = $1",
+                )
+                .bind(id)
+                .bind(Ts::from_datetime(start.timestamp))
+                .bind(start.meter_start_wh)
+                .bind(start.id_token.as_ref().map(|t| t.value.as_str()))
+                .bind(start.reservation_id.map(i64::from))
+                .execute(pool)
+                .await?;
+            });
+        }
+        Ok((id, created))
+    }
+
+    /// The CSMS id of a charger's transaction.
+    pub async fn transaction_id(&self, station_id: &str, station_tx_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM transactions WHERE station_id = $1 AND station_tx_id = $2",
+            )
+            .bind(station_id)
+            .bind(station_tx_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Whether `id` is a transaction of `station_id` (1.6 messages name it by CSMS id).
+    pub async fn transaction_belongs(&self, station_id: &str, id: i64) -> Result<bool, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM transactions WHERE station_id = $1 AND id = $2")
+                .bind(station_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        })
+        .is_some())
+    }
+
+    /// Ensures a 2.0.1 transaction row exists (an Updated or Ended may come first) and returns its id.
+    async fn ensure_v201_transaction(
+        &self,
+        station_id: &str,
+        station_tx_id: &str,
+        evse: (i64, i64),
+        at: Ts,
+        now: Ts,
+    ) -> Result<i64, StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "INSERT INTO transactions (station_id, station_tx_id, evse_id, connector_id, status, started_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'Active', $5, $6) ON CONFLICT (station_id, station_tx_id) DO NOTHING",
+            )
+            .bind(station_id)
+            .bind(station_tx_id)
+            .bind(evse.0)
+            .bind(evse.1)
+            .bind(at)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        self.transaction_id(station_id, station_tx_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Applies a 2.0.1 Updated event; returns the CSMS id.
+    pub async fn update_transaction(
+        &self,
+        station_id: &str,
+        update: &TransactionUpdated,
+        now: Ts,
+    ) -> Result<i64, StoreError> {
+        let loc = update.location.map_or((0, 0), |l| (i64::from(l.evse_id), i64::from(l.connector_id)));
+        let at = Ts::from_datetime(update.timestamp);
+        let id = self
+            .ensure_v201_transaction(station_id, &update.station_transaction_id, loc, at, now)
+            .await?;
+        // Only a newer seqNo may change the charging state, so replays of old events are inert.
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE transactions SET \
+                   charging_state = CASE WHEN last_seq_no IS NULL OR last_seq_no < $2 THEN COALESCE($3, charging_state) ELSE charging_state END, \
+                   last_seq_no = CASE WHEN last_seq_no IS NULL OR last_seq_no < $2 THEN $2 ELSE last_seq_no END, \
+                   id_token = COALESCE(id_token, $4), \
+                   evse_id = CASE WHEN evse_id = 0 THEN $5 ELSE evse_id END, \
+                   connector_id = CASE WHEN connector_id = 0 THEN $6 ELSE connector_id END, \
+                   updated_at = $7 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(i64::from(update.seq_no))
+            .bind(&update.charging_state)
+            .bind(update.id_token.as_ref().map(|t| t.value.as_str()))
+            .bind(loc.0)
+            .bind(loc.1)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(id)
+    }
+
+    /// Ends a transaction (1.6 by CSMS id, 2.0.1 by the charger's id); returns the CSMS id,
+    /// or `None` for a 1.6 id that does not exist.
+    pub async fn end_transaction(
+        &self,
+        station_id: &str,
+        ended: &TransactionEnded,
+        v16_id: Option<i64>,
+        now: Ts,
+    ) -> Result<Option<i64>, StoreError> {
+        let at = Ts::from_datetime(ended.timestamp);
+        let id = match v16_id {
+            Some(id) => {
+                if !self.transaction_belongs(station_id, id).await? {
+                    return Ok(None);
+                }
+                id
+            }
+            None => {
+                let loc = ended.location.map_or((0, 0), |l| (i64::from(l.evse_id), i64::from(l.connector_id)));
+                self.ensure_v201_transaction(station_id, &ended.transaction_ref, loc, at, now)
+                    .await?
+            }
+        };
+        // A replayed stop rewrites the same values: the end is idempotent.
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE transactions SET status = 'Ended', ended_at = $2, meter_stop_wh = COALESCE($3, meter_stop_wh), \
+                   stop_reason = COALESCE($4, stop_reason), charging_state = 'Idle', \
+                   last_seq_no = CASE WHEN $5 IS NULL THEN last_seq_no WHEN last_seq_no IS NULL OR last_seq_no < $5 THEN $5 ELSE last_seq_no END, \
+                   updated_at = $6 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(ended.meter_stop_wh)
+            .bind(&ended.stop_reason)
+            .bind(ended.seq_no.map(i64::from))
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(Some(id))
+    }
+
+    /// The active transaction of a token anywhere, if any (for ConcurrentTx).
+    pub async fn active_transaction_of_token(&self, token: &str) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT station_id, id FROM transactions WHERE id_token = $1 AND status = 'Active' LIMIT 1",
+            )
+            .bind(token)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// One transaction.
+    pub async fn transaction(&self, id: i64) -> Result<Option<Transaction>, StoreError> {
+        let sql = format!("{SELECT} WHERE t.id = $1");
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, Transaction>(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// A page of transactions, newest first, with ids below `before`.
+    pub async fn transactions(
+        &self,
+        filter: &TransactionFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE t.id < $1 AND ($2 = '' OR t.station_id = $2) AND ($3 = '' OR t.status = $3) \
+             AND ($4 = '' OR t.id_token = $4) ORDER BY t.id DESC LIMIT $5"
+        );
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, Transaction>(&sql)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(filter.station_id.as_deref().unwrap_or(""))
+                .bind(filter.status.as_deref().unwrap_or(""))
+                .bind(filter.id_token.as_deref().unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}
