@@ -88,10 +88,11 @@ impl TestServer {
         JwtKeys::new(secret.as_bytes()).sign(&Claims { sub: "test".into(), role, iat: now, exp: now + 600 })
     }
 
-    /// Shuts down gracefully and waits.
-    pub async fn stop(self) {
+    /// Shuts down gracefully and waits; returns the data dir so a test can reopen it.
+    pub async fn stop(self) -> tempfile::TempDir {
         self.state.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        self.dir
     }
 
     /// Commits everything the batch writer holds.
