@@ -4,7 +4,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "evcs", version, about = "EV charging backend: OCPP central system (and soon the booking API) in one process")]
+#[command(
+    name = "evcs",
+    version,
+    about = "EV charging backend: OCPP central system (and soon the booking API) in one process"
+)]
 struct Cli {
     #[command(flatten)]
     central: central_system::Config,

@@ -16,7 +16,9 @@ async fn boot_heartbeat_and_rest_view() {
         assert_eq!(boot["interval"], 300);
         let hb = call_ok(&mut ws, "hb", "Heartbeat", json!({})).await;
         assert!(hb["currentTime"].as_str().unwrap().ends_with('Z'));
-        let (status, station) = server.api("GET", "/api/v1/stations/CP-1", Some(Role::Operator), None).await;
+        let (status, station) = server
+            .api("GET", "/api/v1/stations/CP-1", Some(Role::Operator), None)
+            .await;
         assert_eq!(status, 200, "{station}");
         assert_eq!(station["online"], true);
         assert_eq!(station["vendor"], "TestVendor");

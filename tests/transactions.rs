@@ -1,5 +1,6 @@
 //! Transactions and readings end to end, with the replays chargers make after reconnecting:
 //! no duplicate transaction, no duplicate reading, right energy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
 use central_system::auth::jwt::Role;
@@ -15,7 +16,14 @@ fn meter(ts: &str, wh: i64) -> Value {
 }
 
 async fn transactions(server: &TestServer, station: &str) -> Vec<Value> {
-    let (status, page) = server.api("GET", &format!("/api/v1/transactions?stationId={station}"), Some(Role::Operator), None).await;
+    let (status, page) = server
+        .api(
+            "GET",
+            &format!("/api/v1/transactions?stationId={station}"),
+            Some(Role::Operator),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{page}");
     page["items"].as_array().cloned().unwrap_or_default()
 }
@@ -24,20 +32,37 @@ async fn transactions(server: &TestServer, station: &str) -> Vec<Value> {
 async fn v16_transaction_replayed_after_reconnect_is_stored_once() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        server.admin("POST", "/api/v1/id-tokens", Some(json!({"idToken": "TAG-1", "status": "Accepted"})), 201).await;
-        let start = json!({"connectorId": 1, "idTag": "TAG-1", "meterStart": 10_000, "timestamp": "2026-01-01T10:00:00Z"});
+        server
+            .admin(
+                "POST",
+                "/api/v1/id-tokens",
+                Some(json!({"idToken": "TAG-1", "status": "Accepted"})),
+                201,
+            )
+            .await;
+        let start =
+            json!({"connectorId": 1, "idTag": "TAG-1", "meterStart": 10_000, "timestamp": "2026-01-01T10:00:00Z"});
         let values = json!({"connectorId": 1, "meterValue": [meter("2026-01-01T10:05:00Z", 10_400), meter("2026-01-01T10:10:00Z", 10_800)]});
         let mut first_id = None;
         for attempt in 0..2 {
             // The second pass is the charger replaying its offline queue on a new connection.
-            let mut ws = connect(&server.ws_url("CP-R16"), "ocpp1.6", None).await.expect("connect");
+            let mut ws = connect(&server.ws_url("CP-R16"), "ocpp1.6", None)
+                .await
+                .expect("connect");
             if attempt == 0 {
                 boot16(&mut ws).await;
             }
             let answer = call_ok(&mut ws, "s1", "StartTransaction", start.clone()).await;
-            assert_eq!(answer["idTagInfo"]["status"], "Accepted", "{backend} attempt {attempt}: {answer}");
+            assert_eq!(
+                answer["idTagInfo"]["status"], "Accepted",
+                "{backend} attempt {attempt}: {answer}"
+            );
             let id = answer["transactionId"].as_i64().expect("transaction id");
-            assert_eq!(*first_id.get_or_insert(id), id, "{backend}: replayed start got a new id");
+            assert_eq!(
+                *first_id.get_or_insert(id),
+                id,
+                "{backend}: replayed start got a new id"
+            );
             let mut mv = values.clone();
             mv["transactionId"] = json!(id);
             call_ok(&mut ws, "m1", "MeterValues", mv).await;
@@ -50,15 +75,30 @@ async fn v16_transaction_replayed_after_reconnect_is_stored_once() {
         let list = transactions(&server, "CP-R16").await;
         assert_eq!(list.len(), 1, "{backend}: {list:?}");
         let tx = &list[0];
-        assert_eq!((tx["meterStartWh"].as_i64(), tx["meterStopWh"].as_i64(), tx["energyWh"].as_i64()), (Some(10_000), Some(11_200), Some(1_200)));
+        assert_eq!(
+            (
+                tx["meterStartWh"].as_i64(),
+                tx["meterStopWh"].as_i64(),
+                tx["energyWh"].as_i64()
+            ),
+            (Some(10_000), Some(11_200), Some(1_200))
+        );
         assert_eq!(tx["status"], "Ended");
         assert_eq!(tx["stopReason"], "EVDisconnected");
-        let detail = server.admin("GET", &format!("/api/v1/transactions/{}", tx["id"]), None, 200).await;
+        let detail = server
+            .admin("GET", &format!("/api/v1/transactions/{}", tx["id"]), None, 200)
+            .await;
         let readings = detail["meterValues"].as_array().expect("readings");
         // 3 instants x 3 measurands, each stored once despite the replay.
         assert_eq!(readings.len(), 9, "{backend}: {readings:?}");
-        let power: Vec<_> = readings.iter().filter(|r| r["measurand"] == "Power.Active.Import").collect();
-        assert_eq!((power[0]["unit"].as_str(), power[0]["value"].as_f64()), (Some("W"), Some(7200.0)));
+        let power: Vec<_> = readings
+            .iter()
+            .filter(|r| r["measurand"] == "Power.Active.Import")
+            .collect();
+        assert_eq!(
+            (power[0]["unit"].as_str(), power[0]["value"].as_f64()),
+            (Some("W"), Some(7200.0))
+        );
         assert!(readings.iter().any(|r| r["phase"] == "L1" && r["unit"] == "A"));
         server.stop().await;
     }
@@ -68,18 +108,51 @@ async fn v16_transaction_replayed_after_reconnect_is_stored_once() {
 async fn v16_concurrent_and_unknown_tokens() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        server.admin("POST", "/api/v1/id-tokens", Some(json!({"idToken": "TAG-2", "status": "Accepted"})), 201).await;
-        let mut ws = connect(&server.ws_url("CP-C16"), "ocpp1.6", None).await.expect("connect");
+        server
+            .admin(
+                "POST",
+                "/api/v1/id-tokens",
+                Some(json!({"idToken": "TAG-2", "status": "Accepted"})),
+                201,
+            )
+            .await;
+        let mut ws = connect(&server.ws_url("CP-C16"), "ocpp1.6", None)
+            .await
+            .expect("connect");
         boot16(&mut ws).await;
-        let a = call_ok(&mut ws, "a", "StartTransaction", json!({"connectorId": 1, "idTag": "TAG-2", "meterStart": 0, "timestamp": "2026-01-01T10:00:00Z"})).await;
+        let a = call_ok(
+            &mut ws,
+            "a",
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "TAG-2", "meterStart": 0, "timestamp": "2026-01-01T10:00:00Z"}),
+        )
+        .await;
         assert_eq!(a["idTagInfo"]["status"], "Accepted");
-        let b = call_ok(&mut ws, "b", "StartTransaction", json!({"connectorId": 2, "idTag": "TAG-2", "meterStart": 0, "timestamp": "2026-01-01T10:01:00Z"})).await;
+        let b = call_ok(
+            &mut ws,
+            "b",
+            "StartTransaction",
+            json!({"connectorId": 2, "idTag": "TAG-2", "meterStart": 0, "timestamp": "2026-01-01T10:01:00Z"}),
+        )
+        .await;
         assert_eq!(b["idTagInfo"]["status"], "ConcurrentTx", "{backend}");
-        let c = call_ok(&mut ws, "c", "StartTransaction", json!({"connectorId": 3, "idTag": "NOBODY", "meterStart": 0, "timestamp": "2026-01-01T10:02:00Z"})).await;
+        let c = call_ok(
+            &mut ws,
+            "c",
+            "StartTransaction",
+            json!({"connectorId": 3, "idTag": "NOBODY", "meterStart": 0, "timestamp": "2026-01-01T10:02:00Z"}),
+        )
+        .await;
         assert_eq!(c["idTagInfo"]["status"], "Invalid");
         // A stop for a transaction the central system never saw is still acknowledged (so the
         // charger can drop it from its queue) and creates nothing.
-        call_ok(&mut ws, "d", "StopTransaction", json!({"transactionId": 999_999, "meterStop": 5, "timestamp": "2026-01-01T11:00:00Z"})).await;
+        call_ok(
+            &mut ws,
+            "d",
+            "StopTransaction",
+            json!({"transactionId": 999_999, "meterStop": 5, "timestamp": "2026-01-01T11:00:00Z"}),
+        )
+        .await;
         assert_eq!(transactions(&server, "CP-C16").await.len(), 3);
         server.stop().await;
     }
@@ -111,8 +184,17 @@ fn tx_event(kind: &str, seq: i64, ts: &str, wh: i64, context: &str) -> Value {
 async fn v201_transaction_events_out_of_order_and_replayed() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        server.admin("POST", "/api/v1/id-tokens", Some(json!({"idToken": "TAG-3", "status": "Accepted"})), 201).await;
-        let mut ws = connect(&server.ws_url("CP-R201"), "ocpp2.0.1", None).await.expect("connect");
+        server
+            .admin(
+                "POST",
+                "/api/v1/id-tokens",
+                Some(json!({"idToken": "TAG-3", "status": "Accepted"})),
+                201,
+            )
+            .await;
+        let mut ws = connect(&server.ws_url("CP-R201"), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
         boot201(&mut ws).await;
         // kWh values: 20, 21, 23 -> 3,000 Wh delivered.
         let started = tx_event("Started", 0, "2026-01-01T10:00:00Z", 20, "Transaction.Begin");
@@ -133,12 +215,26 @@ async fn v201_transaction_events_out_of_order_and_replayed() {
         assert_eq!(tx["stationTransactionId"], "tx-201-a");
         assert_eq!(tx["status"], "Ended");
         assert_eq!(tx["idToken"], "TAG-3");
-        assert_eq!((tx["meterStartWh"].as_i64(), tx["meterStopWh"].as_i64(), tx["energyWh"].as_i64()), (Some(20_000), Some(23_000), Some(3_000)), "{backend}: {tx}");
+        assert_eq!(
+            (
+                tx["meterStartWh"].as_i64(),
+                tx["meterStopWh"].as_i64(),
+                tx["energyWh"].as_i64()
+            ),
+            (Some(20_000), Some(23_000), Some(3_000)),
+            "{backend}: {tx}"
+        );
         assert_eq!((tx["evseId"].as_i64(), tx["connectorId"].as_i64()), (Some(1), Some(1)));
         assert_eq!(tx["lastSeqNo"], 2);
         assert_eq!(tx["stopReason"], "Local");
-        let detail = server.admin("GET", &format!("/api/v1/transactions/{}", tx["id"]), None, 200).await;
-        assert_eq!(detail["meterValues"].as_array().map(Vec::len), Some(3), "{backend}: {detail}");
+        let detail = server
+            .admin("GET", &format!("/api/v1/transactions/{}", tx["id"]), None, 200)
+            .await;
+        assert_eq!(
+            detail["meterValues"].as_array().map(Vec::len),
+            Some(3),
+            "{backend}: {detail}"
+        );
         server.stop().await;
     }
 }
@@ -147,7 +243,9 @@ async fn v201_transaction_events_out_of_order_and_replayed() {
 async fn v201_meter_values_and_energy_while_running() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        let mut ws = connect(&server.ws_url("CP-M201"), "ocpp2.0.1", None).await.expect("connect");
+        let mut ws = connect(&server.ws_url("CP-M201"), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
         boot201(&mut ws).await;
         let mut started = tx_event("Started", 0, "2026-01-01T10:00:00Z", 5, "Transaction.Begin");
         started["transactionInfo"]["transactionId"] = json!("tx-run");
@@ -166,14 +264,42 @@ async fn v201_meter_values_and_energy_while_running() {
         let tx = &transactions(&server, "CP-M201").await[0];
         assert_eq!(tx["status"], "Active");
         assert_eq!(tx["chargingState"], "Charging");
-        assert_eq!(tx["energyWh"].as_i64(), Some(1_500), "{backend}: running energy from the latest register reading: {tx}");
-        let (_, page) = server.api("GET", "/api/v1/meter-values?stationId=CP-M201&measurand=SoC", Some(Role::Operator), None).await;
+        assert_eq!(
+            tx["energyWh"].as_i64(),
+            Some(1_500),
+            "{backend}: running energy from the latest register reading: {tx}"
+        );
+        let (_, page) = server
+            .api(
+                "GET",
+                "/api/v1/meter-values?stationId=CP-M201&measurand=SoC",
+                Some(Role::Operator),
+                None,
+            )
+            .await;
         assert_eq!(page["items"][0]["unit"], "Percent");
         assert_eq!(page["items"][0]["location"], "EV");
-        let (_, page) = server.api("GET", "/api/v1/meter-values?stationId=CP-M201&measurand=Power.Active.Import", Some(Role::Operator), None).await;
+        let (_, page) = server
+            .api(
+                "GET",
+                "/api/v1/meter-values?stationId=CP-M201&measurand=Power.Active.Import",
+                Some(Role::Operator),
+                None,
+            )
+            .await;
         assert_eq!(page["items"][0]["value"].as_f64(), Some(11_000.0));
-        let (_, page) = server.api("GET", "/api/v1/meter-values?stationId=CP-M201&measurand=Voltage", Some(Role::Operator), None).await;
-        assert_eq!((page["items"][0]["phase"].as_str(), page["items"][0]["evseId"].as_i64()), (Some("L1-N"), Some(1)));
+        let (_, page) = server
+            .api(
+                "GET",
+                "/api/v1/meter-values?stationId=CP-M201&measurand=Voltage",
+                Some(Role::Operator),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (page["items"][0]["phase"].as_str(), page["items"][0]["evseId"].as_i64()),
+            (Some("L1-N"), Some(1))
+        );
         server.stop().await;
     }
 }

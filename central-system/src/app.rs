@@ -101,7 +101,12 @@ impl Application {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         }));
-        Ok(Application { listener, state, tls, writer_task })
+        Ok(Application {
+            listener,
+            state,
+            tls,
+            writer_task,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -116,7 +121,12 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains and flushes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, state, tls, writer_task } = self;
+        let Application {
+            listener,
+            state,
+            tls,
+            writer_task,
+        } = self;
         let router = router(state.clone());
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -135,7 +145,10 @@ impl Application {
         .await;
         // Stop accepting, let sessions close their sockets, then commit what they queued.
         state.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(10), state.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), state.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not close within 10 s");
         }
         state.writer.flush().await;
@@ -153,5 +166,6 @@ pub fn router(state: AppState) -> Router {
         .merge(api::health::router())
         .nest("/api/v1", api::router())
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)
 }

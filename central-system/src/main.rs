@@ -5,7 +5,11 @@ use central_system::Config;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "central-system", version, about = "OCPP 1.6J / 2.0.1 central system with an operator REST API")]
+#[command(
+    name = "central-system",
+    version,
+    about = "OCPP 1.6J / 2.0.1 central system with an operator REST API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -37,7 +41,12 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::MintToken { role, subject, ttl }) => {
             let secret = central_system::secrets::jwt_secret(&cli.config)?;
             let now = chrono::Utc::now().timestamp();
-            let token = JwtKeys::new(secret.as_bytes()).sign(&Claims { sub: subject, role, iat: now, exp: now + ttl.max(1) });
+            let token = JwtKeys::new(secret.as_bytes()).sign(&Claims {
+                sub: subject,
+                role,
+                iat: now,
+                exp: now + ttl.max(1),
+            });
             println!("{token}");
             Ok(())
         }

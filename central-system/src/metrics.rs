@@ -74,15 +74,27 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_025, 2.0, 18))
         });
         let rejected_upgrades = Counter::default();
-        registry.register("connected_stations", "Stations with an open WebSocket", connected_stations.clone());
-        registry.register("messages", "OCPP messages by action, direction and kind", messages.clone());
+        registry.register(
+            "connected_stations",
+            "Stations with an open WebSocket",
+            connected_stations.clone(),
+        );
+        registry.register(
+            "messages",
+            "OCPP messages by action, direction and kind",
+            messages.clone(),
+        );
         registry.register("call_errors", "CALLERRORs by code and direction", call_errors.clone());
         registry.register(
             "handling_seconds",
             "Time from receiving a CALL to sending its answer",
             handling_seconds.clone(),
         );
-        registry.register("rejected_upgrades", "WebSocket upgrades refused", rejected_upgrades.clone());
+        registry.register(
+            "rejected_upgrades",
+            "WebSocket upgrades refused",
+            rejected_upgrades.clone(),
+        );
         Metrics {
             registry,
             connected_stations,

@@ -31,7 +31,9 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(secret.as_bytes())?;
     tracing::info!(path = %path.display(), "generated a JWT secret");
     Ok(secret)

@@ -69,10 +69,14 @@ pub async fn serve(
                 None => serve_connection(TokioIo::new(stream), router, None, permit, shutdown).await,
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
-                        let identity = PeerIdentity { common_name: client_common_name(&tls_stream) };
+                        let identity = PeerIdentity {
+                            common_name: client_common_name(&tls_stream),
+                        };
                         serve_connection(TokioIo::new(tls_stream), router, Some(identity), permit, shutdown).await;
                     }
-                    Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "TLS handshake failed"),
+                    Ok(Err(e)) => {
+                        tracing::info!(peer = %addr, error = %e, "TLS handshake failed")
+                    }
                     Err(_) => tracing::info!(peer = %addr, "TLS handshake timed out"),
                 },
             }

@@ -31,7 +31,9 @@ pub fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Re
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))? {
-                roots.add(c.context("parsing the client CA")?).context("adding the client CA")?;
+                roots
+                    .add(c.context("parsing the client CA")?)
+                    .context("adding the client CA")?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .allow_unauthenticated()
@@ -41,7 +43,9 @@ pub fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Re
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(certs, key).context("loading the server certificate")?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .context("loading the server certificate")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -83,19 +83,11 @@ fn bench_pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("v16_boot_notification", |b| {
         b.iter(|| {
-            pipeline::<v16::messages::boot_notification::BootNotificationRequest>(
-                Version::V16,
-                black_box(V16_BOOT),
-            )
+            pipeline::<v16::messages::boot_notification::BootNotificationRequest>(Version::V16, black_box(V16_BOOT))
         })
     });
     group.bench_function("v16_meter_values_9_samples", |b| {
-        b.iter(|| {
-            pipeline::<v16::messages::meter_values::MeterValuesRequest>(
-                Version::V16,
-                black_box(V16_METER),
-            )
-        })
+        b.iter(|| pipeline::<v16::messages::meter_values::MeterValuesRequest>(Version::V16, black_box(V16_METER)))
     });
     group.bench_function("v201_transaction_event_updated_9_samples", |b| {
         b.iter(|| {
@@ -106,12 +98,7 @@ fn bench_pipeline(c: &mut Criterion) {
         })
     });
     group.bench_function("v201_meter_values_9_samples", |b| {
-        b.iter(|| {
-            pipeline::<v201::messages::meter_values::MeterValuesRequest>(
-                Version::V201,
-                black_box(V201_METER),
-            )
-        })
+        b.iter(|| pipeline::<v201::messages::meter_values::MeterValuesRequest>(Version::V201, black_box(V201_METER)))
     });
     group.finish();
 

@@ -175,7 +175,10 @@ mod tests {
     fn directions() {
         assert_eq!(initiator(Version::V16, "StartTransaction"), Some(Initiator::Station));
         assert_eq!(initiator(Version::V201, "StartTransaction"), None);
-        assert_eq!(initiator(Version::V201, "RequestStartTransaction"), Some(Initiator::Csms));
+        assert_eq!(
+            initiator(Version::V201, "RequestStartTransaction"),
+            Some(Initiator::Csms)
+        );
         assert!(initiator(Version::V16, "DataTransfer").is_some_and(|i| i.station_may_send() && i.csms_may_send()));
     }
 }

@@ -133,10 +133,7 @@ impl ErrorCode {
 
     /// Parses a code as a peer of `version` writes it; unknown codes give `None`.
     pub fn parse(code: &str, version: Version) -> Option<ErrorCode> {
-        Self::codes(version)
-            .iter()
-            .copied()
-            .find(|c| c.as_str(version) == code)
+        Self::codes(version).iter().copied().find(|c| c.as_str(version) == code)
     }
 
     /// The codes `version` defines, as listed in its specification.
@@ -225,8 +222,16 @@ mod tests {
     #[test]
     fn spellings_follow_each_version() {
         let table = [
-            (ErrorCode::OccurrenceConstraintViolation, Version::V16, "OccurenceConstraintViolation"),
-            (ErrorCode::OccurrenceConstraintViolation, Version::V201, "OccurrenceConstraintViolation"),
+            (
+                ErrorCode::OccurrenceConstraintViolation,
+                Version::V16,
+                "OccurenceConstraintViolation",
+            ),
+            (
+                ErrorCode::OccurrenceConstraintViolation,
+                Version::V201,
+                "OccurrenceConstraintViolation",
+            ),
             (ErrorCode::FormationViolation, Version::V16, "FormationViolation"),
             (ErrorCode::FormatViolation, Version::V201, "FormatViolation"),
         ];

@@ -129,7 +129,12 @@ impl Frame {
             _ => None,
         };
         let Some(type_id) = type_id else {
-            return Err(FrameError::new(id, false, Fault::NotRpc, "first element is not a message type number"));
+            return Err(FrameError::new(
+                id,
+                false,
+                Fault::NotRpc,
+                "first element is not a message type number",
+            ));
         };
         Self::from_items(items, id, type_id).map_err(|mut e| {
             e.is_response = type_id == 3 || type_id == 4;
@@ -142,7 +147,10 @@ impl Frame {
         let Some(id) = id else {
             let why = match items.get(1) {
                 Some(Value::String(s)) if s.is_empty() => "message id is empty".to_string(),
-                Some(Value::String(s)) => format!("message id is longer than {MAX_MESSAGE_ID_LEN} characters ({})", s.len()),
+                Some(Value::String(s)) => format!(
+                    "message id is longer than {MAX_MESSAGE_ID_LEN} characters ({})",
+                    s.len()
+                ),
                 Some(_) => "message id is not a string".to_string(),
                 None => "message id is missing".to_string(),
             };
@@ -151,40 +159,80 @@ impl Frame {
         match type_id {
             2 => {
                 if items.len() < 4 {
-                    return Err(FrameError::new(Some(id), true, Fault::IncompleteFrame, "CALL needs [2, id, action, payload]"));
+                    return Err(FrameError::new(
+                        Some(id),
+                        true,
+                        Fault::IncompleteFrame,
+                        "CALL needs [2, id, action, payload]",
+                    ));
                 }
                 if items.len() > 4 {
-                    return Err(FrameError::new(Some(id), true, Fault::NotRpc, "CALL has more than 4 elements"));
+                    return Err(FrameError::new(
+                        Some(id),
+                        true,
+                        Fault::NotRpc,
+                        "CALL has more than 4 elements",
+                    ));
                 }
                 let payload = items.pop().unwrap_or(Value::Null);
                 let action = match items.pop() {
                     Some(Value::String(a)) if !a.is_empty() => a,
-                    _ => return Err(FrameError::new(Some(id), true, Fault::NotRpc, "action is not a non-empty string")),
+                    _ => {
+                        return Err(FrameError::new(
+                            Some(id),
+                            true,
+                            Fault::NotRpc,
+                            "action is not a non-empty string",
+                        ))
+                    }
                 };
                 if !payload.is_object() {
-                    return Err(FrameError::new(Some(id), true, Fault::Formation, "payload is not a JSON object"));
+                    return Err(FrameError::new(
+                        Some(id),
+                        true,
+                        Fault::Formation,
+                        "payload is not a JSON object",
+                    ));
                 }
                 Ok(Frame::Call(Call { id, action, payload }))
             }
             3 => {
                 if items.len() != 3 {
-                    return Err(FrameError::new(Some(id), false, Fault::NotRpc, "CALLRESULT needs [3, id, payload]"));
+                    return Err(FrameError::new(
+                        Some(id),
+                        false,
+                        Fault::NotRpc,
+                        "CALLRESULT needs [3, id, payload]",
+                    ));
                 }
                 let payload = items.pop().unwrap_or(Value::Null);
                 Ok(Frame::CallResult(CallResult { id, payload }))
             }
             4 => {
                 if items.len() != 5 {
-                    return Err(FrameError::new(Some(id), false, Fault::NotRpc, "CALLERROR needs [4, id, code, description, details]"));
+                    return Err(FrameError::new(
+                        Some(id),
+                        false,
+                        Fault::NotRpc,
+                        "CALLERROR needs [4, id, code, description, details]",
+                    ));
                 }
                 let details = items.pop().unwrap_or(Value::Null);
                 let description = items.pop();
                 let code = items.pop();
                 match (code, description) {
-                    (Some(Value::String(code)), Some(Value::String(description))) => {
-                        Ok(Frame::CallError(CallError { id, code, description, details }))
-                    }
-                    _ => Err(FrameError::new(Some(id), false, Fault::NotRpc, "CALLERROR code and description must be strings")),
+                    (Some(Value::String(code)), Some(Value::String(description))) => Ok(Frame::CallError(CallError {
+                        id,
+                        code,
+                        description,
+                        details,
+                    })),
+                    _ => Err(FrameError::new(
+                        Some(id),
+                        false,
+                        Fault::NotRpc,
+                        "CALLERROR code and description must be strings",
+                    )),
                 }
             }
             other => Err(FrameError::new(
@@ -211,9 +259,7 @@ impl Frame {
         let result = match self {
             Frame::Call(c) => serde_json::to_string(&(2, &c.id, &c.action, &c.payload)),
             Frame::CallResult(r) => serde_json::to_string(&(3, &r.id, &r.payload)),
-            Frame::CallError(e) => {
-                serde_json::to_string(&(4, &e.id, &e.code, &e.description, &e.details))
-            }
+            Frame::CallError(e) => serde_json::to_string(&(4, &e.id, &e.code, &e.description, &e.details)),
         };
         // Serialising a serde_json::Value tree cannot fail (all keys are strings).
         result.unwrap_or_default()
@@ -248,7 +294,11 @@ mod tests {
             (r#"["2","a","Heartbeat",{}]"#, Some("a"), Fault::NotRpc),
             (r#"[2,5,"Heartbeat",{}]"#, None, Fault::NotRpc),
             (r#"[2,"","Heartbeat",{}]"#, None, Fault::NotRpc),
-            (r#"[2,"0123456789012345678901234567890123456","Heartbeat",{}]"#, None, Fault::NotRpc),
+            (
+                r#"[2,"0123456789012345678901234567890123456","Heartbeat",{}]"#,
+                None,
+                Fault::NotRpc,
+            ),
             (r#"[2,"a","Heartbeat"]"#, Some("a"), Fault::IncompleteFrame),
             (r#"[2,"a","Heartbeat",{},1]"#, Some("a"), Fault::NotRpc),
             (r#"[2,"a",7,{}]"#, Some("a"), Fault::NotRpc),

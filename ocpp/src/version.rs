@@ -37,13 +37,8 @@ impl Version {
 
     /// Picks the preferred version among the tokens a charger offered.
     pub fn negotiate<'a>(offered: impl IntoIterator<Item = &'a str>) -> Option<Version> {
-        let offered: Vec<Version> = offered
-            .into_iter()
-            .filter_map(Version::from_subprotocol)
-            .collect();
-        Version::PREFERENCE
-            .into_iter()
-            .find(|v| offered.contains(v))
+        let offered: Vec<Version> = offered.into_iter().filter_map(Version::from_subprotocol).collect();
+        Version::PREFERENCE.into_iter().find(|v| offered.contains(v))
     }
 
     /// The short label used in storage and the REST API (`1.6`, `2.0.1`).
@@ -76,10 +71,7 @@ mod tests {
 
     #[test]
     fn negotiation_prefers_201_and_ignores_unknown() {
-        assert_eq!(
-            Version::negotiate(["ocpp1.6", "ocpp2.0.1"]),
-            Some(Version::V201)
-        );
+        assert_eq!(Version::negotiate(["ocpp1.6", "ocpp2.0.1"]), Some(Version::V201));
         assert_eq!(Version::negotiate(["ocpp1.6", "x"]), Some(Version::V16));
         assert_eq!(Version::negotiate(["ocpp2.0", "ocpp1.5"]), None);
         assert_eq!(Version::negotiate([]), None);

@@ -36,7 +36,10 @@ async fn fresh_postgres_database(base: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("EVCS_TEST_POSTGRES_URL is set but PostgreSQL is unreachable at {base}: {e}"));
     let name = format!("evcs_test_{}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
     let _ = conn.close().await;
     match base.rsplit_once('/') {
         Some((prefix, db)) if !prefix.ends_with('/') => {
@@ -58,7 +61,11 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server on `database_url` (None: a SQLite file in a temp dir), after `tweak`.
-    pub async fn start_with(backend: &'static str, database_url: Option<String>, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    pub async fn start_with(
+        backend: &'static str,
+        database_url: Option<String>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         central_system::tls::install_crypto_provider();
         central_system::telemetry::init(central_system::config::LogFormat::Text);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -68,7 +75,13 @@ impl TestServer {
         let addr = app.local_addr();
         let state = app.state();
         let task = tokio::spawn(app.run_until_stopped());
-        TestServer { addr, state, backend, dir, task }
+        TestServer {
+            addr,
+            state,
+            backend,
+            dir,
+            task,
+        }
     }
 
     /// Starts a server with the default test configuration.
@@ -85,7 +98,12 @@ impl TestServer {
     pub fn token(&self, role: Role) -> String {
         let now = chrono::Utc::now().timestamp();
         let secret = self.state.config.jwt_secret.clone().expect("test secret");
-        JwtKeys::new(secret.as_bytes()).sign(&Claims { sub: "test".into(), role, iat: now, exp: now + 600 })
+        JwtKeys::new(secret.as_bytes()).sign(&Claims {
+            sub: "test".into(),
+            role,
+            iat: now,
+            exp: now + 600,
+        })
     }
 
     /// Shuts down gracefully and waits; returns the data dir so a test can reopen it.
@@ -115,7 +133,13 @@ impl TestServer {
 }
 
 /// A minimal HTTP/1.1 request over a fresh connection; returns status and JSON (or the text as a string).
-pub async fn http(addr: SocketAddr, method: &str, path: &str, bearer: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let (status, _headers, text) = http_raw(addr, method, path, bearer, body).await;
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, json)
@@ -131,9 +155,14 @@ pub async fn http_raw(
 ) -> (u16, hyper::HeaderMap, String) {
     use http_body_util::{BodyExt, Full};
     let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
-    let mut req = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     if let Some(t) = bearer {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -144,7 +173,10 @@ pub async fn http_raw(
         }
         None => bytes::Bytes::new(),
     };
-    let response = sender.send_request(req.body(Full::new(bytes)).unwrap()).await.expect("request");
+    let response = sender
+        .send_request(req.body(Full::new(bytes)).unwrap())
+        .await
+        .expect("request");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.expect("body").to_bytes();
@@ -154,12 +186,23 @@ pub async fn http_raw(
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Connects a raw OCPP client offering `subprotocol`, optionally with Basic credentials.
-pub async fn connect(url: &str, subprotocol: &str, basic: Option<(&str, &str)>) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+pub async fn connect(
+    url: &str,
+    subprotocol: &str,
+    basic: Option<(&str, &str)>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let mut request = url.into_client_request()?;
-    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(subprotocol).unwrap());
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(subprotocol).unwrap());
     if let Some((user, pass)) = basic {
-        let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")));
-        request.headers_mut().insert("Authorization", HeaderValue::from_str(&value).unwrap());
+        let value = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        );
+        request
+            .headers_mut()
+            .insert("Authorization", HeaderValue::from_str(&value).unwrap());
     }
     let (ws, _) = tokio_tungstenite::connect_async(request).await?;
     Ok(ws)
@@ -181,7 +224,9 @@ pub async fn send(ws: &mut Ws, text: &str) {
 /// Receives the next text frame as JSON (skipping pings), failing after 10 s.
 pub async fn recv(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("timed out waiting for a frame");
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("timed out waiting for a frame");
         match msg.expect("socket closed").expect("socket error") {
             Message::Text(t) => return serde_json::from_str(&t).expect("server sent invalid JSON"),
             Message::Ping(_) | Message::Pong(_) => continue,
@@ -208,7 +253,13 @@ pub async fn call_ok(ws: &mut Ws, id: &str, action: &str, payload: Value) -> Val
 
 /// A 1.6 BootNotification.
 pub async fn boot16(ws: &mut Ws) -> Value {
-    call_ok(ws, "boot", "BootNotification", serde_json::json!({"chargePointVendor": "TestVendor", "chargePointModel": "TM-1"})).await
+    call_ok(
+        ws,
+        "boot",
+        "BootNotification",
+        serde_json::json!({"chargePointVendor": "TestVendor", "chargePointModel": "TM-1"}),
+    )
+    .await
 }
 
 /// A 2.0.1 BootNotification.

@@ -17,7 +17,11 @@ impl Caller {
         if roles.contains(&self.0.role) {
             Ok(())
         } else {
-            Err(Problem::new(StatusCode::FORBIDDEN, "FORBIDDEN", "your role may not do this"))
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "your role may not do this",
+            ))
         }
     }
 }
@@ -27,7 +31,8 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let unauthorized = |detail: &str| {
-            Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string()).with_header(header::WWW_AUTHENTICATE, "Bearer")
+            Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string())
+                .with_header(header::WWW_AUTHENTICATE, "Bearer")
         };
         let token = parts
             .headers
@@ -40,5 +45,19 @@ impl FromRequestParts<AppState> for Caller {
             .verify(token.trim(), chrono::Utc::now().timestamp())
             .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
         Ok(Caller(claims))
+    }
+}
+
+/// An authenticated admin; refuses others with 403 before the body is even read.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Claims);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(&[Role::Admin])?;
+        Ok(Admin(caller.0))
     }
 }

@@ -66,10 +66,22 @@ async fn generic(
     send(&state, &station_id, &body.action, body.payload).await
 }
 
-async fn send(state: &AppState, station_id: &str, action: &str, payload: Value) -> Result<Json<CommandResponse>, Problem> {
+async fn send(
+    state: &AppState,
+    station_id: &str,
+    action: &str,
+    payload: Value,
+) -> Result<Json<CommandResponse>, Problem> {
     match commands::call(state, station_id, action, payload).await {
-        Ok(CallOutcome::Result(response)) => Ok(Json(CommandResponse { action: action.to_string(), response })),
-        Ok(CallOutcome::Error { code, description, details }) => Err(Problem::new(
+        Ok(CallOutcome::Result(response)) => Ok(Json(CommandResponse {
+            action: action.to_string(),
+            response,
+        })),
+        Ok(CallOutcome::Error {
+            code,
+            description,
+            details,
+        }) => Err(Problem::new(
             StatusCode::BAD_GATEWAY,
             "STATION_CALL_ERROR",
             format!("the station answered {action} with {code}: {description}"),
@@ -82,11 +94,25 @@ async fn send(state: &AppState, station_id: &str, action: &str, payload: Value) 
 fn command_problem(e: CommandError) -> Problem {
     match e {
         CommandError::Offline => Problem::new(StatusCode::CONFLICT, "STATION_OFFLINE", "the station is not connected"),
-        CommandError::Timeout => Problem::new(StatusCode::GATEWAY_TIMEOUT, "STATION_TIMEOUT", "the station did not answer in time"),
-        CommandError::Disconnected => Problem::new(StatusCode::GATEWAY_TIMEOUT, "STATION_DISCONNECTED", "the station disconnected before answering"),
-        e @ CommandError::UnknownAction { .. } => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "UNSUPPORTED_ACTION", e.to_string()),
-        CommandError::InvalidPayload(v) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PAYLOAD", v.description.clone())
-            .with_errors(json!({ "violation": format!("{:?}", v.fault) })),
+        CommandError::Timeout => Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "STATION_TIMEOUT",
+            "the station did not answer in time",
+        ),
+        CommandError::Disconnected => Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "STATION_DISCONNECTED",
+            "the station disconnected before answering",
+        ),
+        e @ CommandError::UnknownAction { .. } => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "UNSUPPORTED_ACTION", e.to_string())
+        }
+        CommandError::InvalidPayload(v) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_PAYLOAD",
+            v.description.clone(),
+        )
+        .with_errors(json!({ "violation": format!("{:?}", v.fault) })),
     }
 }
 
@@ -144,7 +170,12 @@ fn insert_opt(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
 
 /// Translates a typed command into the station's action and payload; `transaction` is the
 /// charger's own id of the transaction to stop (2.0.1), looked up by the caller.
-pub fn to_call(command: &str, version: Version, b: &CommandBody, station_tx_id: Option<&str>) -> Result<(&'static str, Value), Problem> {
+pub fn to_call(
+    command: &str,
+    version: Version,
+    b: &CommandBody,
+    station_tx_id: Option<&str>,
+) -> Result<(&'static str, Value), Problem> {
     let v16 = version == Version::V16;
     let evse = |b: &CommandBody| b.evse_id;
     let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -158,7 +189,10 @@ pub fn to_call(command: &str, version: Version, b: &CommandBody, station_tx_id: 
                 ("RemoteStartTransaction", p)
             } else {
                 p.insert("idToken".into(), json!({ "idToken": token, "type": "Central" }));
-                p.insert("remoteStartId".into(), json!(b.remote_start_id.unwrap_or_else(remote_start_id)));
+                p.insert(
+                    "remoteStartId".into(),
+                    json!(b.remote_start_id.unwrap_or_else(remote_start_id)),
+                );
                 insert_opt(&mut p, "evseId", evse(b).map(|e| json!(e)));
                 ("RequestStartTransaction", p)
             }
@@ -192,7 +226,10 @@ pub fn to_call(command: &str, version: Version, b: &CommandBody, station_tx_id: 
             if v16 {
                 ("UnlockConnector", obj(json!({ "connectorId": e })))
             } else {
-                ("UnlockConnector", obj(json!({ "evseId": e, "connectorId": b.connector_id.unwrap_or(1) })))
+                (
+                    "UnlockConnector",
+                    obj(json!({ "evseId": e, "connectorId": b.connector_id.unwrap_or(1) })),
+                )
             }
         }
         "change-availability" => {
@@ -201,7 +238,10 @@ pub fn to_call(command: &str, version: Version, b: &CommandBody, station_tx_id: 
                 return Err(Problem::validation("availability must be Operative or Inoperative"));
             }
             if v16 {
-                ("ChangeAvailability", obj(json!({ "connectorId": evse(b).unwrap_or(0), "type": status })))
+                (
+                    "ChangeAvailability",
+                    obj(json!({ "connectorId": evse(b).unwrap_or(0), "type": status })),
+                )
             } else {
                 let mut p = obj(json!({ "operationalStatus": status }));
                 if let Some(e) = evse(b) {
@@ -222,8 +262,14 @@ pub fn to_call(command: &str, version: Version, b: &CommandBody, station_tx_id: 
             let value = b.value.clone().ok_or_else(|| missing("value"))?;
             ("ChangeConfiguration", obj(json!({ "key": key, "value": value })))
         }
-        "get-variables" if !v16 => ("GetVariables", obj(json!({ "getVariableData": b.variables.clone().ok_or_else(|| missing("variables"))? }))),
-        "set-variables" if !v16 => ("SetVariables", obj(json!({ "setVariableData": b.variables.clone().ok_or_else(|| missing("variables"))? }))),
+        "get-variables" if !v16 => (
+            "GetVariables",
+            obj(json!({ "getVariableData": b.variables.clone().ok_or_else(|| missing("variables"))? })),
+        ),
+        "set-variables" if !v16 => (
+            "SetVariables",
+            obj(json!({ "setVariableData": b.variables.clone().ok_or_else(|| missing("variables"))? })),
+        ),
         "trigger-message" => {
             let message = b.requested_message.clone().ok_or_else(|| missing("requestedMessage"))?;
             let mut p = obj(json!({ "requestedMessage": message }));
@@ -241,14 +287,24 @@ pub fn to_call(command: &str, version: Version, b: &CommandBody, station_tx_id: 
             let expires = b.expires_at.ok_or_else(|| missing("expiresAt"))?;
             let id = b.reservation_id.ok_or_else(|| missing("reservationId"))?;
             if v16 {
-                ("ReserveNow", obj(json!({ "connectorId": evse(b).unwrap_or(0), "expiryDate": rfc(expires), "idTag": token, "reservationId": id })))
+                (
+                    "ReserveNow",
+                    obj(
+                        json!({ "connectorId": evse(b).unwrap_or(0), "expiryDate": rfc(expires), "idTag": token, "reservationId": id }),
+                    ),
+                )
             } else {
-                let mut p = obj(json!({ "id": id, "expiryDateTime": rfc(expires), "idToken": { "idToken": token, "type": "Central" } }));
+                let mut p = obj(
+                    json!({ "id": id, "expiryDateTime": rfc(expires), "idToken": { "idToken": token, "type": "Central" } }),
+                );
                 insert_opt(&mut p, "evseId", evse(b).map(|e| json!(e)));
                 ("ReserveNow", p)
             }
         }
-        "cancel-reservation" => ("CancelReservation", obj(json!({ "reservationId": b.reservation_id.ok_or_else(|| missing("reservationId"))? }))),
+        "cancel-reservation" => (
+            "CancelReservation",
+            obj(json!({ "reservationId": b.reservation_id.ok_or_else(|| missing("reservationId"))? })),
+        ),
         "clear-cache" => ("ClearCache", Map::new()),
         "data-transfer" => {
             let mut p = obj(json!({ "vendorId": b.vendor_id.clone().ok_or_else(|| missing("vendorId"))? }));
@@ -260,10 +316,23 @@ pub fn to_call(command: &str, version: Version, b: &CommandBody, station_tx_id: 
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "UNSUPPORTED_ACTION",
-                format!("{command} does not exist in OCPP {version}; use {}", if v16 { "get-configuration/change-configuration" } else { "get-variables/set-variables" }),
+                format!(
+                    "{command} does not exist in OCPP {version}; use {}",
+                    if v16 {
+                        "get-configuration/change-configuration"
+                    } else {
+                        "get-variables/set-variables"
+                    }
+                ),
             ));
         }
-        other => return Err(Problem::new(StatusCode::NOT_FOUND, "UNKNOWN_COMMAND", format!("no command named {other}"))),
+        other => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_COMMAND",
+                format!("no command named {other}"),
+            ))
+        }
     };
     Ok((call.0, Value::Object(call.1)))
 }
@@ -293,11 +362,15 @@ async fn typed(
     } else {
         serde_json::from_slice(&body).map_err(|e| Problem::validation(format!("invalid request body: {e}")))?
     };
-    let version = commands::connected_version(&state, &station_id)
-        .ok_or_else(|| command_problem(CommandError::Offline))?;
+    let version =
+        commands::connected_version(&state, &station_id).ok_or_else(|| command_problem(CommandError::Offline))?;
     let station_tx_id = match (command.as_str(), body.transaction_id) {
         ("remote-stop", Some(id)) => {
-            let t = state.store.transaction(id).await?.filter(|t| t.station_id == station_id);
+            let t = state
+                .store
+                .transaction(id)
+                .await?
+                .filter(|t| t.station_id == station_id);
             let t = t.ok_or_else(|| Problem::not_found("transaction"))?;
             Some(t.station_transaction_id)
         }
@@ -311,9 +384,17 @@ async fn typed(
     Ok(answer)
 }
 
-async fn record_reservation(state: &AppState, station_id: &str, action: &str, b: &CommandBody, answer: &Value) -> Result<(), Problem> {
+async fn record_reservation(
+    state: &AppState,
+    station_id: &str,
+    action: &str,
+    b: &CommandBody,
+    answer: &Value,
+) -> Result<(), Problem> {
     let status = answer.get("status").and_then(Value::as_str).unwrap_or("Unknown");
-    let Some(id) = b.reservation_id else { return Ok(()) };
+    let Some(id) = b.reservation_id else {
+        return Ok(());
+    };
     if action == "ReserveNow" {
         let r = Reservation {
             reservation_id: i64::from(id),
@@ -325,7 +406,10 @@ async fn record_reservation(state: &AppState, station_id: &str, action: &str, b:
         };
         state.store.upsert_reservation(station_id, &r).await?;
     } else if status == "Accepted" {
-        state.store.set_reservation_status(station_id, i64::from(id), "Cancelled", Ts::now()).await?;
+        state
+            .store
+            .set_reservation_status(station_id, i64::from(id), "Cancelled", Ts::now())
+            .await?;
     }
     Ok(())
 }
@@ -347,9 +431,18 @@ mod tests {
             ("remote-stop", json!({"transactionId": 7})),
             ("reset", json!({"type": "Hard"})),
             ("unlock", json!({"evseId": 1})),
-            ("change-availability", json!({"evseId": 1, "availability": "Inoperative"})),
-            ("trigger-message", json!({"requestedMessage": "StatusNotification", "evseId": 1})),
-            ("reserve-now", json!({"idToken": "TAG", "evseId": 1, "reservationId": 3, "expiresAt": "2030-01-01T00:00:00Z"})),
+            (
+                "change-availability",
+                json!({"evseId": 1, "availability": "Inoperative"}),
+            ),
+            (
+                "trigger-message",
+                json!({"requestedMessage": "StatusNotification", "evseId": 1}),
+            ),
+            (
+                "reserve-now",
+                json!({"idToken": "TAG", "evseId": 1, "reservationId": 3, "expiresAt": "2030-01-01T00:00:00Z"}),
+            ),
             ("cancel-reservation", json!({"reservationId": 3})),
             ("clear-cache", json!({})),
             ("data-transfer", json!({"vendorId": "acme", "data": "x"})),
@@ -357,16 +450,28 @@ mod tests {
         for version in [Version::V16, Version::V201] {
             for (command, b) in &cases {
                 let (action, payload) = to_call(command, version, &body(b.clone()), Some("tx-1")).unwrap();
-                validate(version, action, Direction::Request, &payload).unwrap_or_else(|v| panic!("{command} {version}: {v}"));
+                validate(version, action, Direction::Request, &payload)
+                    .unwrap_or_else(|v| panic!("{command} {version}: {v}"));
             }
         }
-        let (a, p) = to_call("get-configuration", Version::V16, &body(json!({"keys": ["HeartbeatInterval"]})), None).unwrap();
+        let (a, p) = to_call(
+            "get-configuration",
+            Version::V16,
+            &body(json!({"keys": ["HeartbeatInterval"]})),
+            None,
+        )
+        .unwrap();
         assert_eq!((a, p), ("GetConfiguration", json!({"key": ["HeartbeatInterval"]})));
         let vars = json!([{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]);
         let (a, p) = to_call("get-variables", Version::V201, &body(json!({"variables": vars})), None).unwrap();
         assert_eq!(a, "GetVariables");
         validate(Version::V201, a, Direction::Request, &p).unwrap();
-        assert_eq!(to_call("reset", Version::V201, &body(json!({"type": "Hard"})), None).unwrap().1, json!({"type": "Immediate"}));
+        assert_eq!(
+            to_call("reset", Version::V201, &body(json!({"type": "Hard"})), None)
+                .unwrap()
+                .1,
+            json!({"type": "Immediate"})
+        );
     }
 
     #[test]

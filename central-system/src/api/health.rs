@@ -18,16 +18,26 @@ pub fn router() -> Router<AppState> {
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": state.store.backend() }))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": state.store.backend() })),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": state.store.backend() })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": state.store.backend() })),
+            )
         }
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state.metrics.render();
+    // OpenMetrics: `# EOF` must end the exposition, so the writer's counters go before it.
+    if body.ends_with("# EOF\n") {
+        body.truncate(body.len() - "# EOF\n".len());
+    }
     let stats = state.writer.stats();
     use std::sync::atomic::Ordering::Relaxed;
     body.push_str(&format!(
@@ -36,5 +46,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         stats.meter_rows_written.load(Relaxed),
         stats.frames_dropped.load(Relaxed),
     ));
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    body.push_str("# EOF\n");
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
 }

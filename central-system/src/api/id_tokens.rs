@@ -1,15 +1,16 @@
 //! Id tokens the central system authorises.
 
-use super::auth::Caller;
+use super::auth::{Admin, Caller};
 use super::page::{Page, PageQuery};
 use super::problem::Problem;
 use super::ApiJson;
+use super::ApiQuery;
 use crate::app::AppState;
 use crate::auth::jwt::Role;
 use crate::store::id_tokens::{IdTokenFields, IdTokenRecord};
 use crate::store::types::Ts;
 use crate::store::StoreError;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -42,7 +43,16 @@ pub struct IdTokenBody {
     pub parent_id_token: Option<String>,
 }
 
-const TOKEN_TYPES: &[&str] = &["Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"];
+const TOKEN_TYPES: &[&str] = &[
+    "Central",
+    "eMAID",
+    "ISO14443",
+    "ISO15693",
+    "KeyCode",
+    "Local",
+    "MacAddress",
+    "NoAuthorization",
+];
 
 fn check_token(token: &str) -> Result<(), Problem> {
     if (1..=36).contains(&token.len()) && token.chars().all(|c| c.is_ascii_graphic()) {
@@ -55,13 +65,17 @@ fn check_token(token: &str) -> Result<(), Problem> {
 
 fn fields(body: IdTokenBody) -> Result<IdTokenFields, Problem> {
     if !["Accepted", "Blocked", "Expired", "Invalid"].contains(&body.status.as_str()) {
-        return Err(Problem::validation("status must be Accepted, Blocked, Expired or Invalid")
-            .with_errors(json!([{ "field": "status", "message": "one of Accepted, Blocked, Expired, Invalid" }])));
+        return Err(
+            Problem::validation("status must be Accepted, Blocked, Expired or Invalid")
+                .with_errors(json!([{ "field": "status", "message": "one of Accepted, Blocked, Expired, Invalid" }])),
+        );
     }
     let token_type = body.token_type.unwrap_or_else(|| "ISO14443".into());
     if !TOKEN_TYPES.contains(&token_type.as_str()) {
-        return Err(Problem::validation(format!("type must be one of {}", TOKEN_TYPES.join(", ")))
-            .with_errors(json!([{ "field": "type", "message": format!("one of {}", TOKEN_TYPES.join(", ")) }])));
+        return Err(
+            Problem::validation(format!("type must be one of {}", TOKEN_TYPES.join(", ")))
+                .with_errors(json!([{ "field": "type", "message": format!("one of {}", TOKEN_TYPES.join(", ")) }])),
+        );
     }
     if let Some(parent) = &body.parent_id_token {
         check_token(parent)?;
@@ -74,7 +88,11 @@ fn fields(body: IdTokenBody) -> Result<IdTokenFields, Problem> {
     })
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, Query(page): Query<PageQuery>) -> Result<Json<Page<IdTokenRecord>>, Problem> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Page<IdTokenRecord>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let limit = page.limit()?;
     let items = state.store.id_tokens(page.key()?.as_deref(), limit).await?;
@@ -83,42 +101,56 @@ async fn list(State(state): State<AppState>, caller: Caller, Query(page): Query<
 
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     ApiJson(mut body): ApiJson<IdTokenBody>,
 ) -> Result<(StatusCode, Json<IdTokenRecord>), Problem> {
-    caller.require(&[Role::Admin])?;
-    let token = body
-        .id_token
-        .take()
-        .ok_or_else(|| Problem::validation("idToken is required").with_errors(json!([{ "field": "idToken", "message": "required" }])))?;
+    let token = body.id_token.take().ok_or_else(|| {
+        Problem::validation("idToken is required").with_errors(json!([{ "field": "idToken", "message": "required" }]))
+    })?;
     check_token(&token)?;
     let record = state.store.create_id_token(&token, fields(body)?, Ts::now()).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-async fn detail(State(state): State<AppState>, caller: Caller, Path(token): Path<String>) -> Result<Json<IdTokenRecord>, Problem> {
+async fn detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token): Path<String>,
+) -> Result<Json<IdTokenRecord>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
-    state.store.id_token(&token).await?.map(Json).ok_or_else(|| Problem::not_found("id token"))
+    state
+        .store
+        .id_token(&token)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("id token"))
 }
 
 async fn replace(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path(token): Path<String>,
     ApiJson(body): ApiJson<IdTokenBody>,
 ) -> Result<Json<IdTokenRecord>, Problem> {
-    caller.require(&[Role::Admin])?;
     if body.id_token.as_deref().is_some_and(|t| t != token) {
         return Err(Problem::validation("idToken in the body differs from the path"));
     }
-    state.store.update_id_token(&token, fields(body)?, Ts::now()).await.map(Json).map_err(|e| match e {
-        StoreError::NotFound => Problem::not_found("id token"),
-        other => other.into(),
-    })
+    state
+        .store
+        .update_id_token(&token, fields(body)?, Ts::now())
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            StoreError::NotFound => Problem::not_found("id token"),
+            other => other.into(),
+        })
 }
 
-async fn remove(State(state): State<AppState>, caller: Caller, Path(token): Path<String>) -> Result<StatusCode, Problem> {
-    caller.require(&[Role::Admin])?;
+async fn remove(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(token): Path<String>,
+) -> Result<StatusCode, Problem> {
     if state.store.delete_id_token(&token).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

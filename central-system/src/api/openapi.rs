@@ -38,8 +38,10 @@ use utoipa::OpenApi;
 )]
 struct Schemas;
 
-/// (method, path, summary, roles, request schema, response schema)
-const ROUTES: &[(HttpMethod, &str, &str, &str, Option<&str>, Option<&str>)] = &[
+/// One documented route: (method, path, summary, roles, request schema, response schema).
+type Route = (HttpMethod, &'static str, &'static str, &'static str, Option<&'static str>, Option<&'static str>);
+
+const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/stations", "List stations (cursor paged; ?online=)", "admin, operator", None, Some("Station")),
     (HttpMethod::Post, "/stations", "Register a station", "admin", Some("CreateStation"), Some("StationDetail")),
     (HttpMethod::Get, "/stations/{stationId}", "A station with its connectors", "admin, operator", None, Some("StationDetail")),
@@ -69,25 +71,51 @@ pub fn document() -> Doc {
         let mut op = OperationBuilder::new()
             .summary(Some(*summary))
             .description(Some(format!("Roles: {roles}.")))
-            .response("default", ResponseBuilder::new().description("Problem").content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem")))));
+            .response(
+                "default",
+                ResponseBuilder::new().description("Problem").content(
+                    "application/problem+json",
+                    Content::new(Some(Ref::from_schema_name("Problem"))),
+                ),
+            );
         if let Some(schema) = response {
-            op = op.response("200", ResponseBuilder::new().description("Success").content("application/json", Content::new(Some(Ref::from_schema_name(*schema)))));
+            op = op.response(
+                "200",
+                ResponseBuilder::new()
+                    .description("Success")
+                    .content("application/json", Content::new(Some(Ref::from_schema_name(*schema)))),
+            );
         }
         if let Some(schema) = request {
             op = op.request_body(Some(
-                RequestBodyBuilder::new().content("application/json", Content::new(Some(Ref::from_schema_name(*schema)))).build(),
+                RequestBodyBuilder::new()
+                    .content("application/json", Content::new(Some(Ref::from_schema_name(*schema))))
+                    .build(),
             ));
         }
         for segment in path.split('/').filter(|s| s.starts_with('{')) {
             let name = segment.trim_matches(|c| c == '{' || c == '}');
-            op = op.parameter(ParameterBuilder::new().name(name).parameter_in(ParameterIn::Path).required(Required::True));
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True),
+            );
         }
         paths = paths.path(format!("/api/v1{path}"), PathItem::new(method.clone(), op));
     }
     // PathsBuilder merges the operations of items that share a path.
     doc.paths = paths.build();
     if let Some(components) = doc.components.as_mut() {
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
     }
     doc
 }

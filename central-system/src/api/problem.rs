@@ -68,7 +68,11 @@ impl Problem {
     /// 500 without leaking internals (the cause is logged).
     pub fn internal(cause: impl std::fmt::Display) -> Problem {
         tracing::error!(error = %cause, "request failed");
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "an internal error occurred")
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "an internal error occurred",
+        )
     }
 }
 
@@ -76,7 +80,11 @@ impl From<crate::store::StoreError> for Problem {
     fn from(e: crate::store::StoreError) -> Problem {
         use crate::store::StoreError as E;
         match e {
-            E::Conflict => Problem::new(StatusCode::CONFLICT, "ALREADY_EXISTS", "a resource with this id already exists"),
+            E::Conflict => Problem::new(
+                StatusCode::CONFLICT,
+                "ALREADY_EXISTS",
+                "a resource with this id already exists",
+            ),
             E::NotFound => Problem::not_found("resource"),
             E::Database(e) => Problem::internal(e),
         }
@@ -89,7 +97,10 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         for (name, value) in self.headers {
             headers.insert(name, value);
         }

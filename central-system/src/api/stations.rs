@@ -1,9 +1,10 @@
 //! Station registrations, live state, frame log, stored messages, device model, reservations.
 
-use super::auth::Caller;
+use super::auth::{Admin, Caller};
 use super::page::{Page, PageQuery};
 use super::problem::Problem;
 use super::ApiJson;
+use super::ApiQuery;
 use crate::app::AppState;
 use crate::auth::jwt::Role;
 use crate::auth::password;
@@ -12,7 +13,7 @@ use crate::store::frames::LoggedFrame;
 use crate::store::messages::{DeviceVariable, Reservation, StationMessage};
 use crate::store::stations::{Connector, NewStation, Station, StationPatch};
 use crate::store::types::Ts;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -101,14 +102,24 @@ fn check_password(password: &str) -> Result<(), Problem> {
     if (16..=40).contains(&password.len()) && password.chars().all(|c| c.is_ascii_graphic()) {
         Ok(())
     } else {
-        Err(Problem::validation("password must be 16-40 printable ASCII characters")
-            .with_errors(serde_json::json!([{ "field": "password", "message": "must be 16-40 printable ASCII characters" }])))
+        Err(
+            Problem::validation("password must be 16-40 printable ASCII characters").with_errors(
+                serde_json::json!([{ "field": "password", "message": "must be 16-40 printable ASCII characters" }]),
+            ),
+        )
     }
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Page<Station>>, Problem> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Station>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
-    let page = PageQuery { limit: q.limit, cursor: q.cursor };
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let limit = page.limit()?;
     let items = state.store.stations(page.key()?.as_deref(), q.online, limit).await?;
     Ok(Json(Page::new(items, limit, |s| s.id.clone())))
@@ -116,13 +127,13 @@ async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<Lis
 
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     ApiJson(body): ApiJson<CreateStation>,
 ) -> Result<(StatusCode, Json<StationDetail>), Problem> {
-    caller.require(&[Role::Admin])?;
     if !valid_station_id(&body.id) {
-        return Err(Problem::validation("id must be 1-48 URL-safe characters")
-            .with_errors(serde_json::json!([{ "field": "id", "message": "1-48 characters from A-Z a-z 0-9 - . _ ~ * = : + | @" }])));
+        return Err(Problem::validation("id must be 1-48 URL-safe characters").with_errors(
+            serde_json::json!([{ "field": "id", "message": "1-48 characters from A-Z a-z 0-9 - . _ ~ * = : + | @" }]),
+        ));
     }
     let status = body.registration_status.unwrap_or_else(|| "Accepted".into());
     check_status(&status)?;
@@ -136,27 +147,45 @@ async fn create(
     let station = state
         .store
         .create_station(
-            NewStation { id: body.id, description: body.description, password_hash, registration_status: status },
+            NewStation {
+                id: body.id,
+                description: body.description,
+                password_hash,
+                registration_status: status,
+            },
             Ts::now(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(StationDetail { station, connectors: Vec::new() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(StationDetail {
+            station,
+            connectors: Vec::new(),
+        }),
+    ))
 }
 
-async fn detail(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<StationDetail>, Problem> {
+async fn detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StationDetail>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
-    let station = state.store.station(&id).await?.ok_or_else(|| Problem::not_found("station"))?;
+    let station = state
+        .store
+        .station(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("station"))?;
     let connectors = state.store.connectors(&id).await?;
     Ok(Json(StationDetail { station, connectors }))
 }
 
 async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateStation>,
 ) -> Result<Json<StationDetail>, Problem> {
-    caller.require(&[Role::Admin])?;
     if let Some(status) = &body.registration_status {
         check_status(status)?;
     }
@@ -168,17 +197,24 @@ async fn update(
         Some(None) => Some(None),
         None => None,
     };
-    let patch = StationPatch { description: body.description, password_hash, registration_status: body.registration_status };
-    let station = state.store.update_station(&id, patch, Ts::now()).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => Problem::not_found("station"),
-        other => other.into(),
-    })?;
+    let patch = StationPatch {
+        description: body.description,
+        password_hash,
+        registration_status: body.registration_status,
+    };
+    let station = state
+        .store
+        .update_station(&id, patch, Ts::now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => Problem::not_found("station"),
+            other => other.into(),
+        })?;
     let connectors = state.store.connectors(&id).await?;
     Ok(Json(StationDetail { station, connectors }))
 }
 
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, Problem> {
-    caller.require(&[Role::Admin])?;
+async fn remove(State(state): State<AppState>, _admin: Admin, Path(id): Path<String>) -> Result<StatusCode, Problem> {
     if state.store.delete_station(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -187,14 +223,19 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<St
 }
 
 async fn ensure_station(state: &AppState, id: &str) -> Result<(), Problem> {
-    state.store.station(id).await?.map(|_| ()).ok_or_else(|| Problem::not_found("station"))
+    state
+        .store
+        .station(id)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| Problem::not_found("station"))
 }
 
 async fn frames(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<LoggedFrame>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     ensure_station(&state, &id).await?;
@@ -219,23 +260,37 @@ async fn messages(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<MessageQuery>,
+    ApiQuery(q): ApiQuery<MessageQuery>,
 ) -> Result<Json<Page<StationMessage>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     ensure_station(&state, &id).await?;
-    let page = PageQuery { limit: q.limit, cursor: q.cursor };
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let limit = page.limit()?;
-    let items = state.store.station_messages(&id, q.action.as_deref(), page.int_key()?, limit).await?;
+    let items = state
+        .store
+        .station_messages(&id, q.action.as_deref(), page.int_key()?, limit)
+        .await?;
     Ok(Json(Page::new(items, limit, |m| m.id.to_string())))
 }
 
-async fn device_model(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Vec<DeviceVariable>>, Problem> {
+async fn device_model(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<DeviceVariable>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     ensure_station(&state, &id).await?;
     Ok(Json(state.store.device_variables(&id).await?))
 }
 
-async fn reservations(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Vec<Reservation>>, Problem> {
+async fn reservations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Reservation>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     ensure_station(&state, &id).await?;
     Ok(Json(state.store.reservations(&id).await?))

@@ -131,7 +131,12 @@ mod tests {
     use super::*;
 
     fn claims(exp: i64) -> Claims {
-        Claims { sub: "alice".into(), role: Role::Operator, iat: 0, exp }
+        Claims {
+            sub: "alice".into(),
+            role: Role::Operator,
+            iat: 0,
+            exp,
+        }
     }
 
     #[test]
@@ -145,7 +150,11 @@ mod tests {
         let mut tampered = token.clone();
         tampered.insert(tampered.find('.').unwrap() + 2, 'x');
         assert!(keys.verify(&tampered, 50).is_err());
-        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(100)).unwrap()));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(100)).unwrap())
+        );
         assert_eq!(keys.verify(&none, 50), Err(JwtError::Algorithm));
     }
 }

@@ -24,7 +24,12 @@ pub struct TokenDecision {
 /// Decides a token's status from its record; `concurrent` when it is in another transaction.
 pub fn decide(record: Option<&IdTokenRecord>, now: Ts, concurrent: bool) -> TokenDecision {
     let Some(r) = record else {
-        return TokenDecision { status: AuthorizationStatus::Invalid, known: false, expires_at: None, parent: None };
+        return TokenDecision {
+            status: AuthorizationStatus::Invalid,
+            known: false,
+            expires_at: None,
+            parent: None,
+        };
     };
     let expired = r.expires_at.is_some_and(|e| e <= now);
     let stored = AuthorizationStatus::parse(&r.status).unwrap_or(AuthorizationStatus::Invalid);

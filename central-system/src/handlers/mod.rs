@@ -82,7 +82,10 @@ pub async fn dispatch(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation
         // Both versions forbid other requests until the boot is accepted.
         return Err(Violation::new(
             Fault::Security,
-            format!("boot not accepted (registration {}): only BootNotification is allowed", ctx.registration),
+            format!(
+                "boot not accepted (registration {}): only BootNotification is allowed",
+                ctx.registration
+            ),
         ));
     }
     schema::validate(ctx.version, &call.action, Direction::Request, &call.payload)?;
@@ -101,13 +104,21 @@ pub async fn dispatch(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation
 
 /// Deserialises a validated payload into its typed form.
 pub fn typed<T: DeserializeOwned>(payload: &Value) -> Result<T, Violation> {
-    T::deserialize(payload).map_err(|e| Violation::new(Fault::TypeConstraint, format!("payload does not fit the message type: {e}")))
+    T::deserialize(payload).map_err(|e| {
+        Violation::new(
+            Fault::TypeConstraint,
+            format!("payload does not fit the message type: {e}"),
+        )
+    })
 }
 
 /// A storage failure becomes InternalError for the charger and an error log for us.
 pub fn internal(e: StoreError) -> Violation {
     tracing::error!(error = %e, "storage failed while handling a charger message");
-    Violation::new(Fault::Internal, "the central system could not store the message; retry later")
+    Violation::new(
+        Fault::Internal,
+        "the central system could not store the message; retry later",
+    )
 }
 
 /// An RFC 3339 timestamp as OCPP writes them.

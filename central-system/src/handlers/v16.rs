@@ -14,19 +14,29 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
     match call.action.as_str() {
         "BootNotification" => boot(ctx, typed(p)?).await,
         "Heartbeat" => {
-            ctx.state.store.touch_station(ctx.station_id, ctx.now_ts()).await.map_err(internal)?;
+            ctx.state
+                .store
+                .touch_station(ctx.station_id, ctx.now_ts())
+                .await
+                .map_err(internal)?;
             Ok(json!({ "currentTime": rfc3339(ctx.now) }))
         }
         "StatusNotification" => {
             let req: m::status_notification::StatusNotificationRequest = typed(p)?;
             let change = from_v16::status(&req, ctx.now);
-            ctx.state.store.record_status(ctx.station_id, &change).await.map_err(internal)?;
+            ctx.state
+                .store
+                .record_status(ctx.station_id, &change)
+                .await
+                .map_err(internal)?;
             Ok(json!({}))
         }
         "Authorize" => {
             let req: m::authorize::AuthorizeRequest = typed(p)?;
             let token = from_v16::authorize(&req);
-            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None).await.map_err(internal)?;
+            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None)
+                .await
+                .map_err(internal)?;
             Ok(json!({ "idTagInfo": decision.id_tag_info() }))
         }
         "StartTransaction" => start_transaction(ctx, typed(p)?).await,
@@ -35,7 +45,14 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             let req: m::meter_values::MeterValuesRequest = typed(p)?;
             let report = from_v16::meter_values(&req)?;
             let tx = match req.transaction_id {
-                Some(id) if ctx.state.store.transaction_belongs(ctx.station_id, i64::from(id)).await.map_err(internal)? => {
+                Some(id)
+                    if ctx
+                        .state
+                        .store
+                        .transaction_belongs(ctx.station_id, i64::from(id))
+                        .await
+                        .map_err(internal)? =>
+                {
                     Some(i64::from(id))
                 }
                 _ => None,
@@ -64,7 +81,10 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
 async fn boot(ctx: &mut Ctx<'_>, req: m::boot_notification::BootNotificationRequest) -> Result<Value, Violation> {
     let info = from_v16::boot(&req);
     let store = &ctx.state.store;
-    store.record_boot(ctx.station_id, &info, ctx.now_ts()).await.map_err(internal)?;
+    store
+        .record_boot(ctx.station_id, &info, ctx.now_ts())
+        .await
+        .map_err(internal)?;
     let status = store
         .station_auth(ctx.station_id)
         .await
@@ -100,7 +120,9 @@ async fn start_transaction(
     let existing = store.transaction_id(ctx.station_id, &key).await.map_err(internal)?;
     // A replayed start must not be refused as concurrent with itself.
     let except = existing.map(|id| (ctx.station_id.to_string(), id));
-    let decision = authorize(store, &req.id_tag, ctx.now_ts(), Some(except)).await.map_err(internal)?;
+    let decision = authorize(store, &req.id_tag, ctx.now_ts(), Some(except))
+        .await
+        .map_err(internal)?;
     let (id, _created) = store
         .start_transaction(ctx.station_id, &key, &start, ctx.now_ts())
         .await
@@ -119,25 +141,32 @@ async fn stop_transaction(
     let store = &ctx.state.store;
     let ended = from_v16::stop_transaction(&req)?;
     let id = store
-        .end_transaction(ctx.station_id, &ended, Some(i64::from(req.transaction_id)), ctx.now_ts())
+        .end_transaction(
+            ctx.station_id,
+            &ended,
+            Some(i64::from(req.transaction_id)),
+            ctx.now_ts(),
+        )
         .await
         .map_err(internal)?;
     let location = match id {
-        Some(id) => store
-            .transaction(id)
-            .await
-            .map_err(internal)?
-            .map(|t| Location { evse_id: t.evse_id.try_into().unwrap_or(0), connector_id: t.connector_id.try_into().unwrap_or(0) }),
+        Some(id) => store.transaction(id).await.map_err(internal)?.map(|t| Location {
+            evse_id: t.evse_id.try_into().unwrap_or(0),
+            connector_id: t.connector_id.try_into().unwrap_or(0),
+        }),
         None => {
             // 1.6 says to answer anyway: the charger must be able to delete the message from its queue.
             tracing::warn!(station = %ctx.station_id, transaction = req.transaction_id, "StopTransaction for an unknown transaction");
             None
         }
     };
-    ctx.queue_samples(location.unwrap_or(Location::STATION), id, ended.samples).await;
+    ctx.queue_samples(location.unwrap_or(Location::STATION), id, ended.samples)
+        .await;
     let mut response = json!({});
     if let Some(tag) = &req.id_tag {
-        let decision = authorize(store, tag, Ts::from_datetime(ctx.now), None).await.map_err(internal)?;
+        let decision = authorize(store, tag, Ts::from_datetime(ctx.now), None)
+            .await
+            .map_err(internal)?;
         response["idTagInfo"] = decision.id_tag_info();
     }
     Ok(response)

@@ -15,19 +15,29 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
     match call.action.as_str() {
         "BootNotification" => boot(ctx, typed(p)?).await,
         "Heartbeat" => {
-            ctx.state.store.touch_station(ctx.station_id, ctx.now_ts()).await.map_err(internal)?;
+            ctx.state
+                .store
+                .touch_station(ctx.station_id, ctx.now_ts())
+                .await
+                .map_err(internal)?;
             Ok(json!({ "currentTime": rfc3339(ctx.now) }))
         }
         "StatusNotification" => {
             let req: m::status_notification::StatusNotificationRequest = typed(p)?;
             let change = from_v201::status(&req)?;
-            ctx.state.store.record_status(ctx.station_id, &change).await.map_err(internal)?;
+            ctx.state
+                .store
+                .record_status(ctx.station_id, &change)
+                .await
+                .map_err(internal)?;
             Ok(json!({}))
         }
         "Authorize" => {
             let req: m::authorize::AuthorizeRequest = typed(p)?;
             let token = from_v201::id_token(&req.id_token);
-            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None).await.map_err(internal)?;
+            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None)
+                .await
+                .map_err(internal)?;
             Ok(json!({ "idTokenInfo": decision.id_token_info() }))
         }
         "TransactionEvent" => transaction_event(ctx, typed(p)?).await,
@@ -45,7 +55,11 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
         "NotifyReport" => {
             ctx.keep(&call.action, p).await?;
             let vars = device_variables(p, ctx.now_ts());
-            ctx.state.store.upsert_device_variables(ctx.station_id, &vars).await.map_err(internal)?;
+            ctx.state
+                .store
+                .upsert_device_variables(ctx.station_id, &vars)
+                .await
+                .map_err(internal)?;
             Ok(json!({}))
         }
         "ReservationStatusUpdate" => {
@@ -54,7 +68,12 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             let update = from_v201::reservation_status(&req);
             ctx.state
                 .store
-                .set_reservation_status(ctx.station_id, i64::from(update.reservation_id), &update.status, ctx.now_ts())
+                .set_reservation_status(
+                    ctx.station_id,
+                    i64::from(update.reservation_id),
+                    &update.status,
+                    ctx.now_ts(),
+                )
                 .await
                 .map_err(internal)?;
             Ok(json!({}))
@@ -80,7 +99,10 @@ async fn keep_and(ctx: &Ctx<'_>, call: &Call, response: Value) -> Result<Value, 
 async fn boot(ctx: &mut Ctx<'_>, req: m::boot_notification::BootNotificationRequest) -> Result<Value, Violation> {
     let info = from_v201::boot(&req);
     let store = &ctx.state.store;
-    store.record_boot(ctx.station_id, &info, ctx.now_ts()).await.map_err(internal)?;
+    store
+        .record_boot(ctx.station_id, &info, ctx.now_ts())
+        .await
+        .map_err(internal)?;
     let status = store
         .station_auth(ctx.station_id)
         .await
@@ -106,11 +128,17 @@ async fn transaction_event(
     let event = from_v201::transaction_event(&req)?;
     let (id, location, samples) = match event {
         StationEvent::TransactionStarted(start) => {
-            let (id, _) = store.start_transaction(ctx.station_id, &station_tx_id, &start, now).await.map_err(internal)?;
+            let (id, _) = store
+                .start_transaction(ctx.station_id, &station_tx_id, &start, now)
+                .await
+                .map_err(internal)?;
             (id, start.location, start.samples)
         }
         StationEvent::TransactionUpdated(update) => {
-            let id = store.update_transaction(ctx.station_id, &update, now).await.map_err(internal)?;
+            let id = store
+                .update_transaction(ctx.station_id, &update, now)
+                .await
+                .map_err(internal)?;
             (id, update.location.unwrap_or(Location::STATION), update.samples)
         }
         StationEvent::TransactionEnded(ended) => {
@@ -121,12 +149,20 @@ async fn transaction_event(
                 .ok_or_else(|| internal(crate::store::StoreError::NotFound))?;
             (id, ended.location.unwrap_or(Location::STATION), ended.samples)
         }
-        _ => return Err(Violation::new(ocpp::Fault::Internal, "unexpected transaction event conversion")),
+        _ => {
+            return Err(Violation::new(
+                ocpp::Fault::Internal,
+                "unexpected transaction event conversion",
+            ))
+        }
     };
     let location = if location == Location::STATION {
         // Later events may omit the EVSE: file their readings under the transaction's EVSE.
         match store.transaction(id).await.map_err(internal)? {
-            Some(t) => Location { evse_id: t.evse_id.try_into().unwrap_or(0), connector_id: t.connector_id.try_into().unwrap_or(0) },
+            Some(t) => Location {
+                evse_id: t.evse_id.try_into().unwrap_or(0),
+                connector_id: t.connector_id.try_into().unwrap_or(0),
+            },
             None => location,
         }
     } else {
@@ -136,7 +172,9 @@ async fn transaction_event(
     let mut response = json!({});
     if let Some(token) = token {
         let except = Some((ctx.station_id.to_string(), id));
-        let decision = authorize(store, &token.value, Ts::from_datetime(ctx.now), Some(except)).await.map_err(internal)?;
+        let decision = authorize(store, &token.value, Ts::from_datetime(ctx.now), Some(except))
+            .await
+            .map_err(internal)?;
         response["idTokenInfo"] = decision.id_token_info();
     }
     Ok(response)
@@ -189,9 +227,19 @@ mod tests {
         ]});
         let vars = device_variables(&payload, Ts(5));
         assert_eq!(vars.len(), 3);
-        assert_eq!((vars[0].component.as_str(), vars[0].variable.as_str(), vars[0].value.as_deref()), ("OCPPCommCtrlr", "HeartbeatInterval", Some("300")));
+        assert_eq!(
+            (
+                vars[0].component.as_str(),
+                vars[0].variable.as_str(),
+                vars[0].value.as_deref()
+            ),
+            ("OCPPCommCtrlr", "HeartbeatInterval", Some("300"))
+        );
         assert_eq!(vars[1].attribute_type, "MaxSet");
         assert_eq!(vars[1].unit.as_deref(), Some("s"));
-        assert_eq!((vars[2].evse_id, vars[2].connector_id, vars[2].attribute_type.as_str()), (1, 1, "Actual"));
+        assert_eq!(
+            (vars[2].evse_id, vars[2].connector_id, vars[2].attribute_type.as_str()),
+            (1, 1, "Actual")
+        );
     }
 }

@@ -39,15 +39,27 @@ pub fn connected_version(state: &AppState, station_id: &str) -> Option<Version> 
 }
 
 /// Sends `action` with `payload` to the station and returns its answer.
-pub async fn call(state: &AppState, station_id: &str, action: &str, payload: Value) -> Result<CallOutcome, CommandError> {
+pub async fn call(
+    state: &AppState,
+    station_id: &str,
+    action: &str,
+    payload: Value,
+) -> Result<CallOutcome, CommandError> {
     let handle = state.registry.get(station_id).ok_or(CommandError::Offline)?;
     let allowed = catalogue::initiator(handle.version, action).is_some_and(|i| i.csms_may_send());
     if !allowed {
-        return Err(CommandError::UnknownAction { action: action.to_string(), version: handle.version });
+        return Err(CommandError::UnknownAction {
+            action: action.to_string(),
+            version: handle.version,
+        });
     }
     schema::validate(handle.version, action, Direction::Request, &payload).map_err(CommandError::InvalidPayload)?;
     let (reply, answer) = oneshot::channel();
-    let command = SessionCommand::Call(OutboundCall { action: action.to_string(), payload, reply });
+    let command = SessionCommand::Call(OutboundCall {
+        action: action.to_string(),
+        payload,
+        reply,
+    });
     handle.tx.send(command).await.map_err(|_| CommandError::Offline)?;
     // The session times out the call once it is on the wire; this bound also covers the wait in
     // its queue behind other calls.

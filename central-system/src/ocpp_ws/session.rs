@@ -66,14 +66,22 @@ enum End {
 pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
     let conn_id = state.registry.next_conn_id();
     let (tx, mut commands) = mpsc::channel(64);
-    let handle = SessionHandle { conn_id, version: init.version, tx };
+    let handle = SessionHandle {
+        conn_id,
+        version: init.version,
+        tx,
+    };
     if let Some(old) = state.registry.insert(init.station_id.clone(), handle) {
         // The old socket may be half-dead; it closes itself when it reads this.
         let _ = old.tx.try_send(SessionCommand::Replace);
     } else {
         state.metrics.connected_stations.inc();
     }
-    if let Err(e) = state.store.set_connected(&init.station_id, init.version, Ts::now()).await {
+    if let Err(e) = state
+        .store
+        .set_connected(&init.station_id, init.version, Ts::now())
+        .await
+    {
         tracing::error!(station = %init.station_id, error = %e, "could not record the connection");
     }
     tracing::info!(station = %init.station_id, version = %init.version, conn_id, "station connected");
@@ -110,8 +118,9 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
                 }
                 Some(Ok(Message::Binary(bytes))) => {
                     last_heard = Instant::now();
-                    // OCPP-J is text only; a binary frame is answered like malformed text.
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    // OCPP-J is text only; a binary frame is answered like malformed text, and
+                    // invalid UTF-8 is unreadable: repairing it could yield another, valid CALL.
+                    let text = std::str::from_utf8(&bytes).unwrap_or("<binary frame, not UTF-8>").to_owned();
                     if session.on_text(&mut socket, &text).await.is_err() {
                         break End::SocketError;
                     }
@@ -176,7 +185,10 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -217,7 +229,11 @@ impl Session {
             Frame::CallError(e) => {
                 self.on_response(
                     e.id.clone(),
-                    CallOutcome::Error { code: e.code.clone(), description: e.description, details: e.details },
+                    CallOutcome::Error {
+                        code: e.code.clone(),
+                        description: e.description,
+                        details: e.details,
+                    },
                     Some(e.code),
                 );
                 Ok(())
@@ -227,15 +243,29 @@ impl Session {
 
     async fn on_call(&mut self, socket: &mut WebSocket, call: Call, size: usize) -> Result<(), axum::Error> {
         let started = std::time::Instant::now();
+        // Label values come from the catalogue only: a charger inventing action names must not
+        // be able to create unbounded metric series.
+        let label = if ocpp::catalogue::initiator(self.version, &call.action).is_some() {
+            call.action.clone()
+        } else {
+            "unknown".to_string()
+        };
         let metrics = &self.state.metrics;
         metrics
             .messages
-            .get_or_create(&MessageLabels { action: call.action.clone(), direction: "in", kind: "call" })
+            .get_or_create(&MessageLabels {
+                action: label.clone(),
+                direction: "in",
+                kind: "call",
+            })
             .inc();
         let result = if size > self.state.config.max_frame_bytes {
             Err(Violation::new(
                 Fault::Generic,
-                format!("frame of {size} bytes exceeds the limit of {} bytes", self.state.config.max_frame_bytes),
+                format!(
+                    "frame of {size} bytes exceeds the limit of {} bytes",
+                    self.state.config.max_frame_bytes
+                ),
             ))
         } else {
             let mut ctx = Ctx {
@@ -255,23 +285,33 @@ impl Session {
             Err(violation) => {
                 tracing::info!(station = %self.station_id, action = %call.action, error = %violation, "CALL refused");
                 let error = CallError::from_violation(Some(&call.id), &violation, self.version);
-                self.send_error(socket, error, &call.action).await
+                self.send_error(socket, error, &label).await
             }
         };
         self.state
             .metrics
             .handling_seconds
-            .get_or_create(&ActionLabels { action: call.action })
+            .get_or_create(&ActionLabels { action: label })
             .observe(started.elapsed().as_secs_f64());
         sent
     }
 
     async fn send_error(&self, socket: &mut WebSocket, error: CallError, action: &str) -> Result<(), axum::Error> {
         let metrics = &self.state.metrics;
-        metrics.call_errors.get_or_create(&ErrorLabels { code: error.code.clone(), direction: "sent" }).inc();
+        metrics
+            .call_errors
+            .get_or_create(&ErrorLabels {
+                code: error.code.clone(),
+                direction: "sent",
+            })
+            .inc();
         metrics
             .messages
-            .get_or_create(&MessageLabels { action: action.to_string(), direction: "out", kind: "error" })
+            .get_or_create(&MessageLabels {
+                action: action.to_string(),
+                direction: "out",
+                kind: "error",
+            })
             .inc();
         self.send_text(socket, Frame::CallError(error).to_text()).await
     }
@@ -283,10 +323,21 @@ impl Session {
                 self.state
                     .metrics
                     .messages
-                    .get_or_create(&MessageLabels { action: f.action.clone(), direction: "in", kind })
+                    .get_or_create(&MessageLabels {
+                        action: f.action.clone(),
+                        direction: "in",
+                        kind,
+                    })
                     .inc();
                 if let Some(code) = error_code {
-                    self.state.metrics.call_errors.get_or_create(&ErrorLabels { code, direction: "received" }).inc();
+                    self.state
+                        .metrics
+                        .call_errors
+                        .get_or_create(&ErrorLabels {
+                            code,
+                            direction: "received",
+                        })
+                        .inc();
                 }
                 let _ = f.reply.send(Ok(outcome));
             }
@@ -301,17 +352,28 @@ impl Session {
     /// Sends the next queued call when none is in flight.
     async fn pump(&mut self, socket: &mut WebSocket) -> Result<(), axum::Error> {
         while self.in_flight.is_none() {
-            let Some(call) = self.queue.pop_front() else { return Ok(()) };
+            let Some(call) = self.queue.pop_front() else {
+                return Ok(());
+            };
             if call.reply.is_closed() {
                 continue;
             }
             self.next_id += 1;
             let id = format!("cs-{}", self.next_id);
-            let text = Frame::Call(Call { id: id.clone(), action: call.action.clone(), payload: call.payload }).to_text();
+            let text = Frame::Call(Call {
+                id: id.clone(),
+                action: call.action.clone(),
+                payload: call.payload,
+            })
+            .to_text();
             self.state
                 .metrics
                 .messages
-                .get_or_create(&MessageLabels { action: call.action.clone(), direction: "out", kind: "call" })
+                .get_or_create(&MessageLabels {
+                    action: call.action.clone(),
+                    direction: "out",
+                    kind: "call",
+                })
                 .inc();
             self.send_text(socket, text).await?;
             self.in_flight = Some(InFlight {

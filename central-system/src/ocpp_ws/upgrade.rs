@@ -43,15 +43,21 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Checked first: `prepare` may auto-register an unknown station and verifies passwords,
+    // neither of which a request that cannot become a WebSocket should trigger.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return Problem::new(StatusCode::BAD_REQUEST, "NOT_A_WEBSOCKET", rejection.body_text()).into_response();
+        }
+    };
     match prepare(&state, &station_id, peer.map(|Extension(p)| p), &headers).await {
         Ok((version, registration)) => {
-            let ws = match ws {
-                Ok(ws) => ws,
-                Err(rejection) => {
-                    return Problem::new(StatusCode::BAD_REQUEST, "NOT_A_WEBSOCKET", rejection.body_text()).into_response();
-                }
+            let init = SessionInit {
+                station_id: Arc::from(station_id.as_str()),
+                version,
+                registration,
             };
-            let init = SessionInit { station_id: Arc::from(station_id.as_str()), version, registration };
             let max_message = state.config.max_frame_bytes.saturating_mul(4).max(1 << 20);
             ws.protocols([version.subprotocol()])
                 // Small buffers keep idle chargers cheap (tungstenite's default is 128 KiB each).
@@ -81,7 +87,11 @@ async fn prepare(
     headers: &HeaderMap,
 ) -> Result<(Version, String), Problem> {
     if !valid_station_id(station_id) {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "INVALID_STATION_ID", "station id must be 1-48 URL-safe characters"));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_STATION_ID",
+            "station id must be 1-48 URL-safe characters",
+        ));
     }
     let offered = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -100,7 +110,11 @@ async fn prepare(
     let cert_bound = match peer.as_ref().and_then(|p| p.common_name.as_deref()) {
         Some(cn) if cn == station_id => true,
         Some(_) => {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "CERTIFICATE_MISMATCH", "the client certificate belongs to another station"));
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "CERTIFICATE_MISMATCH",
+                "the client certificate belongs to another station",
+            ));
         }
         None => false,
     };
@@ -111,12 +125,19 @@ async fn prepare(
         None => {
             let status = match state.config.unknown_stations {
                 UnknownStations::Reject => {
-                    return Err(Problem::new(StatusCode::NOT_FOUND, "UNKNOWN_STATION", "this station id is not registered"));
+                    return Err(Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "UNKNOWN_STATION",
+                        "this station id is not registered",
+                    ));
                 }
                 UnknownStations::Pending => "Pending",
                 UnknownStations::Accept => "Accepted",
             };
-            store.auto_register(station_id, status, Ts::now()).await.map_err(Problem::from)?;
+            store
+                .auto_register(station_id, status, Ts::now())
+                .await
+                .map_err(Problem::from)?;
             tracing::info!(station = %station_id, status, "unknown station registered");
             store
                 .station_auth(station_id)
@@ -130,19 +151,20 @@ async fn prepare(
             .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"ocpp\", charset=\"UTF-8\"")
     };
     match (&auth.password_hash, cert_bound) {
-        (Some(hash), _) => {
-            let credentials = headers
+        // Security profile 3: the verified certificate is the credential; Basic is not used.
+        (_, true) => {}
+        (Some(hash), false) => {
+            let password = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(basic::parse);
-            let Some((user, pass)) = credentials else {
-                return Err(unauthorized("HTTP Basic credentials required"));
+                .and_then(|v| basic::password_for(v, station_id));
+            let Some(password) = password else {
+                return Err(unauthorized("HTTP Basic credentials for this station id required"));
             };
-            if user != station_id || !password::verify(pass, hash.clone()).await {
+            if !password::verify(password, hash.clone()).await {
                 return Err(unauthorized("wrong station id or password"));
             }
         }
-        (None, true) => {}
         (None, false) if state.config.require_auth => {
             return Err(unauthorized("station has no password and no client certificate"));
         }

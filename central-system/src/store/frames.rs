@@ -42,9 +42,8 @@ impl Store {
         on_db!(self.db(), |pool| {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(1000) {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO ocpp_frames (station_id, logged_at, direction, frame) ",
-                );
+                let mut qb =
+                    sqlx::QueryBuilder::new("INSERT INTO ocpp_frames (station_id, logged_at, direction, frame) ");
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(&*r.station_id)
                         .push_bind(r.at)
@@ -74,7 +73,12 @@ impl Store {
     }
 
     /// The newest frames of a station, newest first, below the cursor `before`.
-    pub async fn frames(&self, station_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<LoggedFrame>, StoreError> {
+    pub async fn frames(
+        &self,
+        station_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<LoggedFrame>, StoreError> {
         Ok(on_db!(self.db(), |pool| {
             sqlx::query_as::<_, LoggedFrame>(
                 "SELECT id, logged_at, direction, frame FROM ocpp_frames WHERE station_id = $1 AND id < $2 \

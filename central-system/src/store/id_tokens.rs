@@ -12,6 +12,7 @@ pub struct IdTokenRecord {
     /// The token value.
     pub id_token: String,
     /// 2.0.1 token type (`ISO14443`, `Central`, ...).
+    #[serde(rename = "type")]
     pub token_type: String,
     /// `Accepted`, `Blocked`, `Expired` or `Invalid`.
     pub status: String,
@@ -38,8 +39,7 @@ pub struct IdTokenFields {
     pub parent_id_token: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id_token, token_type, status, expires_at, parent_id_token, created_at, updated_at";
+const COLUMNS: &str = "id_token, token_type, status, expires_at, parent_id_token, created_at, updated_at";
 
 impl Store {
     /// One token.

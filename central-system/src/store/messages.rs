@@ -70,15 +70,23 @@ pub struct Reservation {
 
 impl Store {
     /// Stores a message as received.
-    pub async fn insert_station_message(&self, station_id: &str, action: &str, payload: &str, now: Ts) -> Result<(), StoreError> {
+    pub async fn insert_station_message(
+        &self,
+        station_id: &str,
+        action: &str,
+        payload: &str,
+        now: Ts,
+    ) -> Result<(), StoreError> {
         on_db!(self.db(), |pool| {
-            sqlx::query("INSERT INTO station_messages (station_id, received_at, action, payload) VALUES ($1, $2, $3, $4)")
-                .bind(station_id)
-                .bind(now)
-                .bind(action)
-                .bind(payload)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO station_messages (station_id, received_at, action, payload) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(station_id)
+            .bind(now)
+            .bind(action)
+            .bind(payload)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -177,16 +185,24 @@ impl Store {
     }
 
     /// Changes a reservation's status; false if unknown.
-    pub async fn set_reservation_status(&self, station_id: &str, reservation_id: i64, status: &str, now: Ts) -> Result<bool, StoreError> {
+    pub async fn set_reservation_status(
+        &self,
+        station_id: &str,
+        reservation_id: i64,
+        status: &str,
+        now: Ts,
+    ) -> Result<bool, StoreError> {
         Ok(on_db!(self.db(), |pool| {
-            sqlx::query("UPDATE reservations SET status = $3, updated_at = $4 WHERE station_id = $1 AND reservation_id = $2")
-                .bind(station_id)
-                .bind(reservation_id)
-                .bind(status)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE reservations SET status = $3, updated_at = $4 WHERE station_id = $1 AND reservation_id = $2",
+            )
+            .bind(station_id)
+            .bind(reservation_id)
+            .bind(status)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
         }) > 0)
     }
 

@@ -6,13 +6,13 @@
 //! same way on both backends (the pitfalls of sqlx's `Any` driver are avoided on purpose).
 
 pub mod frames;
-pub mod types;
-pub mod writer;
 pub mod id_tokens;
 pub mod messages;
 pub mod meter_values;
 pub mod stations;
 pub mod transactions;
+pub mod types;
+pub mod writer;
 
 use anyhow::Context;
 
@@ -102,8 +102,7 @@ impl Store {
                 .foreign_keys(true);
             if let Some(parent) = std::path::Path::new(options.get_filename()).parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }
             }
             let pool = SqlitePoolOptions::new()
@@ -149,4 +148,3 @@ impl Store {
         on_db!(&self.db, |pool| pool.close().await)
     }
 }
-

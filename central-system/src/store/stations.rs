@@ -113,10 +113,7 @@ impl Store {
     pub async fn station(&self, id: &str) -> Result<Option<Station>, StoreError> {
         let sql = format!("SELECT {STATION_COLUMNS} FROM stations WHERE id = $1");
         Ok(on_db!(self.db(), |pool| {
-            sqlx::query_as::<_, Station>(&sql)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as::<_, Station>(&sql).bind(id).fetch_optional(pool).await?
         }))
     }
 
@@ -179,12 +176,7 @@ impl Store {
     }
 
     /// Applies a partial update.
-    pub async fn update_station(
-        &self,
-        id: &str,
-        patch: StationPatch,
-        now: Ts,
-    ) -> Result<Station, StoreError> {
+    pub async fn update_station(&self, id: &str, patch: StationPatch, now: Ts) -> Result<Station, StoreError> {
         let result = on_db!(self.db(), |pool| {
             sqlx::query(
                 "UPDATE stations SET \
@@ -225,12 +217,10 @@ impl Store {
     /// Credentials and registration state for the upgrade handler.
     pub async fn station_auth(&self, id: &str) -> Result<Option<StationAuth>, StoreError> {
         Ok(on_db!(self.db(), |pool| {
-            sqlx::query_as::<_, StationAuth>(
-                "SELECT password_hash, registration_status FROM stations WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, StationAuth>("SELECT password_hash, registration_status FROM stations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 

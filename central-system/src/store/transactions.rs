@@ -81,27 +81,29 @@ impl Store {
         start: &TransactionStarted,
         now: Ts,
     ) -> Result<(i64, bool), StoreError> {
-        let created = on_db!(self.db(), |pool| {
-            sqlx::query(
-                "INSERT INTO transactions (station_id, station_tx_id, evse_id, connector_id, id_token, status, \
+        let existing = self.transaction_id(station_id, station_tx_id).await?;
+        let created = existing.is_none()
+            && on_db!(self.db(), |pool| {
+                sqlx::query(
+                    "INSERT INTO transactions (station_id, station_tx_id, evse_id, connector_id, id_token, status, \
                    started_at, meter_start_wh, reservation_id, last_seq_no, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, 'Active', $6, $7, $8, $9, $10) \
                  ON CONFLICT (station_id, station_tx_id) DO NOTHING",
-            )
-            .bind(station_id)
-            .bind(station_tx_id)
-            .bind(i64::from(start.location.evse_id))
-            .bind(i64::from(start.location.connector_id))
-            .bind(start.id_token.as_ref().map(|t| t.value.as_str()))
-            .bind(Ts::from_datetime(start.timestamp))
-            .bind(start.meter_start_wh)
-            .bind(start.reservation_id.map(i64::from))
-            .bind(start.seq_no.map(i64::from))
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        }) > 0;
+                )
+                .bind(station_id)
+                .bind(station_tx_id)
+                .bind(i64::from(start.location.evse_id))
+                .bind(i64::from(start.location.connector_id))
+                .bind(start.id_token.as_ref().map(|t| t.value.as_str()))
+                .bind(Ts::from_datetime(start.timestamp))
+                .bind(start.meter_start_wh)
+                .bind(start.reservation_id.map(i64::from))
+                .bind(start.seq_no.map(i64::from))
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }) > 0;
         let id = self
             .transaction_id(station_id, station_tx_id)
             .await?
@@ -129,13 +131,11 @@ impl Store {
     /// The CSMS id of a charger's transaction.
     pub async fn transaction_id(&self, station_id: &str, station_tx_id: &str) -> Result<Option<i64>, StoreError> {
         Ok(on_db!(self.db(), |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT id FROM transactions WHERE station_id = $1 AND station_tx_id = $2",
-            )
-            .bind(station_id)
-            .bind(station_tx_id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_scalar::<_, i64>("SELECT id FROM transactions WHERE station_id = $1 AND station_tx_id = $2")
+                .bind(station_id)
+                .bind(station_tx_id)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 
@@ -160,6 +160,11 @@ impl Store {
         at: Ts,
         now: Ts,
     ) -> Result<i64, StoreError> {
+        // Look first: an INSERT that hits the conflict would still burn a sequence number, and
+        // CSMS ids are the 1.6 transactionId, a 32-bit integer.
+        if let Some(id) = self.transaction_id(station_id, station_tx_id).await? {
+            return Ok(id);
+        }
         on_db!(self.db(), |pool| {
             sqlx::query(
                 "INSERT INTO transactions (station_id, station_tx_id, evse_id, connector_id, status, started_at, updated_at) \
@@ -186,7 +191,9 @@ impl Store {
         update: &TransactionUpdated,
         now: Ts,
     ) -> Result<i64, StoreError> {
-        let loc = update.location.map_or((0, 0), |l| (i64::from(l.evse_id), i64::from(l.connector_id)));
+        let loc = update
+            .location
+            .map_or((0, 0), |l| (i64::from(l.evse_id), i64::from(l.connector_id)));
         let at = Ts::from_datetime(update.timestamp);
         let id = self
             .ensure_v201_transaction(station_id, &update.station_transaction_id, loc, at, now)
@@ -234,7 +241,9 @@ impl Store {
                 id
             }
             None => {
-                let loc = ended.location.map_or((0, 0), |l| (i64::from(l.evse_id), i64::from(l.connector_id)));
+                let loc = ended
+                    .location
+                    .map_or((0, 0), |l| (i64::from(l.evse_id), i64::from(l.connector_id)));
                 self.ensure_v201_transaction(station_id, &ended.transaction_ref, loc, at, now)
                     .await?
             }

@@ -190,7 +190,9 @@ async fn commit(store: &Store, meters: &mut Vec<MeterRow>, frames: &mut Vec<Fram
         .await;
         match result {
             Ok(()) => {
-                stats.meter_rows_written.fetch_add(meters.len() as u64, Ordering::Relaxed);
+                stats
+                    .meter_rows_written
+                    .fetch_add(meters.len() as u64, Ordering::Relaxed);
                 meters.clear();
                 frames.clear();
                 return;
@@ -203,7 +205,11 @@ async fn commit(store: &Store, meters: &mut Vec<MeterRow>, frames: &mut Vec<Fram
         }
     }
     stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-    tracing::error!(rows = meters.len(), frames = frames.len(), "dropping a batch after repeated failures");
+    tracing::error!(
+        rows = meters.len(),
+        frames = frames.len(),
+        "dropping a batch after repeated failures"
+    );
     meters.clear();
     frames.clear();
 }

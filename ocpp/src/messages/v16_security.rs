@@ -483,20 +483,13 @@ mod tests {
 
     /// Validates `sample` against the schema, reads it as `T`, writes it back, and expects the
     /// same JSON: proves field names, optionality and enum spellings match the schema.
-    fn round_trip<T: Serialize + DeserializeOwned>(
-        action: &str,
-        direction: Direction,
-        sample: Value,
-    ) {
+    fn round_trip<T: Serialize + DeserializeOwned>(action: &str, direction: Direction, sample: Value) {
         schema::validate(Version::V16, action, direction, &sample)
             .unwrap_or_else(|v| panic!("{action} {direction:?} sample invalid: {v}"));
         let typed: T = serde_json::from_value(sample.clone())
             .unwrap_or_else(|e| panic!("{action} {direction:?} does not deserialise: {e}"));
         let back = serde_json::to_value(&typed).expect("serialises");
-        assert_eq!(
-            back, sample,
-            "{action} {direction:?} changed in the round trip"
-        );
+        assert_eq!(back, sample, "{action} {direction:?} changed in the round trip");
         schema::validate(Version::V16, action, direction, &back)
             .unwrap_or_else(|v| panic!("{action} {direction:?} output invalid: {v}"));
     }
@@ -518,21 +511,9 @@ mod tests {
             Req,
             json!({"certificateChain": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}),
         );
-        round_trip::<CertificateSignedResponse>(
-            "CertificateSigned",
-            Res,
-            json!({"status": "Rejected"}),
-        );
-        round_trip::<DeleteCertificateRequest>(
-            "DeleteCertificate",
-            Req,
-            json!({"certificateHashData": hash_data()}),
-        );
-        round_trip::<DeleteCertificateResponse>(
-            "DeleteCertificate",
-            Res,
-            json!({"status": "NotFound"}),
-        );
+        round_trip::<CertificateSignedResponse>("CertificateSigned", Res, json!({"status": "Rejected"}));
+        round_trip::<DeleteCertificateRequest>("DeleteCertificate", Req, json!({"certificateHashData": hash_data()}));
+        round_trip::<DeleteCertificateResponse>("DeleteCertificate", Res, json!({"status": "NotFound"}));
         round_trip::<ExtendedTriggerMessageRequest>(
             "ExtendedTriggerMessage",
             Req,
@@ -588,11 +569,7 @@ mod tests {
             Req,
             json!({"certificateType": "CentralSystemRootCertificate", "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}),
         );
-        round_trip::<InstallCertificateResponse>(
-            "InstallCertificate",
-            Res,
-            json!({"status": "Failed"}),
-        );
+        round_trip::<InstallCertificateResponse>("InstallCertificate", Res, json!({"status": "Failed"}));
         round_trip::<LogStatusNotificationRequest>(
             "LogStatusNotification",
             Req,
@@ -604,31 +581,19 @@ mod tests {
             Req,
             json!({"type": "FirmwareUpdated", "timestamp": "2024-05-02T08:00:00Z", "techInfo": "v2.3.1"}),
         );
-        round_trip::<SecurityEventNotificationResponse>(
-            "SecurityEventNotification",
-            Res,
-            json!({}),
-        );
+        round_trip::<SecurityEventNotificationResponse>("SecurityEventNotification", Res, json!({}));
         round_trip::<SignCertificateRequest>(
             "SignCertificate",
             Req,
             json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"}),
         );
-        round_trip::<SignCertificateResponse>(
-            "SignCertificate",
-            Res,
-            json!({"status": "Accepted"}),
-        );
+        round_trip::<SignCertificateResponse>("SignCertificate", Res, json!({"status": "Accepted"}));
         round_trip::<SignedFirmwareStatusNotificationRequest>(
             "SignedFirmwareStatusNotification",
             Req,
             json!({"status": "InstallVerificationFailed", "requestId": 7}),
         );
-        round_trip::<SignedFirmwareStatusNotificationResponse>(
-            "SignedFirmwareStatusNotification",
-            Res,
-            json!({}),
-        );
+        round_trip::<SignedFirmwareStatusNotificationResponse>("SignedFirmwareStatusNotification", Res, json!({}));
         round_trip::<SignedUpdateFirmwareRequest>(
             "SignedUpdateFirmware",
             Req,
@@ -668,20 +633,11 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{file} {definition} {value}: {e}"));
             }
         }
-        all::<CertificateSignedStatus>(
-            "CertificateSignedResponse",
-            "CertificateSignedStatusEnumType",
-        );
+        all::<CertificateSignedStatus>("CertificateSignedResponse", "CertificateSignedStatusEnumType");
         all::<HashAlgorithm>("DeleteCertificate", "HashAlgorithmEnumType");
-        all::<DeleteCertificateStatus>(
-            "DeleteCertificateResponse",
-            "DeleteCertificateStatusEnumType",
-        );
+        all::<DeleteCertificateStatus>("DeleteCertificateResponse", "DeleteCertificateStatusEnumType");
         all::<MessageTrigger>("ExtendedTriggerMessage", "MessageTriggerEnumType");
-        all::<TriggerMessageStatus>(
-            "ExtendedTriggerMessageResponse",
-            "TriggerMessageStatusEnumType",
-        );
+        all::<TriggerMessageStatus>("ExtendedTriggerMessageResponse", "TriggerMessageStatusEnumType");
         all::<CertificateUse>("GetInstalledCertificateIds", "CertificateUseEnumType");
         all::<GetInstalledCertificateStatus>(
             "GetInstalledCertificateIdsResponse",
@@ -690,16 +646,10 @@ mod tests {
         all::<LogType>("GetLog", "LogEnumType");
         all::<LogStatus>("GetLogResponse", "LogStatusEnumType");
         all::<CertificateUse>("InstallCertificate", "CertificateUseEnumType");
-        all::<InstallCertificateStatus>(
-            "InstallCertificateResponse",
-            "InstallCertificateStatusEnumType",
-        );
+        all::<InstallCertificateStatus>("InstallCertificateResponse", "InstallCertificateStatusEnumType");
         all::<UploadLogStatus>("LogStatusNotification", "UploadLogStatusEnumType");
         all::<GenericStatus>("SignCertificateResponse", "GenericStatusEnumType");
         all::<FirmwareStatus>("SignedFirmwareStatusNotification", "FirmwareStatusEnumType");
-        all::<UpdateFirmwareStatus>(
-            "SignedUpdateFirmwareResponse",
-            "UpdateFirmwareStatusEnumType",
-        );
+        all::<UpdateFirmwareStatus>("SignedUpdateFirmwareResponse", "UpdateFirmwareStatusEnumType");
     }
 }

@@ -5,8 +5,7 @@
 
 use crate::error_code::Violation;
 use crate::model::events::{
-    BootInfo, ConnectorStatus, IdToken, Location, MeterReport, StatusChange, TransactionEnded,
-    TransactionStarted,
+    BootInfo, ConnectorStatus, IdToken, Location, MeterReport, StatusChange, TransactionEnded, TransactionStarted,
 };
 use crate::model::meter::{self, ocpp_name};
 use chrono::{DateTime, Utc};
@@ -28,8 +27,7 @@ pub fn boot(req: &BootNotificationRequest) -> BootInfo {
         model: req.charge_point_model.clone(),
         // chargePointSerialNumber is deprecated in favour of chargeBoxSerialNumber, but older
         // firmware only sends the former.
-        serial_number: non_empty(&req.charge_box_serial_number)
-            .or_else(|| non_empty(&req.charge_point_serial_number)),
+        serial_number: non_empty(&req.charge_box_serial_number).or_else(|| non_empty(&req.charge_point_serial_number)),
         firmware_version: req.firmware_version.clone(),
         iccid: req.iccid.clone(),
         imsi: req.imsi.clone(),
@@ -397,14 +395,8 @@ mod tests {
         assert_eq!(report.transaction_ref.as_deref(), Some("42"));
         assert_eq!(report.samples.len(), 2);
         assert_eq!(report.samples[0].measurand, "Power.Active.Import");
-        assert_eq!(
-            (report.samples[0].unit, report.samples[0].value),
-            (Unit::W, 7200.0)
-        );
-        assert_eq!(
-            (report.samples[1].unit, report.samples[1].value),
-            (Unit::Wh, 1500.0)
-        );
+        assert_eq!((report.samples[0].unit, report.samples[0].value), (Unit::W, 7200.0));
+        assert_eq!((report.samples[1].unit, report.samples[1].value), (Unit::Wh, 1500.0));
 
         let req = parse(json!({
             "connectorId": 0,
@@ -418,9 +410,6 @@ mod tests {
             "connectorId": 1,
             "meterValue": [{ "timestamp": "2024-05-01T10:30:00Z", "sampledValue": [{ "value": "x" }] }]
         }));
-        assert_eq!(
-            meter_values(&req).unwrap_err().fault,
-            crate::Fault::PropertyConstraint
-        );
+        assert_eq!(meter_values(&req).unwrap_err().fault, crate::Fault::PropertyConstraint);
     }
 }

@@ -6,8 +6,8 @@
 
 use crate::error_code::{Fault, Violation};
 use crate::model::events::{
-    BootInfo, ConnectorStatus, IdToken, Location, MeterReport, ReservationStatus, StationEvent,
-    StatusChange, TransactionEnded, TransactionStarted, TransactionUpdated,
+    BootInfo, ConnectorStatus, IdToken, Location, MeterReport, ReservationStatus, StationEvent, StatusChange,
+    TransactionEnded, TransactionStarted, TransactionUpdated,
 };
 use crate::model::from_v16::DEFAULT_STOP_REASON;
 use crate::model::meter::{self, energy_register_wh, ocpp_name, Sample};
@@ -107,8 +107,7 @@ pub fn transaction_event(req: &TransactionEventRequest) -> Result<StationEvent, 
             transaction_ref: info.transaction_id.clone(),
             location,
             id_token,
-            meter_stop_wh: register_in_context(&samples, "Transaction.End")
-                .or_else(|| energy_register_wh(&samples)),
+            meter_stop_wh: register_in_context(&samples, "Transaction.End").or_else(|| energy_register_wh(&samples)),
             timestamp: req.timestamp,
             stop_reason: Some(
                 info.stopped_reason
@@ -154,32 +153,19 @@ fn evse_location(evse: &EVSEType) -> Result<Location, Violation> {
 
 /// An id as unsigned, or a violation naming the field.
 fn non_negative(value: i32, field: &str) -> Result<u32, Violation> {
-    u32::try_from(value).map_err(|_| {
-        Violation::new(
-            Fault::PropertyConstraint,
-            format!("{field} {value} is negative"),
-        )
-    })
+    u32::try_from(value).map_err(|_| Violation::new(Fault::PropertyConstraint, format!("{field} {value} is negative")))
 }
 
 /// The energy register among the samples of one reading context.
 fn register_in_context(samples: &[Sample], context: &str) -> Option<i64> {
-    let in_context: Vec<Sample> = samples
-        .iter()
-        .filter(|s| s.context == context)
-        .cloned()
-        .collect();
+    let in_context: Vec<Sample> = samples.iter().filter(|s| s.context == context).cloned().collect();
     energy_register_wh(&in_context)
 }
 
 /// The samples taken at the earliest timestamp.
 fn earliest(samples: &[Sample]) -> Vec<Sample> {
     let first = samples.iter().map(|s| s.timestamp).min();
-    samples
-        .iter()
-        .filter(|s| Some(s.timestamp) == first)
-        .cloned()
-        .collect()
+    samples.iter().filter(|s| Some(s.timestamp) == first).cloned().collect()
 }
 
 #[cfg(test)]
@@ -367,10 +353,7 @@ mod tests {
         );
         assert_eq!(started.samples.len(), 2);
         assert_eq!(started.samples[1].context, "Transaction.Begin");
-        assert_eq!(
-            (started.samples[1].unit, started.samples[1].value),
-            (Unit::Wh, 1000.4)
-        );
+        assert_eq!((started.samples[1].unit, started.samples[1].value), (Unit::Wh, 1000.4));
     }
 
     #[test]
@@ -533,10 +516,7 @@ mod tests {
         };
         assert_eq!(ended.meter_stop_wh, Some(5000));
         assert_eq!(ended.stop_reason.as_deref(), Some("Local"));
-        assert_eq!(
-            (ended.location, ended.id_token, ended.offline),
-            (None, None, false)
-        );
+        assert_eq!((ended.location, ended.id_token, ended.offline), (None, None, false));
 
         let req = tx_event("Ended", json!({}));
         let StationEvent::TransactionEnded(ended) = transaction_event(&req).unwrap() else {
@@ -563,10 +543,7 @@ mod tests {
                 "sampledValue": [{ "value": 1, "unitOfMeasure": { "multiplier": 400 } }]
             }] }),
         );
-        assert_eq!(
-            transaction_event(&req).unwrap_err().fault,
-            Fault::PropertyConstraint
-        );
+        assert_eq!(transaction_event(&req).unwrap_err().fault, Fault::PropertyConstraint);
     }
 
     #[test]
@@ -591,15 +568,9 @@ mod tests {
         );
         assert_eq!(report.transaction_ref, None);
         assert_eq!(report.samples.len(), 2);
-        assert_eq!(
-            (report.samples[0].unit, report.samples[0].value),
-            (Unit::Wh, 12500.0)
-        );
+        assert_eq!((report.samples[0].unit, report.samples[0].value), (Unit::Wh, 12500.0));
         assert_eq!(report.samples[1].phase.as_deref(), Some("L1"));
-        assert_eq!(
-            (report.samples[1].unit, report.samples[1].value),
-            (Unit::A, 16.0)
-        );
+        assert_eq!((report.samples[1].unit, report.samples[1].value), (Unit::A, 16.0));
 
         let req = parse(json!({
             "evseId": 0,
@@ -611,10 +582,7 @@ mod tests {
             "evseId": -1,
             "meterValue": [{ "timestamp": "2024-05-01T10:00:00Z", "sampledValue": [{ "value": 1 }] }]
         }));
-        assert_eq!(
-            meter_values(&req).unwrap_err().fault,
-            Fault::PropertyConstraint
-        );
+        assert_eq!(meter_values(&req).unwrap_err().fault, Fault::PropertyConstraint);
     }
 
     #[test]

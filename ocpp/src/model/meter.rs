@@ -247,16 +247,9 @@ fn default_unit(measurand: &str) -> &'static str {
 }
 
 /// Scales `mantissa * 10^exponent` into the normalised unit; `None` if the result is not finite.
-fn normalise(
-    mantissa: &str,
-    exponent: i32,
-    unit: Option<&str>,
-    measurand: &str,
-) -> Option<(Unit, f64)> {
+fn normalise(mantissa: &str, exponent: i32, unit: Option<&str>, measurand: &str) -> Option<(Unit, f64)> {
     let (unit, prefix, offset) = unit_rule(unit.unwrap_or_else(|| default_unit(measurand)));
-    let scaled: f64 = format!("{mantissa}e{}", exponent.saturating_add(prefix))
-        .parse()
-        .ok()?;
+    let scaled: f64 = format!("{mantissa}e{}", exponent.saturating_add(prefix)).parse().ok()?;
     let value = match offset {
         Offset::None => scaled,
         Offset::FromFahrenheit => (scaled - 32.0) * 5.0 / 9.0,
@@ -276,18 +269,14 @@ fn split_decimal(text: &str) -> Option<(&str, i32)> {
     let unsigned = mantissa.strip_prefix(['+', '-']).unwrap_or(mantissa);
     let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    (digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty()))
-        .then_some((mantissa, exponent))
+    (digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty())).then_some((mantissa, exponent))
 }
 
 /// The violation for a 1.6 value that is not a decimal number.
 fn not_a_decimal(value: &str) -> Violation {
     Violation::new(
         Fault::PropertyConstraint,
-        format!(
-            "sampledValue.value {:?} is not a decimal number",
-            shorten(value)
-        ),
+        format!("sampledValue.value {:?} is not a decimal number", shorten(value)),
     )
 }
 
@@ -333,14 +322,7 @@ mod tests {
         (a - b).abs() < 1e-9 * b.abs().max(1.0)
     }
 
-    fn sample(
-        ts: &str,
-        measurand: &str,
-        location: &str,
-        phase: Option<&str>,
-        unit: Unit,
-        value: f64,
-    ) -> Sample {
+    fn sample(ts: &str, measurand: &str, location: &str, phase: Option<&str>, unit: Unit, value: f64) -> Sample {
         Sample {
             timestamp: ts.parse().unwrap(),
             measurand: measurand.into(),
@@ -543,76 +525,37 @@ mod tests {
                 Unit::Wh,
                 1234.0,
             ),
-            (
-                json!(1.234),
-                json!({ "unit": "Wh", "multiplier": 3 }),
-                Unit::Wh,
-                1234.0,
-            ),
-            (
-                json!(1.5),
-                json!({ "unit": "kWh", "multiplier": 3 }),
-                Unit::Wh,
-                1.5e6,
-            ),
+            (json!(1.234), json!({ "unit": "Wh", "multiplier": 3 }), Unit::Wh, 1234.0),
+            (json!(1.5), json!({ "unit": "kWh", "multiplier": 3 }), Unit::Wh, 1.5e6),
             (
                 json!(1500),
                 json!({ "unit": "kWh", "multiplier": -3 }),
                 Unit::Wh,
                 1500.0,
             ),
-            (
-                json!(7400),
-                json!({ "unit": "W", "multiplier": -3 }),
-                Unit::W,
-                7.4,
-            ),
+            (json!(7400), json!({ "unit": "W", "multiplier": -3 }), Unit::W, 7.4),
             (json!(7.4), json!({ "unit": "kW" }), Unit::W, 7400.0),
             (json!(2), json!({ "unit": "kvarh" }), Unit::Varh, 2000.0),
             (json!(2), json!({ "unit": "kvar" }), Unit::Var, 2000.0),
             (json!(2), json!({ "unit": "kVA" }), Unit::Va, 2000.0),
             (json!(2), json!({ "unit": "VA" }), Unit::Va, 2.0),
             (json!(32), json!({ "unit": "A" }), Unit::A, 32.0),
-            (
-                json!(2300),
-                json!({ "unit": "V", "multiplier": -1 }),
-                Unit::V,
-                230.0,
-            ),
+            (json!(2300), json!({ "unit": "V", "multiplier": -1 }), Unit::V, 230.0),
             (json!(50), json!({ "unit": "Hz" }), Unit::Hz, 50.0),
             (json!(50), json!({ "unit": "Hertz" }), Unit::Hz, 50.0),
             (json!(21), json!({ "unit": "Celsius" }), Unit::Celsius, 21.0),
             (json!(21), json!({ "unit": "Celcius" }), Unit::Celsius, 21.0),
-            (
-                json!(212),
-                json!({ "unit": "Fahrenheit" }),
-                Unit::Celsius,
-                100.0,
-            ),
-            (
-                json!(3),
-                json!({ "unit": "K", "multiplier": 2 }),
-                Unit::Celsius,
-                26.85,
-            ),
+            (json!(212), json!({ "unit": "Fahrenheit" }), Unit::Celsius, 100.0),
+            (json!(3), json!({ "unit": "K", "multiplier": 2 }), Unit::Celsius, 26.85),
             (json!(55), json!({ "unit": "Percent" }), Unit::Percent, 55.0),
             (json!(12), json!({ "unit": "ASU" }), Unit::Other, 12.0),
-            (
-                json!(12),
-                json!({ "unit": "kg", "multiplier": 1 }),
-                Unit::Other,
-                120.0,
-            ),
+            (json!(12), json!({ "unit": "kg", "multiplier": 1 }), Unit::Other, 120.0),
             (json!(-5), json!({ "unit": "kWh" }), Unit::Wh, -5000.0),
         ];
         for (value, unit_of_measure, want_unit, want) in table {
             let s = &v201(json!({ "value": value, "unitOfMeasure": unit_of_measure })).unwrap()[0];
             assert_eq!(s.unit, *want_unit, "{value} {unit_of_measure}");
-            assert!(
-                close(s.value, *want),
-                "{value} {unit_of_measure} -> {}",
-                s.value
-            );
+            assert!(close(s.value, *want), "{value} {unit_of_measure} -> {}", s.value);
         }
     }
 
@@ -637,11 +580,9 @@ mod tests {
 
     #[test]
     fn v201_extreme_multipliers_do_not_panic() {
-        let err =
-            v201(json!({ "value": 1, "unitOfMeasure": { "multiplier": i32::MAX } })).unwrap_err();
+        let err = v201(json!({ "value": 1, "unitOfMeasure": { "multiplier": i32::MAX } })).unwrap_err();
         assert_eq!(err.fault, Fault::PropertyConstraint);
-        let s =
-            &v201(json!({ "value": 1, "unitOfMeasure": { "multiplier": i32::MIN } })).unwrap()[0];
+        let s = &v201(json!({ "value": 1, "unitOfMeasure": { "multiplier": i32::MIN } })).unwrap()[0];
         assert_eq!(s.value, 0.0);
     }
 
@@ -652,10 +593,7 @@ mod tests {
         assert_eq!(ocpp_name(&UnitOfMeasure::KWh), "kWh");
         assert_eq!(ocpp_name(&Phase::L1N), "L1-N");
         assert_eq!(ocpp_name(&Location::Ev), "EV");
-        assert_eq!(
-            ocpp_name(&ReadingContext::TransactionBegin),
-            "Transaction.Begin"
-        );
+        assert_eq!(ocpp_name(&ReadingContext::TransactionBegin), "Transaction.Begin");
         assert_eq!(ocpp_name(&IdTokenEnumType::EMAID), "eMAID");
     }
 
@@ -671,10 +609,7 @@ mod tests {
             (vec![sample(T0, E, "Outlet", None, Wh, 1000.5)], Some(1001)),
             (vec![sample(T0, E, "Outlet", None, Wh, -2.5)], Some(-3)),
             // Another measurand or a unit other than Wh is not the register.
-            (
-                vec![sample(T0, "Power.Active.Import", "Outlet", None, W, 7400.0)],
-                None,
-            ),
+            (vec![sample(T0, "Power.Active.Import", "Outlet", None, W, 7400.0)], None),
             (vec![sample(T0, E, "Outlet", None, Other, 5.0)], None),
             // Outlet wins over Inlet; any location if there is no Outlet.
             (
@@ -693,10 +628,7 @@ mod tests {
                 ],
                 Some(900),
             ),
-            (
-                vec![sample(T0, E, "Outlet", Some("L1"), Wh, 300.0)],
-                Some(300),
-            ),
+            (vec![sample(T0, E, "Outlet", Some("L1"), Wh, 300.0)], Some(300)),
             // The latest reading wins; among equal timestamps the last listed.
             (
                 vec![

@@ -41,12 +41,7 @@ pub const MAX_DESCRIPTION_LEN: usize = 255;
 /// Checks `payload` of `action` against the schema of `version` and the semantic rules.
 ///
 /// An action the version does not define is [`Fault::NotImplemented`].
-pub fn validate(
-    version: Version,
-    action: &str,
-    direction: Direction,
-    payload: &Value,
-) -> Result<(), Violation> {
+pub fn validate(version: Version, action: &str, direction: Direction, payload: &Value) -> Result<(), Violation> {
     let Some(schema) = SCHEMAS.get(&(version, action, direction)) else {
         return Err(Violation::new(
             Fault::NotImplemented,
@@ -56,10 +51,7 @@ pub fn validate(
     // Frame::parse already refuses a CALL whose payload is not an object, but a CALLRESULT's
     // payload reaches here unchecked.
     if !payload.is_object() {
-        return Err(Violation::new(
-            Fault::Formation,
-            describe_at("", "not a JSON object"),
-        ));
+        return Err(Violation::new(Fault::Formation, describe_at("", "not a JSON object")));
     }
     let validator = schema.validator(version, action, direction)?;
     if !validator.is_valid(payload) {
@@ -93,12 +85,7 @@ struct Schema {
 }
 
 impl Schema {
-    fn validator(
-        &self,
-        version: Version,
-        action: &str,
-        direction: Direction,
-    ) -> Result<&Validator, Violation> {
+    fn validator(&self, version: Version, action: &str, direction: Direction) -> Result<&Validator, Violation> {
         self.compiled
             .get_or_init(|| compile(self.source))
             .as_ref()
@@ -107,9 +94,7 @@ impl Schema {
                 // this is our fault, not the sender's.
                 Violation::new(
                     Fault::Internal,
-                    truncate(format!(
-                        "{version} {action} {direction:?} schema does not compile: {e}"
-                    )),
+                    truncate(format!("{version} {action} {direction:?} schema does not compile: {e}")),
                 )
             })
     }
@@ -133,8 +118,7 @@ fn compile(source: &str) -> Result<Validator, String> {
 /// deserialisation into `DateTime` accepts afterwards; the `T` is required because chrono also
 /// takes a space there, which RFC 3339's grammar does not.
 fn is_rfc3339_instant(text: &str) -> bool {
-    matches!(text.as_bytes().get(10), Some(b'T' | b't'))
-        && chrono::DateTime::parse_from_rfc3339(text).is_ok()
+    matches!(text.as_bytes().get(10), Some(b'T' | b't')) && chrono::DateTime::parse_from_rfc3339(text).is_ok()
 }
 
 type Key = (Version, &'static str, Direction);
@@ -148,10 +132,7 @@ static SCHEMAS: LazyLock<HashMap<Key, Schema>> = LazyLock::new(|| {
             if catalogue::initiator(version, action).is_none() {
                 continue;
             }
-            for (direction, source) in [
-                (Direction::Request, *request),
-                (Direction::Response, *response),
-            ] {
+            for (direction, source) in [(Direction::Request, *request), (Direction::Response, *response)] {
                 let schema = Schema {
                     source,
                     compiled: OnceLock::new(),
@@ -260,10 +241,7 @@ fn describe(error: &ValidationError<'_>) -> Violation {
         ),
         ValidationErrorKind::AdditionalProperties { unexpected } => (
             Fault::Formation,
-            child(
-                at,
-                unexpected.first().map(String::as_str).unwrap_or_default(),
-            ),
+            child(at, unexpected.first().map(String::as_str).unwrap_or_default()),
             "property not defined for this message".to_string(),
         ),
         ValidationErrorKind::Type { kind } if at.is_empty() => (
@@ -301,14 +279,12 @@ fn describe(error: &ValidationError<'_>) -> Violation {
             at.to_string(),
             format!("shorter than {limit} characters"),
         ),
-        ValidationErrorKind::Minimum { limit }
-        | ValidationErrorKind::ExclusiveMinimum { limit } => (
+        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => (
             Fault::PropertyConstraint,
             at.to_string(),
             format!("below the minimum {limit}"),
         ),
-        ValidationErrorKind::Maximum { limit }
-        | ValidationErrorKind::ExclusiveMaximum { limit } => (
+        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => (
             Fault::PropertyConstraint,
             at.to_string(),
             format!("above the maximum {limit}"),
@@ -335,11 +311,7 @@ fn describe(error: &ValidationError<'_>) -> Violation {
 fn expected(kind: &TypeKind) -> String {
     match kind {
         TypeKind::Single(t) => t.to_string(),
-        TypeKind::Multiple(set) => set
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(" or "),
+        TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or "),
     }
 }
 
@@ -348,8 +320,7 @@ fn keyword(kind: &ValidationErrorKind) -> &'static str {
         ValidationErrorKind::AdditionalItems { .. } => "additionalItems",
         ValidationErrorKind::UniqueItems => "uniqueItems",
         ValidationErrorKind::AnyOf { .. } => "anyOf",
-        ValidationErrorKind::OneOfNotValid { .. }
-        | ValidationErrorKind::OneOfMultipleValid { .. } => "oneOf",
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. } => "oneOf",
         ValidationErrorKind::Not { .. } => "not",
         _ => "the schema",
     }
@@ -372,11 +343,7 @@ fn child(parent: &str, name: &str) -> String {
 
 /// `"<pointer>: <reason>"`, bounded; the root is written `(payload)` since its pointer is empty.
 fn describe_at(pointer: &str, reason: &str) -> String {
-    let pointer = if pointer.is_empty() {
-        "(payload)"
-    } else {
-        pointer
-    };
+    let pointer = if pointer.is_empty() { "(payload)" } else { pointer };
     truncate(format!("{pointer}: {reason}"))
 }
 
@@ -434,11 +401,7 @@ mod tests {
             let violation = validate(r.version, r.action, r.direction, &r.payload)
                 .expect_err(&format!("row {i} ({} {}) should fail", r.version, r.action));
             assert_eq!(violation.fault, r.fault, "row {i}: {violation}");
-            assert_eq!(
-                violation.fault.code(r.version).as_str(r.version),
-                r.code,
-                "row {i}"
-            );
+            assert_eq!(violation.fault.code(r.version).as_str(r.version), r.code, "row {i}");
             // A schema fault names the field's pointer; NotImplemented has no field and the
             // row holds the whole description instead.
             let expected = match r.fault {
@@ -456,8 +419,7 @@ mod tests {
     }
 
     fn v16_meter_values(value: &str, format: Option<&str>) -> Value {
-        let mut sample =
-            json!({"value": value, "measurand": "Energy.Active.Import.Register", "unit": "Wh"});
+        let mut sample = json!({"value": value, "measurand": "Energy.Active.Import.Register", "unit": "Wh"});
         if let Some(format) = format {
             sample["format"] = json!(format);
         }
@@ -477,9 +439,7 @@ mod tests {
         const N: &str = "NotImplemented";
         let boot = |extra: Value| {
             let mut p = json!({"chargePointVendor": "Acme", "chargePointModel": "Wallbox 22"});
-            p.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
+            p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
             p
         };
         let rows = [
@@ -502,15 +462,7 @@ mod tests {
                 F,
                 "/chargePointModle",
             ),
-            row(
-                V16,
-                "Heartbeat",
-                Response,
-                json!([]),
-                Fault::Formation,
-                F,
-                "(payload)",
-            ),
+            row(V16, "Heartbeat", Response, json!([]), Fault::Formation, F, "(payload)"),
             row(
                 V16,
                 "StatusNotification",
@@ -757,9 +709,7 @@ mod tests {
             "transactionInfo": {"transactionId": "tx-0001", "chargingState": "Charging"},
             "evse": {"id": 1, "connectorId": 1}
         });
-        p.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         p
     }
 
@@ -991,12 +941,7 @@ mod tests {
                 json!({"connectorId": 0, "errorCode": "NoError", "status": "Available", "timestamp": "2024-05-01T10:00:00Z"}),
             ),
             (V16, "StatusNotification", Response, json!({})),
-            (
-                V16,
-                "Authorize",
-                Request,
-                json!({"idTag": "04A2B3C4D5E6F7"}),
-            ),
+            (V16, "Authorize", Request, json!({"idTag": "04A2B3C4D5E6F7"})),
             (
                 V16,
                 "Authorize",
@@ -1027,18 +972,8 @@ mod tests {
                 Response,
                 json!({"idTagInfo": {"status": "Accepted"}}),
             ),
-            (
-                V16,
-                "MeterValues",
-                Request,
-                v16_meter_values("12345.5", None),
-            ),
-            (
-                V16,
-                "MeterValues",
-                Request,
-                v16_meter_values("-0.5e3", Some("Raw")),
-            ),
+            (V16, "MeterValues", Request, v16_meter_values("12345.5", None)),
+            (V16, "MeterValues", Request, v16_meter_values("-0.5e3", Some("Raw"))),
             (
                 V16,
                 "MeterValues",
@@ -1166,7 +1101,18 @@ mod tests {
     #[test]
     fn decimal_grammar() {
         for ok in [
-            "0", "-1", "+1", "12.5", "12.", ".5", "1e3", "1.5E-3", "-0.0",
+            "0",
+            "-1",
+            "+1",
+            "12.5",
+            "12.",
+            ".5",
+            "1e3",
+            "1.5E-3",
+            "-0.0",
+            " 42 ",
+            "000123.4500",
+            "1e+3",
         ] {
             assert!(semantic::is_decimal(ok), "{ok}");
         }
@@ -1181,8 +1127,8 @@ mod tests {
             "inf",
             "-infinity",
             "1,5",
-            " 1",
-            "1 ",
+            "1 2",
+            "  ",
             "0x10",
             "1.2.3",
         ] {

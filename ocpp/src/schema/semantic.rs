@@ -17,13 +17,7 @@ use serde_json::{Map, Value};
 
 /// Numbers that identify or count something and so cannot be negative (the schemas only say
 /// `integer`). `transactionId` is an integer only in 1.6; 2.0.1's string ids pass untouched.
-const NON_NEGATIVE: &[&str] = &[
-    "connectorId",
-    "evseId",
-    "reservationId",
-    "transactionId",
-    "seqNo",
-];
+const NON_NEGATIVE: &[&str] = &["connectorId", "evseId", "reservationId", "transactionId", "seqNo"];
 
 /// Applies the semantic rules of `version` to a payload that matched its schema.
 pub(super) fn check(version: Version, payload: &Value) -> Result<(), Violation> {
@@ -93,25 +87,28 @@ fn walk_object(version: Version, map: &Map<String, Value>) -> Result<(), Finding
 
 fn check_property(version: Version, key: &str, value: &Value) -> Result<(), Finding> {
     match key {
-        "customData" | "data" => return Ok(()),
-        _ if NON_NEGATIVE.contains(&key) => non_negative(value)?,
+        "customData" | "data" => Ok(()),
+        // A number (or 2.0.1's string transactionId): nothing below it to walk.
+        _ if NON_NEGATIVE.contains(&key) => non_negative(value),
+        // Sampled values hold no ids, and there are many of them: not walking into them keeps
+        // the meter-value hot path short.
+        "sampledValue" => match value {
+            Value::Array(samples) if version == Version::V16 => samples
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, sample)| v16_sample(sample).map_err(|f| f.under_index(i))),
+            _ => Ok(()),
+        },
         // 2.0.1's EVSEType: its `id` is an EVSE number (other `id`s, e.g. of charging profiles,
         // are opaque and may be anything the schema allows).
         "evse" => {
             if let Some(id) = value.get("id") {
                 non_negative(id).map_err(|f| f.under_key("id"))?;
             }
+            walk(version, value)
         }
-        "sampledValue" if version == Version::V16 => {
-            if let Value::Array(samples) = value {
-                for (i, sample) in samples.iter().enumerate() {
-                    v16_sample(sample).map_err(|f| f.under_index(i))?;
-                }
-            }
-        }
-        _ => {}
+        _ => walk(version, value),
     }
-    walk(version, value)
 }
 
 fn non_negative(value: &Value) -> Result<(), Finding> {
@@ -124,10 +121,7 @@ fn non_negative(value: &Value) -> Result<(), Finding> {
         _ => false,
     };
     if negative {
-        Err(Finding::new(
-            Fault::PropertyConstraint,
-            "must not be negative",
-        ))
+        Err(Finding::new(Fault::PropertyConstraint, "must not be negative"))
     } else {
         Ok(())
     }
@@ -146,12 +140,13 @@ fn v16_sample(sample: &Value) -> Result<(), Finding> {
     }
 }
 
-/// `[+-]digits[.digits][(e|E)[+-]digits]`, with digits on at least one side of the point.
+/// `[+-]digits[.digits][(e|E)[+-]digits]`, with digits on at least one side of the point,
+/// surrounding whitespace ignored (as the meter-value normalisation in `model` does).
 ///
 /// Stricter than `f64::from_str`, which also takes `inf`, `NaN` and `infinity`: a meter never
 /// means those, and they would poison every sum they reach.
 pub(super) fn is_decimal(text: &str) -> bool {
-    let bytes = text.as_bytes();
+    let bytes = text.trim().as_bytes();
     let mut i = 0;
     if matches!(bytes.first(), Some(b'+' | b'-')) {
         i += 1;

@@ -1,0 +1,143 @@
+//! Load mode: thousands of stations that connect at a ramp rate, boot, and then send
+//! MeterValues either in a closed loop (each waits for its answer, then sends again: measures
+//! peak throughput) or at a fixed rate per station (open loop: measures latency at a given
+//! load), or stay idle with heartbeats (measures the server's memory per connection).
+//!
+//! Latencies (CALL written -> CALLRESULT read) go into one HDR histogram via a channel, so
+//! stations stay cheap and the report's percentiles cover every message.
+
+mod report;
+mod station;
+
+use clap::{Args, ValueEnum};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Traffic pattern of each station after boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pattern {
+    /// Send the next MeterValues as soon as the previous one is answered.
+    Closed,
+    /// Send `--rate` MeterValues per second per station.
+    Open,
+    /// Only heartbeats every `--heartbeat` seconds.
+    Idle,
+}
+
+/// Options of `firmware-sim load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Central-system OCPP URL without the station id, e.g. ws://127.0.0.1:9000/ocpp.
+    #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp")]
+    pub url: String,
+    /// Number of stations.
+    #[arg(long, default_value_t = 100)]
+    pub stations: usize,
+    /// Station id prefix (ids are PREFIX00001...).
+    #[arg(long, default_value = "LOAD-")]
+    pub prefix: String,
+    /// Index of the first station (to split a fleet over several processes).
+    #[arg(long, default_value_t = 0)]
+    pub first: usize,
+    /// OCPP version.
+    #[arg(long, default_value = "1.6", value_parser = ["1.6", "2.0.1"])]
+    pub version: String,
+    /// New connections per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub ramp: f64,
+    /// Seconds of measured traffic after all stations booted.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Traffic pattern.
+    #[arg(long, value_enum, default_value = "closed")]
+    pub pattern: Pattern,
+    /// MeterValues per second per station (open pattern).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// Sampled values per MeterValues message (energy register first, then power, current...).
+    #[arg(long, default_value_t = 3)]
+    pub samples: usize,
+    /// Heartbeat interval in seconds (idle pattern).
+    #[arg(long, default_value_t = 30)]
+    pub heartbeat: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Counters shared by all stations.
+#[derive(Default)]
+pub struct Counters {
+    /// Stations connected and booted.
+    pub booted: AtomicU64,
+    /// Connection or boot failures.
+    pub connect_failures: AtomicU64,
+    /// Connections lost during the run.
+    pub disconnects: AtomicU64,
+    /// CALLRESULTs received in the measured window.
+    pub results: AtomicU64,
+    /// CALLERRORs received (codes are in the histogram channel).
+    pub errors: AtomicU64,
+    /// Set when the measured window starts.
+    pub measuring: AtomicBool,
+}
+
+/// An observation sent to the collector.
+pub enum Observation {
+    /// A CALL answered with CALLRESULT after this many microseconds.
+    Latency(u64),
+    /// A CALL answered with this CALLERROR code.
+    CallError(String),
+}
+
+/// Runs the load and prints the report.
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let counters = Arc::new(Counters::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let collector = tokio::spawn(report::collect(rx));
+    let started = Instant::now();
+    let stop_at = Arc::new(tokio::sync::OnceCell::new());
+    let mut tasks = Vec::with_capacity(args.stations);
+    let gap = Duration::from_secs_f64(1.0 / args.ramp.max(0.001));
+    let mut next = tokio::time::Instant::now();
+    for i in 0..args.stations {
+        tokio::time::sleep_until(next).await;
+        next += gap;
+        let id = format!("{}{:05}", args.prefix, args.first + i);
+        tasks.push(tokio::spawn(station::run(
+            id,
+            args.clone(),
+            counters.clone(),
+            tx.clone(),
+            stop_at.clone(),
+        )));
+    }
+    // Wait until every station booted (or failed), then measure for `duration`.
+    let ramp_deadline = Instant::now() + Duration::from_secs(120);
+    while counters.booted.load(Ordering::Relaxed) + counters.connect_failures.load(Ordering::Relaxed)
+        < args.stations as u64
+        && Instant::now() < ramp_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    counters.measuring.store(true, Ordering::Relaxed);
+    let window_start = Instant::now();
+    let end = tokio::time::Instant::now() + Duration::from_secs(args.duration);
+    let _ = stop_at.set(end);
+    tokio::time::sleep_until(end).await;
+    counters.measuring.store(false, Ordering::Relaxed);
+    let window = window_start.elapsed().as_secs_f64();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    drop(tx);
+    let histogram = collector.await?;
+    report::print(&args, &counters, &histogram, connect_secs, window);
+    Ok(())
+}
