@@ -39,7 +39,14 @@ use utoipa::OpenApi;
 struct Schemas;
 
 /// One documented route: (method, path, summary, roles, request schema, response schema).
-type Route = (HttpMethod, &'static str, &'static str, &'static str, Option<&'static str>, Option<&'static str>);
+type Route = (
+    HttpMethod,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
 
 const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/stations", "List stations (cursor paged; ?online=)", "admin, operator", None, Some("Station")),
