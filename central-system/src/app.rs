@@ -71,6 +71,8 @@ impl Application {
 
     /// Like [`Application::build`], with vendor DataTransfer handlers.
     pub async fn build_with(config: Config, data_transfer: DataTransferHandlers) -> anyhow::Result<Application> {
+        // Compile every schema now, so no charger's first message pays for it.
+        ocpp::schema::preload().map_err(|v| anyhow::anyhow!("compiling the OCPP schemas: {v}"))?;
         let store = Store::connect(&config.database_url()).await?;
         store.mark_all_offline().await.context("resetting online flags")?;
         let tls = match (&config.tls_cert, &config.tls_key) {

@@ -1,5 +1,10 @@
 //! The `central-system` binary: serve, or mint an operator token.
 
+// glibc malloc fragments and contends under many small per-message allocations; mimalloc
+// measured markedly faster on the MeterValues path (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use central_system::auth::jwt::{Claims, JwtKeys, Role};
 use central_system::Config;
 use clap::{Parser, Subcommand};

@@ -12,8 +12,8 @@ use std::sync::atomic::AtomicU64;
 /// Labels of the message counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MessageLabels {
-    /// OCPP action.
-    pub action: String,
+    /// OCPP action (a catalogue name or `unknown`).
+    pub action: &'static str,
     /// `in` (from stations) or `out` (to stations).
     pub direction: &'static str,
     /// `call`, `result` or `error`.
@@ -32,8 +32,8 @@ pub struct ErrorLabels {
 /// Labels of the latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabels {
-    /// OCPP action.
-    pub action: String,
+    /// OCPP action (a catalogue name or `unknown`).
+    pub action: &'static str,
 }
 
 /// All metrics of the service.

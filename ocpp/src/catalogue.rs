@@ -155,6 +155,15 @@ pub fn initiator(version: Version, action: &str) -> Option<Initiator> {
         .map(|(_, who)| *who)
 }
 
+/// The catalogue's own `'static` spelling of `action`, when the version has it (lets callers use
+/// action names as labels without allocating or trusting the peer's string).
+pub fn canonical(version: Version, action: &str) -> Option<&'static str> {
+    actions(version)
+        .iter()
+        .find(|(name, _)| *name == action)
+        .map(|(name, _)| *name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,24 @@ fn insert_opt(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     }
 }
 
+/// The typed commands (path segment after `/commands/`).
+pub const COMMANDS: &[&str] = &[
+    "remote-start",
+    "remote-stop",
+    "reset",
+    "unlock",
+    "change-availability",
+    "get-configuration",
+    "change-configuration",
+    "get-variables",
+    "set-variables",
+    "trigger-message",
+    "reserve-now",
+    "cancel-reservation",
+    "clear-cache",
+    "data-transfer",
+];
+
 /// Translates a typed command into the station's action and payload; `transaction` is the
 /// charger's own id of the transaction to stop (2.0.1), looked up by the caller.
 pub fn to_call(

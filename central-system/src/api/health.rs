@@ -40,12 +40,29 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     let stats = state.writer.stats();
     use std::sync::atomic::Ordering::Relaxed;
-    body.push_str(&format!(
-        "# HELP ocpp_meter_rows_written Meter readings committed by the batch writer.\n# TYPE ocpp_meter_rows_written counter\nocpp_meter_rows_written_total {}\n\
-         # HELP ocpp_frames_dropped Frame-log rows dropped because the writer queue was full.\n# TYPE ocpp_frames_dropped counter\nocpp_frames_dropped_total {}\n",
-        stats.meter_rows_written.load(Relaxed),
-        stats.frames_dropped.load(Relaxed),
-    ));
+    let counters = [
+        (
+            "meter_rows_written",
+            "Sampled instants (meter rows) committed by the batch writer.",
+            &stats.meter_rows_written,
+        ),
+        (
+            "frames_dropped",
+            "Frame-log rows dropped over the per-interval quota.",
+            &stats.frames_dropped,
+        ),
+        (
+            "failed_batches",
+            "Batches dropped after repeated commit failures.",
+            &stats.failed_batches,
+        ),
+    ];
+    for (name, help, value) in counters {
+        body.push_str(&format!(
+            "# HELP ocpp_{name} {help}\n# TYPE ocpp_{name} counter\nocpp_{name}_total {}\n",
+            value.load(Relaxed)
+        ));
+    }
     body.push_str("# EOF\n");
     (
         [(

@@ -29,11 +29,38 @@ pub struct Ctx<'a> {
     pub version: Version,
     /// Registration status as of the last boot (`Accepted`, `Pending`, `Rejected`).
     pub registration: &'a mut String,
+    /// CSMS transaction ids known to belong to this station (spares a query per 1.6 MeterValues).
+    pub known_transactions: &'a mut std::collections::HashSet<i64>,
     /// The CSMS clock at receipt.
     pub now: DateTime<Utc>,
 }
 
 impl Ctx<'_> {
+    /// Whether CSMS transaction `id` belongs to this station, cached per connection.
+    pub async fn owns_transaction(&mut self, id: i64) -> Result<bool, Violation> {
+        if self.known_transactions.contains(&id) {
+            return Ok(true);
+        }
+        let owned = self
+            .state
+            .store
+            .transaction_belongs(self.station_id, id)
+            .await
+            .map_err(internal)?;
+        if owned {
+            self.remember_transaction(id);
+        }
+        Ok(owned)
+    }
+
+    /// Records a transaction of this station in the per-connection cache (bounded).
+    pub fn remember_transaction(&mut self, id: i64) {
+        if self.known_transactions.len() >= 1024 {
+            self.known_transactions.clear();
+        }
+        self.known_transactions.insert(id);
+    }
+
     /// `now` as stored.
     pub fn now_ts(&self) -> Ts {
         Ts::from_datetime(self.now)
@@ -50,16 +77,13 @@ impl Ctx<'_> {
 
     /// Queues readings for the batch writer.
     pub async fn queue_samples(&self, location: Location, transaction_id: Option<i64>, samples: Vec<Sample>) {
-        let rows: Vec<MeterRow> = samples
-            .into_iter()
-            .map(|sample| MeterRow {
-                station_id: self.station_id.clone(),
-                transaction_id,
-                evse_id: i64::from(location.evse_id),
-                connector_id: i64::from(location.connector_id),
-                sample,
-            })
-            .collect();
+        let rows = MeterRow::group(
+            self.station_id,
+            transaction_id,
+            i64::from(location.evse_id),
+            i64::from(location.connector_id),
+            samples,
+        );
         self.state.writer.meter(rows).await;
     }
 }

@@ -45,16 +45,7 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             let req: m::meter_values::MeterValuesRequest = typed(p)?;
             let report = from_v16::meter_values(&req)?;
             let tx = match req.transaction_id {
-                Some(id)
-                    if ctx
-                        .state
-                        .store
-                        .transaction_belongs(ctx.station_id, i64::from(id))
-                        .await
-                        .map_err(internal)? =>
-                {
-                    Some(i64::from(id))
-                }
+                Some(id) if ctx.owns_transaction(i64::from(id)).await? => Some(i64::from(id)),
                 _ => None,
             };
             ctx.queue_samples(report.location, tx, report.samples).await;
@@ -127,6 +118,7 @@ async fn start_transaction(
         .start_transaction(ctx.station_id, &key, &start, ctx.now_ts())
         .await
         .map_err(internal)?;
+    ctx.remember_transaction(id);
     ctx.queue_samples(start.location, Some(id), start.samples).await;
     let Ok(transaction_id) = i32::try_from(id) else {
         return Err(Violation::new(ocpp::Fault::Internal, "transaction id space exhausted"));

@@ -47,6 +47,7 @@ struct Session {
     station_id: Arc<str>,
     version: Version,
     registration: String,
+    known_transactions: std::collections::HashSet<i64>,
     in_flight: Option<InFlight>,
     queue: VecDeque<OutboundCall>,
     next_id: u64,
@@ -91,6 +92,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
         station_id: init.station_id.clone(),
         version: init.version,
         registration: init.registration,
+        known_transactions: Default::default(),
         in_flight: None,
         queue: VecDeque::new(),
         next_id: 0,
@@ -194,6 +196,9 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 
 impl Session {
     fn log_frame(&self, direction: &'static str, text: &str) {
+        if !self.state.writer.logs_frames() {
+            return;
+        }
         self.state.writer.frame(FrameRow {
             station_id: self.station_id.clone(),
             at: Ts::now(),
@@ -245,16 +250,12 @@ impl Session {
         let started = std::time::Instant::now();
         // Label values come from the catalogue only: a charger inventing action names must not
         // be able to create unbounded metric series.
-        let label = if ocpp::catalogue::initiator(self.version, &call.action).is_some() {
-            call.action.clone()
-        } else {
-            "unknown".to_string()
-        };
+        let label = ocpp::catalogue::canonical(self.version, &call.action).unwrap_or("unknown");
         let metrics = &self.state.metrics;
         metrics
             .messages
             .get_or_create(&MessageLabels {
-                action: label.clone(),
+                action: label,
                 direction: "in",
                 kind: "call",
             })
@@ -273,6 +274,7 @@ impl Session {
                 station_id: &self.station_id,
                 version: self.version,
                 registration: &mut self.registration,
+                known_transactions: &mut self.known_transactions,
                 now: Utc::now(),
             };
             handlers::dispatch(&mut ctx, &call).await
@@ -285,7 +287,7 @@ impl Session {
             Err(violation) => {
                 tracing::info!(station = %self.station_id, action = %call.action, error = %violation, "CALL refused");
                 let error = CallError::from_violation(Some(&call.id), &violation, self.version);
-                self.send_error(socket, error, &label).await
+                self.send_error(socket, error, label).await
             }
         };
         self.state
@@ -296,7 +298,12 @@ impl Session {
         sent
     }
 
-    async fn send_error(&self, socket: &mut WebSocket, error: CallError, action: &str) -> Result<(), axum::Error> {
+    async fn send_error(
+        &self,
+        socket: &mut WebSocket,
+        error: CallError,
+        action: &'static str,
+    ) -> Result<(), axum::Error> {
         let metrics = &self.state.metrics;
         metrics
             .call_errors
@@ -308,7 +315,7 @@ impl Session {
         metrics
             .messages
             .get_or_create(&MessageLabels {
-                action: action.to_string(),
+                action,
                 direction: "out",
                 kind: "error",
             })
@@ -324,7 +331,7 @@ impl Session {
                     .metrics
                     .messages
                     .get_or_create(&MessageLabels {
-                        action: f.action.clone(),
+                        action: ocpp::catalogue::canonical(self.version, &f.action).unwrap_or("unknown"),
                         direction: "in",
                         kind,
                     })
@@ -370,7 +377,7 @@ impl Session {
                 .metrics
                 .messages
                 .get_or_create(&MessageLabels {
-                    action: call.action.clone(),
+                    action: ocpp::catalogue::canonical(self.version, &call.action).unwrap_or("unknown"),
                     direction: "out",
                     kind: "call",
                 })

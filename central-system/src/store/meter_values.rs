@@ -1,32 +1,120 @@
 //! Meter readings: batched inserts (the hot path) and reads for the REST API.
+//!
+//! Stored one row per sampled instant of an EVSE (see the migration for why); the API shows
+//! them flattened, one item per sampled value.
 
 use super::types::Ts;
 use super::{on_db, Store, StoreError};
+use ocpp::model::meter::energy_register_wh;
 use ocpp::model::Sample;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
-/// A reading to store.
+/// One sampled instant to store.
 #[derive(Debug, Clone)]
 pub struct MeterRow {
     /// Station.
     pub station_id: Arc<str>,
-    /// CSMS transaction id, when the reading belongs to one.
+    /// CSMS transaction id, when the readings belong to one.
     pub transaction_id: Option<i64>,
     /// EVSE id.
     pub evse_id: i64,
     /// Connector id.
     pub connector_id: i64,
-    /// The normalised reading.
-    pub sample: Sample,
+    /// The instant.
+    pub sampled_at: Ts,
+    /// Digest of the measurand/phase/location set (part of the replay key).
+    pub sample_key: String,
+    /// Energy register at the Outlet in Wh, if sampled.
+    pub energy_wh: Option<i64>,
+    /// The normalised sampled values as a JSON array.
+    pub samples: String,
 }
 
-/// A stored reading.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+/// A sampled value as stored inside a row's JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSample {
+    #[serde(rename = "m")]
+    measurand: String,
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    phase: Option<String>,
+    #[serde(rename = "l")]
+    location: String,
+    #[serde(rename = "c")]
+    context: String,
+    #[serde(rename = "u")]
+    unit: String,
+    #[serde(rename = "v")]
+    value: f64,
+}
+
+impl MeterRow {
+    /// Groups readings by instant into rows, keeping the charger's order.
+    pub fn group(
+        station_id: &Arc<str>,
+        transaction_id: Option<i64>,
+        evse_id: i64,
+        connector_id: i64,
+        samples: Vec<Sample>,
+    ) -> Vec<MeterRow> {
+        let mut groups: Vec<Vec<Sample>> = Vec::new();
+        for s in samples {
+            match groups.iter_mut().find(|g| g[0].timestamp == s.timestamp) {
+                Some(g) => g.push(s),
+                None => groups.push(vec![s]),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|g| {
+                let stored: Vec<StoredSample> = g
+                    .iter()
+                    .map(|s| StoredSample {
+                        measurand: s.measurand.clone(),
+                        phase: s.phase.clone(),
+                        location: s.location.clone(),
+                        context: s.context.clone(),
+                        unit: s.unit.as_str().to_string(),
+                        value: s.value,
+                    })
+                    .collect();
+                MeterRow {
+                    station_id: station_id.clone(),
+                    transaction_id,
+                    evse_id,
+                    connector_id,
+                    sampled_at: Ts::from_datetime(g[0].timestamp),
+                    sample_key: sample_key(&g),
+                    energy_wh: energy_register_wh(&g),
+                    samples: serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into()),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A stable digest (FNV-1a, 64 bit) of the sorted measurand/phase/location set of an instant.
+/// Stable across releases on purpose: it is part of the stored replay key.
+pub fn sample_key(samples: &[Sample]) -> String {
+    let mut parts: Vec<String> = samples
+        .iter()
+        .map(|s| format!("{}|{}|{}", s.measurand, s.phase.as_deref().unwrap_or(""), s.location))
+        .collect();
+    parts.sort_unstable();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.join("\n").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// A stored reading, as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeterValue {
-    /// Row id (the pagination cursor).
+    /// Id of the sampled instant (the pagination cursor; shared by its readings).
     pub id: i64,
     /// Station.
     pub station_id: String,
@@ -40,8 +128,8 @@ pub struct MeterValue {
     pub sampled_at: Ts,
     /// OCPP measurand.
     pub measurand: String,
-    /// Phase (empty when none).
-    pub phase: String,
+    /// Phase, if any.
+    pub phase: Option<String>,
     /// Location.
     pub location: String,
     /// Context.
@@ -50,6 +138,17 @@ pub struct MeterValue {
     pub unit: String,
     /// Value in that unit.
     pub value: f64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RowRecord {
+    id: i64,
+    station_id: String,
+    transaction_id: Option<i64>,
+    evse_id: i64,
+    connector_id: i64,
+    sampled_at: Ts,
+    samples: String,
 }
 
 /// Filters of the reading list.
@@ -63,11 +162,11 @@ pub struct MeterFilter {
     pub measurand: Option<String>,
 }
 
-/// Rows per INSERT statement: 11 binds each stays far below SQLite's 32,766-variable limit.
+/// Rows per INSERT statement: 9 binds each stays far below SQLite's 32,766-variable limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
 impl Store {
-    /// Inserts readings in one database transaction; replayed readings are ignored.
+    /// Inserts sampled instants in one database transaction; replayed ones are ignored.
     pub async fn insert_meter_values(&self, rows: &[MeterRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
@@ -77,20 +176,17 @@ impl Store {
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::new(
                     "INSERT INTO meter_values (station_id, transaction_id, evse_id, connector_id, sampled_at, \
-                     measurand, phase, location, context, unit, value) ",
+                     sample_key, energy_wh, samples) ",
                 );
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(&*r.station_id)
                         .push_bind(r.transaction_id)
                         .push_bind(r.evse_id)
                         .push_bind(r.connector_id)
-                        .push_bind(Ts::from_datetime(r.sample.timestamp))
-                        .push_bind(r.sample.measurand.as_str())
-                        .push_bind(r.sample.phase.as_deref().unwrap_or(""))
-                        .push_bind(r.sample.location.as_str())
-                        .push_bind(r.sample.context.as_str())
-                        .push_bind(r.sample.unit.as_str())
-                        .push_bind(r.sample.value);
+                        .push_bind(r.sampled_at)
+                        .push_bind(r.sample_key.as_str())
+                        .push_bind(r.energy_wh)
+                        .push_bind(r.samples.as_str());
                 });
                 qb.push(" ON CONFLICT DO NOTHING");
                 qb.build().execute(&mut *tx).await?;
@@ -100,27 +196,96 @@ impl Store {
         Ok(())
     }
 
-    /// A page of readings in insertion order, after the cursor `after`.
+    /// A page of readings in insertion order: `limit` sampled instants after the cursor
+    /// `after`, flattened into one item per sampled value.
     pub async fn meter_values(
         &self,
         filter: &MeterFilter,
         after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<MeterValue>, StoreError> {
-        Ok(on_db!(self.db(), |pool| {
-            sqlx::query_as::<_, MeterValue>(
-                "SELECT id, station_id, transaction_id, evse_id, connector_id, sampled_at, measurand, phase, \
-                 location, context, unit, value FROM meter_values \
+        // The LIKE narrows rows cheaply; the exact measurand match happens below.
+        let like = filter
+            .measurand
+            .as_deref()
+            .map(|m| format!("%\"m\":{}%", serde_json::Value::from(m)));
+        let rows = on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, RowRecord>(
+                "SELECT id, station_id, transaction_id, evse_id, connector_id, sampled_at, samples FROM meter_values \
                  WHERE id > $1 AND ($2 = '' OR station_id = $2) AND ($3 < 0 OR transaction_id = $3) \
-                 AND ($4 = '' OR measurand = $4) ORDER BY id LIMIT $5",
+                 AND ($4 = '' OR samples LIKE $4) ORDER BY id LIMIT $5",
             )
             .bind(after.unwrap_or(0))
             .bind(filter.station_id.as_deref().unwrap_or(""))
             .bind(filter.transaction_id.unwrap_or(-1))
-            .bind(filter.measurand.as_deref().unwrap_or(""))
+            .bind(like.as_deref().unwrap_or(""))
             .bind(limit)
             .fetch_all(pool)
             .await?
-        }))
+        });
+        let mut out = Vec::new();
+        for row in rows {
+            let samples: Vec<StoredSample> = serde_json::from_str(&row.samples).unwrap_or_default();
+            for s in samples {
+                if filter.measurand.as_deref().is_some_and(|m| m != s.measurand) {
+                    continue;
+                }
+                out.push(MeterValue {
+                    id: row.id,
+                    station_id: row.station_id.clone(),
+                    transaction_id: row.transaction_id,
+                    evse_id: row.evse_id,
+                    connector_id: row.connector_id,
+                    sampled_at: row.sampled_at,
+                    measurand: s.measurand,
+                    phase: s.phase,
+                    location: s.location,
+                    context: s.context,
+                    unit: s.unit,
+                    value: s.value,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use ocpp::model::Unit;
+
+    fn sample(ts: i64, measurand: &str, phase: Option<&str>, unit: Unit, value: f64) -> Sample {
+        Sample {
+            timestamp: Utc.timestamp_opt(ts, 0).single().expect("ts"),
+            measurand: measurand.into(),
+            phase: phase.map(str::to_string),
+            location: "Outlet".into(),
+            context: "Sample.Periodic".into(),
+            unit,
+            value,
+        }
+    }
+
+    #[test]
+    fn groups_by_instant_with_energy_and_a_stable_key() {
+        let station: Arc<str> = Arc::from("CP");
+        let samples = vec![
+            sample(10, "Energy.Active.Import.Register", None, Unit::Wh, 1500.4),
+            sample(10, "Current.Import", Some("L1"), Unit::A, 16.0),
+            sample(20, "Energy.Active.Import.Register", None, Unit::Wh, 1600.0),
+        ];
+        let rows = MeterRow::group(&station, Some(7), 1, 1, samples.clone());
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].sampled_at, rows[0].energy_wh), (Ts(10_000), Some(1500)));
+        assert_eq!(rows[1].energy_wh, Some(1600));
+        // Order-independent, and different for a different set of measurands.
+        let reversed = vec![samples[1].clone(), samples[0].clone()];
+        assert_eq!(sample_key(&samples[..2]), sample_key(&reversed));
+        assert_ne!(sample_key(&samples[..1]), sample_key(&samples[..2]));
+        // Pinned: the key is stored, so it must never change between releases.
+        assert_eq!(sample_key(&samples[..1]), rows[1].sample_key);
+        assert_eq!(rows[1].sample_key.len(), 16);
     }
 }

@@ -65,10 +65,8 @@ pub struct TransactionFilter {
 const SELECT: &str = "SELECT t.id, t.station_id, t.station_tx_id AS station_transaction_id, t.evse_id, \
     t.connector_id, t.id_token, t.status, t.charging_state, t.started_at, t.ended_at, t.meter_start_wh, \
     t.meter_stop_wh, \
-    CAST(COALESCE(t.meter_stop_wh, (SELECT MAX(m.value) FROM meter_values m WHERE m.station_id = t.station_id \
-        AND m.transaction_id = t.id AND m.measurand = 'Energy.Active.Import.Register' AND m.location = 'Outlet' AND m.phase = '')) \
-      - COALESCE(t.meter_start_wh, (SELECT MIN(m.value) FROM meter_values m WHERE m.station_id = t.station_id \
-        AND m.transaction_id = t.id AND m.measurand = 'Energy.Active.Import.Register' AND m.location = 'Outlet' AND m.phase = '')) \
+    CAST(COALESCE(t.meter_stop_wh, (SELECT MAX(m.energy_wh) FROM meter_values m WHERE m.transaction_id = t.id)) \
+      - COALESCE(t.meter_start_wh, (SELECT MIN(m.energy_wh) FROM meter_values m WHERE m.transaction_id = t.id)) \
       AS BIGINT) AS energy_wh, \
     t.stop_reason, t.reservation_id, t.last_seq_no FROM transactions t";
 

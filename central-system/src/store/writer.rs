@@ -1,19 +1,23 @@
 //! The batch writer: meter readings and frame-log rows reach the database in batches.
 //!
-//! Handlers hand rows to a bounded channel and acknowledge the charger at once; this task
-//! commits whatever has accumulated every `flush_interval` (or sooner when a batch fills), in
-//! one database transaction. Durability contract: an acknowledged reading is written within
-//! `flush_interval` plus the commit time; on a clean shutdown every sender is dropped, the
-//! channel drains and the final batch is committed before the process exits. When the channel is
-//! full, meter senders wait (back-pressure reaches the chargers as slower answers, never as lost
-//! readings); frame-log rows are best effort and are dropped and counted instead.
+//! Handlers hand meter rows to a bounded channel and acknowledge the charger at once; this task
+//! commits whatever has accumulated every `flush_interval` (or sooner when a batch fills).
+//! Durability contract: an acknowledged reading is committed within `flush_interval` plus the
+//! commit time; on a clean shutdown the service waits for its sessions to end and then calls
+//! [`BatchWriter::flush`], which commits everything queued before the process exits. When the
+//! channel is full, meter senders wait (back-pressure reaches the chargers as slower answers,
+//! never as lost readings). A commit that fails is retried 8 times with backoff, then dropped
+//! and counted (`failed_batches`).
+//!
+//! Frame-log rows are best effort and never slow a charger down: they go to a separate buffer
+//! capped at `max_frames_per_flush` rows per interval; beyond that they are dropped and counted.
 
 use super::frames::FrameRow;
 use super::meter_values::MeterRow;
 use super::Store;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -29,6 +33,8 @@ pub struct WriterConfig {
     pub frames_per_station: i64,
     /// Whether frames are logged at all.
     pub log_frames: bool,
+    /// Frame-log rows kept per flush interval; more are dropped (and counted).
+    pub max_frames_per_flush: usize,
 }
 
 impl Default for WriterConfig {
@@ -38,13 +44,13 @@ impl Default for WriterConfig {
             max_batch_rows: 20_000,
             frames_per_station: 500,
             log_frames: true,
+            max_frames_per_flush: 5_000,
         }
     }
 }
 
 enum Op {
     Meter(Vec<MeterRow>),
-    Frame(FrameRow),
     Flush(oneshot::Sender<()>),
 }
 
@@ -64,12 +70,18 @@ pub struct WriterStats {
 pub struct BatchWriter {
     tx: mpsc::Sender<Op>,
     log_frames: bool,
+    max_frames: usize,
+    frames: Arc<Mutex<Vec<FrameRow>>>,
+    flush_now: Arc<tokio::sync::Notify>,
     stats: Arc<WriterStats>,
 }
 
 impl std::fmt::Debug for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Op")
+        match self {
+            Op::Meter(rows) => write!(f, "Meter({} rows)", rows.len()),
+            Op::Flush(_) => f.write_str("Flush"),
+        }
     }
 }
 
@@ -78,11 +90,23 @@ impl BatchWriter {
     pub fn spawn(store: Store, config: WriterConfig) -> (BatchWriter, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(16_384);
         let stats = Arc::new(WriterStats::default());
-        let handle = tokio::spawn(run(store, config.clone(), rx, stats.clone()));
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let flush_now = Arc::new(tokio::sync::Notify::new());
+        let handle = tokio::spawn(run(
+            store,
+            config.clone(),
+            rx,
+            frames.clone(),
+            flush_now.clone(),
+            stats.clone(),
+        ));
         (
             BatchWriter {
                 tx,
                 log_frames: config.log_frames,
+                max_frames: config.max_frames_per_flush,
+                frames,
+                flush_now,
                 stats,
             },
             handle,
@@ -99,12 +123,21 @@ impl BatchWriter {
         }
     }
 
-    /// Queues a frame-log row unless the queue is full.
+    /// Whether frames are logged (callers skip building rows otherwise).
+    pub fn logs_frames(&self) -> bool {
+        self.log_frames
+    }
+
+    /// Adds a frame-log row unless this interval's quota is used up.
     pub fn frame(&self, row: FrameRow) {
         if !self.log_frames {
             return;
         }
-        if self.tx.try_send(Op::Frame(row)).is_err() {
+        let mut frames = lock(&self.frames);
+        if frames.len() < self.max_frames {
+            frames.push(row);
+        } else {
+            drop(frames);
             self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -113,6 +146,8 @@ impl BatchWriter {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Op::Flush(done)).await.is_ok() {
+            // Cut short the writer's interval sleep, so a flush waits for a commit, not a tick.
+            self.flush_now.notify_one();
             let _ = wait.await;
         }
     }
@@ -123,41 +158,69 @@ impl BatchWriter {
     }
 }
 
-async fn run(store: Store, config: WriterConfig, mut rx: mpsc::Receiver<Op>, stats: Arc<WriterStats>) {
+fn lock(frames: &Mutex<Vec<FrameRow>>) -> std::sync::MutexGuard<'_, Vec<FrameRow>> {
+    // Pushing and swapping a Vec cannot leave it inconsistent, so a poisoned lock is usable.
+    frames.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn run(
+    store: Store,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<Op>,
+    frame_buffer: Arc<Mutex<Vec<FrameRow>>>,
+    flush_now: Arc<tokio::sync::Notify>,
+    stats: Arc<WriterStats>,
+) {
     let mut meters: Vec<MeterRow> = Vec::new();
-    let mut frames: Vec<FrameRow> = Vec::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let mut logged_stations: HashSet<Arc<str>> = HashSet::new();
     let mut last_prune = Instant::now();
+    let mut ticker = tokio::time::interval(config.flush_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Wait for the first op of a batch, then gather until the interval ends or it fills.
-        let Some(first) = rx.recv().await else { break };
-        let deadline = tokio::time::Instant::now() + config.flush_interval;
+        // Wait for the first meter op of a batch (or a tick, for frames alone), then gather
+        // until the interval ends or the batch fills.
+        let first = tokio::select! {
+            op = rx.recv() => match op {
+                Some(op) => Some(op),
+                None => break,
+            },
+            _ = ticker.tick() => None,
+        };
         let mut closed = false;
-        let mut op = Some(first);
-        loop {
-            match op.take() {
-                Some(Op::Meter(rows)) => meters.extend(rows),
-                Some(Op::Frame(row)) => {
-                    logged_stations.insert(row.station_id.clone());
-                    frames.push(row);
+        if let Some(first) = first {
+            // Sleep through the interval and then drain, rather than waking per op: a wake-up per
+            // message costs the chargers more than the batching saves.
+            let mut op = Some(first);
+            if !matches!(op, Some(Op::Flush(_))) {
+                tokio::select! {
+                    _ = tokio::time::sleep(config.flush_interval) => {}
+                    _ = flush_now.notified() => {}
                 }
-                Some(Op::Flush(done)) => {
-                    waiters.push(done);
+            }
+            loop {
+                match op.take() {
+                    Some(Op::Meter(rows)) => meters.extend(rows),
+                    Some(Op::Flush(done)) => waiters.push(done),
+                    None => {}
+                }
+                if meters.len() >= config.max_batch_rows {
                     break;
                 }
-                None => {}
-            }
-            if meters.len() + frames.len() >= config.max_batch_rows {
-                break;
-            }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(next)) => op = Some(next),
-                Ok(None) => {
-                    closed = true;
-                    break;
+                match rx.try_recv() {
+                    Ok(next) => op = Some(next),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
                 }
-                Err(_) => break,
+            }
+        }
+        let mut frames = std::mem::take(&mut *lock(&frame_buffer));
+        for f in &frames {
+            if !logged_stations.contains(&f.station_id) {
+                logged_stations.insert(f.station_id.clone());
             }
         }
         commit(&store, &mut meters, &mut frames, &stats).await;
@@ -176,6 +239,7 @@ async fn run(store: Store, config: WriterConfig, mut rx: mpsc::Receiver<Op>, sta
             break;
         }
     }
+    let mut frames = std::mem::take(&mut *lock(&frame_buffer));
     commit(&store, &mut meters, &mut frames, &stats).await;
     tracing::debug!("batch writer stopped");
 }

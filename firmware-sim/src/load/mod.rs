@@ -101,7 +101,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::unbounded_channel();
     let collector = tokio::spawn(report::collect(rx));
     let started = Instant::now();
-    let stop_at = Arc::new(tokio::sync::OnceCell::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(args.stations);
     let gap = Duration::from_secs_f64(1.0 / args.ramp.max(0.001));
     let mut next = tokio::time::Instant::now();
@@ -114,7 +114,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             args.clone(),
             counters.clone(),
             tx.clone(),
-            stop_at.clone(),
+            stop_rx.clone(),
         )));
     }
     // Wait until every station booted (or failed), then measure for `duration`.
@@ -128,10 +128,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let connect_secs = started.elapsed().as_secs_f64();
     counters.measuring.store(true, Ordering::Relaxed);
     let window_start = Instant::now();
-    let end = tokio::time::Instant::now() + Duration::from_secs(args.duration);
-    let _ = stop_at.set(end);
-    tokio::time::sleep_until(end).await;
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
     counters.measuring.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
     let window = window_start.elapsed().as_secs_f64();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;

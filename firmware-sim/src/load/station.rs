@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -20,7 +20,7 @@ pub async fn run(
     args: LoadArgs,
     counters: Arc<Counters>,
     observations: mpsc::UnboundedSender<Observation>,
-    stop_at: Arc<OnceCell<tokio::time::Instant>>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut ws = match connect_and_boot(&id, &args).await {
         Ok(ws) => ws,
@@ -31,13 +31,10 @@ pub async fn run(
         }
     };
     counters.booted.fetch_add(1, Ordering::Relaxed);
-    let end = stop_at
-        .get_or_init(|| async { tokio::time::Instant::now() + Duration::from_secs(3600) })
-        .await;
-    let end = *end;
     let mut seq: u64 = 0;
     let mut energy: u64 = 1_000_000;
     let v16 = args.version == "1.6";
+    let template = MeterTemplate::new(v16, args.samples);
     let period = match args.pattern {
         Pattern::Closed => None,
         Pattern::Open => Some(Duration::from_secs_f64(1.0 / args.rate.max(0.001))),
@@ -45,15 +42,15 @@ pub async fn run(
     };
     let mut tick = tokio::time::Instant::now();
     loop {
+        if *stop.borrow() {
+            break;
+        }
         if let Some(p) = period {
             tick += p;
-            if tick >= end {
-                tokio::time::sleep_until(end).await;
-                break;
+            tokio::select! {
+                _ = tokio::time::sleep_until(tick) => {}
+                _ = stop.changed() => break,
             }
-            tokio::time::sleep_until(tick).await;
-        } else if tokio::time::Instant::now() >= end {
-            break;
         }
         seq += 1;
         energy += 25;
@@ -61,7 +58,7 @@ pub async fn run(
         let text = if args.pattern == Pattern::Idle {
             format!("[2,\"{msg_id}\",\"Heartbeat\",{{}}]")
         } else {
-            meter_values(&msg_id, v16, energy, args.samples)
+            template.frame(&msg_id, energy)
         };
         let sent = Instant::now();
         if ws.send(Message::Text(text.into())).await.is_err() {
@@ -116,61 +113,102 @@ async fn connect_and_boot(id: &str, args: &LoadArgs) -> anyhow::Result<Ws> {
 }
 
 /// Reads until the answer to `id`; `Err(code)` for a CALLERROR, `None` when the socket ends.
+///
+/// Matches on the frame's prefix instead of parsing it: the generator must stay cheaper than
+/// the server it measures.
 async fn await_answer(ws: &mut Ws, id: &str) -> Option<Result<(), String>> {
+    let result_prefix = format!("[3,\"{id}\"");
+    let error_prefix = format!("[4,\"{id}\"");
     while let Some(msg) = ws.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         };
-        let Ok(Value::Array(frame)) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        if frame.get(1).and_then(Value::as_str) != Some(id) {
-            continue;
+        let compact: &str = text.as_str();
+        if compact.starts_with(&result_prefix) {
+            return Some(Ok(()));
         }
-        return match frame.first().and_then(Value::as_u64) {
-            Some(3) => Some(Ok(())),
-            Some(4) => Some(Err(frame.get(2).and_then(Value::as_str).unwrap_or("?").to_string())),
-            _ => continue,
-        };
+        if compact.starts_with(&error_prefix) {
+            let code = serde_json::from_str::<Value>(compact)
+                .ok()
+                .and_then(|v| v.get(2).and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| "?".into());
+            return Some(Err(code));
+        }
     }
     None
 }
 
-/// A MeterValues CALL with `samples` sampled values (energy register first).
-fn meter_values(id: &str, v16: bool, energy_wh: u64, samples: usize) -> String {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let measurands = [
-        ("Energy.Active.Import.Register", "Wh", energy_wh as f64, None),
-        ("Power.Active.Import", "W", 7_200.0, None),
-        ("Current.Import", "A", 16.0, Some("L1")),
-        ("Current.Import", "A", 16.1, Some("L2")),
-        ("Current.Import", "A", 15.9, Some("L3")),
-        ("Voltage", "V", 230.0, Some("L1-N")),
-        ("Voltage", "V", 231.0, Some("L2-N")),
-        ("Voltage", "V", 229.0, Some("L3-N")),
-        ("SoC", "Percent", 55.0, None),
-    ];
-    let sampled: Vec<Value> = measurands
-        .iter()
-        .take(samples.clamp(1, measurands.len()))
-        .map(|(m, unit, value, phase)| {
-            let mut v = if v16 {
-                json!({"value": value.to_string(), "measurand": m, "unit": unit, "context": "Sample.Periodic"})
-            } else {
-                json!({"value": value, "measurand": m, "unitOfMeasure": {"unit": unit}, "context": "Sample.Periodic"})
-            };
-            if let Some(p) = phase {
-                v["phase"] = json!(p);
-            }
-            v
-        })
-        .collect();
-    let payload = if v16 {
-        json!({"connectorId": 1, "meterValue": [{"timestamp": now, "sampledValue": sampled}]})
-    } else {
-        json!({"evseId": 1, "meterValue": [{"timestamp": now, "sampledValue": sampled}]})
-    };
-    json!([2, id, "MeterValues", payload]).to_string()
+/// A MeterValues CALL with `samples` sampled values (energy register first), built from a
+/// template so each message costs one `format!`.
+pub struct MeterTemplate {
+    v16: bool,
+    head: &'static str,
+    tail: String,
+}
+
+impl MeterTemplate {
+    /// Prepares the template for a version and sample count.
+    pub fn new(v16: bool, samples: usize) -> MeterTemplate {
+        let measurands = [
+            ("Power.Active.Import", "W", "7200", None),
+            ("Current.Import", "A", "16.0", Some("L1")),
+            ("Current.Import", "A", "16.1", Some("L2")),
+            ("Current.Import", "A", "15.9", Some("L3")),
+            ("Voltage", "V", "230.0", Some("L1-N")),
+            ("Voltage", "V", "231.0", Some("L2-N")),
+            ("Voltage", "V", "229.0", Some("L3-N")),
+            ("SoC", "Percent", "55", None),
+        ];
+        let rest: Vec<String> = measurands
+            .iter()
+            .take(samples.clamp(1, measurands.len() + 1) - 1)
+            .map(|(m, unit, value, phase)| {
+                let phase = phase.map(|p| format!(",\"phase\":\"{p}\"")).unwrap_or_default();
+                if v16 {
+                    format!("{{\"value\":\"{value}\",\"measurand\":\"{m}\",\"unit\":\"{unit}\",\"context\":\"Sample.Periodic\"{phase}}}")
+                } else {
+                    format!("{{\"value\":{value},\"measurand\":\"{m}\",\"unitOfMeasure\":{{\"unit\":\"{unit}\"}},\"context\":\"Sample.Periodic\"{phase}}}")
+                }
+            })
+            .collect();
+        let tail = rest.iter().map(|r| format!(",{r}")).collect::<String>() + "]}]}]";
+        let head = if v16 { "{\"connectorId\":1," } else { "{\"evseId\":1," };
+        MeterTemplate { v16, head, tail }
+    }
+
+    /// The frame for message `id` with the energy register at `energy_wh`.
+    pub fn frame(&self, id: &str, energy_wh: u64) -> String {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let energy = if self.v16 {
+            format!("{{\"value\":\"{energy_wh}\",\"measurand\":\"Energy.Active.Import.Register\",\"unit\":\"Wh\",\"context\":\"Sample.Periodic\"}}")
+        } else {
+            format!("{{\"value\":{energy_wh},\"measurand\":\"Energy.Active.Import.Register\",\"unitOfMeasure\":{{\"unit\":\"Wh\"}},\"context\":\"Sample.Periodic\"}}")
+        };
+        format!(
+            "[2,\"{id}\",\"MeterValues\",{}\"meterValue\":[{{\"timestamp\":\"{now}\",\"sampledValue\":[{energy}{}",
+            self.head, self.tail
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_frames_are_valid_json_of_the_right_shape() {
+        for (v16, samples) in [(true, 1), (true, 3), (false, 9)] {
+            let text = MeterTemplate::new(v16, samples).frame("42", 1234);
+            let v: Value = serde_json::from_str(&text).expect(&text);
+            assert_eq!(v[0], 2);
+            assert_eq!(v[1], "42");
+            assert_eq!(v[2], "MeterValues");
+            assert_eq!(
+                v[3]["meterValue"][0]["sampledValue"].as_array().map(Vec::len),
+                Some(samples)
+            );
+        }
+    }
 }

@@ -1,14 +1,14 @@
 //! Payload validation against the official OCA JSON schemas, plus the checks they cannot express.
 //!
 //! The schemas are compiled into the binary (`include_str!`), so a deployment needs no schema
-//! files. Each one is compiled on first use and kept for the life of the process: compiling all
-//! 206 up front would slow every start-up and test for messages most chargers never send
-//! ([`preload`] exists for a server that prefers to pay at start-up).
+//! files. Each one is compiled on first use and kept for the life of the process, so a tool or
+//! test pays only for the messages it touches; a server can call [`preload`] at start-up (all
+//! 206 take tens of milliseconds) to keep that cost off the first charger's first message.
 //!
 //! [`validate`] is on the hot path (every MeterValues of every charger), so success costs a map
-//! lookup, jsonschema's allocation-free `is_valid`, and one walk of the payload for the semantic
-//! checks. Only a failing payload pays for collecting jsonschema's errors and writing a
-//! description.
+//! lookup, jsonschema's `is_valid` and one walk of the payload for the semantic checks, and
+//! allocates nothing. Only a failing payload pays for collecting jsonschema's errors and writing
+//! a description.
 //!
 //! Schema errors map to faults as the OCPP-J specifications define them: a missing property or a
 //! wrong number of array items is an occurrence fault, a wrong JSON type or a malformed date-time
