@@ -44,7 +44,7 @@ impl Default for WriterConfig {
             max_batch_rows: 20_000,
             frames_per_station: 500,
             log_frames: true,
-            max_frames_per_flush: 5_000,
+            max_frames_per_flush: 1_000,
         }
     }
 }
