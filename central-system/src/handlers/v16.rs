@@ -4,7 +4,7 @@ use super::authorization::authorize;
 use super::{internal, rfc3339, typed, Ctx};
 use crate::store::types::Ts;
 use ocpp::messages::v16::messages as m;
-use ocpp::model::{from_v16, Location};
+use ocpp::model::{from_v16, meter, Location};
 use ocpp::{Call, Violation};
 use serde_json::{json, Value};
 
@@ -42,13 +42,24 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
         "StartTransaction" => start_transaction(ctx, typed(p)?).await,
         "StopTransaction" => stop_transaction(ctx, typed(p)?).await,
         "MeterValues" => {
-            let req: m::meter_values::MeterValuesRequest = typed(p)?;
-            let report = from_v16::meter_values(&req)?;
-            let tx = match req.transaction_id {
-                Some(id) if ctx.owns_transaction(i64::from(id)).await? => Some(i64::from(id)),
+            // The hot path: samples come straight from the validated JSON (see meter::from_json).
+            let connector = p
+                .get("connectorId")
+                .and_then(Value::as_u64)
+                .and_then(|c| u32::try_from(c).ok());
+            let Some(connector) = connector else {
+                return Err(Violation::new(
+                    ocpp::Fault::PropertyConstraint,
+                    "connectorId is out of range",
+                ));
+            };
+            let samples = meter::from_json(&p["meterValue"])?;
+            let tx = match p.get("transactionId").and_then(Value::as_i64) {
+                Some(id) if ctx.owns_transaction(id).await? => Some(id),
                 _ => None,
             };
-            ctx.queue_samples(report.location, tx, report.samples).await;
+            ctx.queue_samples(Location::from_v16_connector(connector), tx, samples)
+                .await;
             Ok(json!({}))
         }
         "DataTransfer" => {

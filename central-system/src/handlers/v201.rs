@@ -5,7 +5,7 @@ use super::{internal, rfc3339, typed, Ctx};
 use crate::store::messages::DeviceVariable;
 use crate::store::types::Ts;
 use ocpp::messages::v201::messages as m;
-use ocpp::model::{from_v201, Location, StationEvent};
+use ocpp::model::{from_v201, meter, Location, StationEvent};
 use ocpp::{Call, Violation};
 use serde_json::{json, Value};
 
@@ -42,9 +42,26 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
         }
         "TransactionEvent" => transaction_event(ctx, typed(p)?).await,
         "MeterValues" => {
-            let req: m::meter_values::MeterValuesRequest = typed(p)?;
-            let report = from_v201::meter_values(&req)?;
-            ctx.queue_samples(report.location, None, report.samples).await;
+            let evse = p
+                .get("evseId")
+                .and_then(Value::as_u64)
+                .and_then(|e| u32::try_from(e).ok());
+            let Some(evse_id) = evse else {
+                return Err(Violation::new(
+                    ocpp::Fault::PropertyConstraint,
+                    "evseId is out of range",
+                ));
+            };
+            let samples = meter::from_json(&p["meterValue"])?;
+            ctx.queue_samples(
+                Location {
+                    evse_id,
+                    connector_id: 0,
+                },
+                None,
+                samples,
+            )
+            .await;
             Ok(json!({}))
         }
         "DataTransfer" => {

@@ -141,6 +141,69 @@ pub fn from_v201(values: &[MeterValueType]) -> Result<Vec<Sample>, Violation> {
     Ok(samples)
 }
 
+/// Normalises the `meterValue` array of a schema-validated payload straight from its JSON.
+///
+/// The hot path: it gives the same samples as [`from_v16`] / [`from_v201`] on the typed payload
+/// (a test checks that), without building `rust-ocpp`'s types, whose enum names would otherwise
+/// be re-serialised one field at a time and whose 2.0.1 numbers go through `Decimal`. It relies
+/// on the schema having checked shapes and enum values, and reports what the schema cannot
+/// (non-decimal 1.6 values, bad instants) as violations.
+pub fn from_json(meter_values: &serde_json::Value) -> Result<Vec<Sample>, Violation> {
+    use serde_json::Value;
+    let mut samples = Vec::new();
+    for meter_value in meter_values.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let stamp = meter_value.get("timestamp").and_then(Value::as_str).unwrap_or_default();
+        let timestamp = DateTime::parse_from_rfc3339(stamp)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                Violation::new(
+                    Fault::TypeConstraint,
+                    format!("timestamp {:?} is not an RFC 3339 instant", shorten(stamp)),
+                )
+            })?;
+        for sampled in meter_value
+            .get("sampledValue")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let text = |key: &str| sampled.get(key).and_then(Value::as_str);
+            if text("format") == Some("SignedData") {
+                continue;
+            }
+            let measurand = text("measurand").unwrap_or(DEFAULT_MEASURAND);
+            // 1.6 sends the value as a string with the unit beside it; 2.0.1 as a number with a
+            // unitOfMeasure {unit, multiplier}.
+            let (raw, unit, multiplier) = match sampled.get("value") {
+                Some(Value::String(v)) => (v.trim().to_string(), text("unit"), 0),
+                Some(Value::Number(n)) => {
+                    let uom = sampled.get("unitOfMeasure");
+                    let unit = uom.and_then(|u| u.get("unit")).and_then(Value::as_str);
+                    let multiplier = uom
+                        .and_then(|u| u.get("multiplier"))
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    (n.to_string(), unit, i32::try_from(multiplier).unwrap_or(0))
+                }
+                _ => return Err(not_a_decimal("")),
+            };
+            let (mantissa, exponent) = split_decimal(&raw).ok_or_else(|| not_a_decimal(&raw))?;
+            let (unit, value) = normalise(mantissa, exponent.saturating_add(multiplier), unit, measurand)
+                .ok_or_else(|| out_of_range(&raw))?;
+            samples.push(Sample {
+                timestamp,
+                measurand: measurand.to_string(),
+                phase: text("phase").map(str::to_string),
+                location: text("location").unwrap_or(DEFAULT_LOCATION).to_string(),
+                context: text("context").unwrap_or(DEFAULT_CONTEXT).to_string(),
+                unit,
+                value,
+            });
+        }
+    }
+    Ok(samples)
+}
+
 /// The `Energy.Active.Import.Register` reading in Wh, rounded; the latest one when several match.
 ///
 /// Prefers location `Outlet` (the energy delivered to the EV) over other locations, and the
@@ -649,5 +712,60 @@ mod tests {
         for (samples, want) in table {
             assert_eq!(energy_register_wh(&samples), want, "{samples:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The JSON fast path must agree with the typed conversion on everything both accept.
+    #[test]
+    fn from_json_matches_the_typed_conversion() {
+        let v16 = json!([
+            {"timestamp": "2026-01-01T10:00:00Z", "sampledValue": [
+                {"value": "1234.5"},
+                {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW", "context": "Sample.Clock"},
+                {"value": "16", "measurand": "Current.Import", "unit": "A", "phase": "L1", "location": "Inlet"},
+                {"value": "1e3", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+                {"value": "98.6", "measurand": "Temperature", "unit": "Fahrenheit", "location": "Body"},
+                {"value": "ABC", "format": "SignedData"},
+                {"value": " 55 ", "measurand": "SoC", "unit": "Percent", "location": "EV"}
+            ]},
+            {"timestamp": "2026-01-01T10:00:10.250+02:00", "sampledValue": [{"value": "-3", "measurand": "Energy.Reactive.Export.Register"}]}
+        ]);
+        let typed: Vec<MeterValue> = serde_json::from_value(v16.clone()).expect("typed 1.6");
+        assert_eq!(
+            from_json(&v16).expect("fast 1.6"),
+            from_v16(&typed).expect("typed 1.6 samples")
+        );
+
+        let v201 = json!([
+            {"timestamp": "2026-01-01T10:00:00Z", "sampledValue": [
+                {"value": 12.5, "unitOfMeasure": {"unit": "kWh"}},
+                {"value": 6.5, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh", "multiplier": 3}, "context": "Transaction.Begin"},
+                {"value": 11, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "kW", "multiplier": -1}},
+                {"value": 230.1, "measurand": "Voltage", "phase": "L1-N", "unitOfMeasure": {"unit": "V"}},
+                {"value": 80, "measurand": "SoC", "location": "EV"},
+                {"value": 0.95, "measurand": "Power.Factor"}
+            ]}
+        ]);
+        let typed: Vec<MeterValueType> = serde_json::from_value(v201.clone()).expect("typed 2.0.1");
+        assert_eq!(
+            from_json(&v201).expect("fast 2.0.1"),
+            from_v201(&typed).expect("typed 2.0.1 samples")
+        );
+    }
+
+    #[test]
+    fn from_json_reports_what_the_schema_cannot() {
+        let bad_value = json!([{"timestamp": "2026-01-01T10:00:00Z", "sampledValue": [{"value": "12,5"}]}]);
+        assert_eq!(
+            from_json(&bad_value).map_err(|v| v.fault),
+            Err(Fault::PropertyConstraint)
+        );
+        let bad_time = json!([{"timestamp": "yesterday", "sampledValue": [{"value": "1"}]}]);
+        assert_eq!(from_json(&bad_time).map_err(|v| v.fault), Err(Fault::TypeConstraint));
     }
 }
