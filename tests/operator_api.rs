@@ -430,7 +430,7 @@ async fn role_matrix_covers_every_documented_route() {
         )
         .await;
         assert_eq!(r.status, 200, "{backend}: lower-case bearer: {}", r.text);
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -817,7 +817,7 @@ async fn station_crud_and_validation() {
         // The id can be registered again.
         s.admin("POST", "/api/v1/stations", Some(json!({ "id": "CP-CRUD-1" })), 201)
             .await;
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -970,7 +970,7 @@ async fn live_state_of_connected_stations() {
         })
         .await;
         assert!(online("true").await.is_empty(), "{backend}");
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -1278,7 +1278,7 @@ async fn id_token_crud_and_authorize() {
         assert_eq!(answer["idTokenInfo"]["status"], "Expired");
         drop(ws);
         drop(ws2);
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -1396,7 +1396,7 @@ async fn cursor_pagination() {
             assert_eq!(status, 200, "{backend} {list}: {page}");
             assert_eq!(page, json!({ "items": [], "nextCursor": null }), "{backend} {list}");
         }
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -1501,7 +1501,7 @@ async fn frame_log_lists_exact_frames_newest_first() {
         assert!(page["nextCursor"].is_string());
         drop(ws);
         drop(other);
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -1834,7 +1834,7 @@ async fn commands_to_stations() {
         )
         .await;
         drop(ws2);
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -1878,7 +1878,7 @@ async fn command_to_a_silent_station_times_out() {
         )
         .await;
         drop(ws);
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -2016,7 +2016,7 @@ async fn health_ready_metrics_openapi_and_unknown_paths() {
             let (status, body) = s.api("GET", path, Some(Role::Admin), None).await;
             assert_eq!((status, body["code"].clone()), (404, json!("NOT_FOUND")), "{path}");
         }
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -2110,6 +2110,6 @@ async fn every_error_is_a_problem() {
             }
         }
         assert!(deviations.is_empty(), "{}", deviations.join("\n"));
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }

@@ -532,7 +532,7 @@ async fn conformance(version: &str, backend: &'static str, url: Option<String>) 
         assert_eq!(connector["connectorId"], 1, "{label}: {detail}");
     }
 
-    owned.stop().await;
+    owned.stop_and_clean().await;
     eprintln!(
         "python conformance {label}: passed in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -59,7 +59,7 @@ async fn a_new_connection_replaces_the_old_one() {
             (Some(true), Some("2.0.1"))
         );
         assert_eq!(server.state.registry.len(), 1);
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -97,7 +97,7 @@ async fn command_round_trip_over_a_raw_socket() {
         body,
         json!({"action": "RemoteStartTransaction", "response": {"status": "Accepted"}})
     );
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn shutdown_closes_sockets_with_1001_and_keeps_acknowledged_readings() {
         );
         let station = reopened.admin("GET", "/api/v1/stations/CP-DOWN", None, 200).await;
         assert_eq!(station["online"], false, "a restarted node has no connections");
-        reopened.stop().await;
+        reopened.stop_and_clean().await;
     }
 }
 
@@ -156,5 +156,5 @@ async fn silent_station_is_dropped_after_two_ping_intervals() {
         async move { state.registry.get("CP-QUIET").is_none().then_some(()) }
     })
     .await;
-    server.stop().await;
+    server.stop_and_clean().await;
 }

@@ -23,6 +23,6 @@ async fn boot_heartbeat_and_rest_view() {
         assert_eq!(station["online"], true);
         assert_eq!(station["vendor"], "TestVendor");
         assert_eq!(station["ocppVersion"], "1.6");
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }

@@ -476,7 +476,7 @@ async fn profile1_basic_auth() {
         assert_eq!(patched["hasPassword"], false, "{backend}: {patched}");
         boots_accepted(&server, id, None, &format!("{backend}: password removed")).await;
 
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -507,7 +507,7 @@ async fn unknown_station_policies_and_require_auth() {
             &format!("{backend}: registered under reject"),
         )
         .await;
-        server.stop().await;
+        server.stop_and_clean().await;
 
         // Each server gets its own database: PostgreSQL needs a fresh one per start.
         let url = fresh_url(backend).await;
@@ -552,7 +552,7 @@ async fn unknown_station_policies_and_require_auth() {
         close_any(ws).await;
         // And on a new connection.
         boots_accepted(&server, id, None, &format!("{backend}: accepted station reconnects")).await;
-        server.stop().await;
+        server.stop_and_clean().await;
 
         let url = fresh_url(backend).await;
 
@@ -561,7 +561,7 @@ async fn unknown_station_policies_and_require_auth() {
         boots_accepted(&server, "CP-WELCOME", None, &format!("{backend}: accept policy")).await;
         let station = server.admin("GET", "/api/v1/stations/CP-WELCOME", None, 200).await;
         assert_eq!(station["registrationStatus"], "Accepted", "{backend}: {station}");
-        server.stop().await;
+        server.stop_and_clean().await;
 
         let url = fresh_url(backend).await;
 
@@ -618,7 +618,7 @@ async fn unknown_station_policies_and_require_auth() {
             &format!("{backend}: require_auth after setting a password"),
         )
         .await;
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -744,7 +744,7 @@ async fn handshake_refusals_and_subprotocol_selection() {
         );
         close_any(ws).await;
 
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -832,7 +832,7 @@ async fn profile2_tls_with_basic_auth() {
         assert_eq!(boot_any(&mut ws).await["status"], "Accepted", "{backend}");
         close_any(ws).await;
 
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -984,6 +984,6 @@ async fn profile3_client_certificates() {
         assert_eq!(boot_any(&mut ws).await["status"], "Accepted", "{backend}");
         close_any(ws).await;
 
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }

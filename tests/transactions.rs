@@ -100,7 +100,7 @@ async fn v16_transaction_replayed_after_reconnect_is_stored_once() {
             (Some("W"), Some(7200.0))
         );
         assert!(readings.iter().any(|r| r["phase"] == "L1" && r["unit"] == "A"));
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -154,7 +154,7 @@ async fn v16_concurrent_and_unknown_tokens() {
         )
         .await;
         assert_eq!(transactions(&server, "CP-C16").await.len(), 3);
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -235,7 +235,7 @@ async fn v201_transaction_events_out_of_order_and_replayed() {
             Some(3),
             "{backend}: {detail}"
         );
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -300,6 +300,6 @@ async fn v201_meter_values_and_energy_while_running() {
             (page["items"][0]["phase"].as_str(), page["items"][0]["evseId"].as_i64()),
             (Some("L1-N"), Some(1))
         );
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }

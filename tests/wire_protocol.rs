@@ -481,7 +481,7 @@ async fn responses_are_never_answered() {
                 "{backend} {version}: expected the Heartbeat's CALLRESULT, got {answer}"
             );
         }
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }
 
@@ -516,6 +516,6 @@ async fn binary_frame_with_invalid_utf8() {
             }
             call_ok(&mut ws, "hb", "Heartbeat", json!({})).await;
         }
-        server.stop().await;
+        server.stop_and_clean().await;
     }
 }

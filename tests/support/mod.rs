@@ -113,6 +113,31 @@ impl TestServer {
         self.dir
     }
 
+    /// Stops the server and drops its PostgreSQL test database (SQLite files go with the dir).
+    pub async fn stop_and_clean(self) {
+        let url = self.state.config.database_url.clone();
+        let _ = self.stop().await;
+        if let (Some(url), Ok(base)) = (url, std::env::var("EVCS_TEST_POSTGRES_URL")) {
+            use sqlx::Connection;
+            let name = url
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if name.starts_with("evcs_test_") {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            }
+        }
+    }
+
     /// Commits everything the batch writer holds.
     pub async fn flush(&self) {
         self.state.writer.flush().await;
