@@ -67,7 +67,10 @@ impl TestServer {
         tweak: impl FnOnce(&mut Config),
     ) -> TestServer {
         central_system::tls::install_crypto_provider();
-        central_system::telemetry::init(central_system::config::LogFormat::Text);
+        // Server logs only when asked for (RUST_LOG=info cargo test ... -- --nocapture).
+        if std::env::var_os("RUST_LOG").is_some() {
+            central_system::telemetry::init(central_system::config::LogFormat::Text);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_tests(dir.path().to_path_buf(), database_url);
         tweak(&mut config);

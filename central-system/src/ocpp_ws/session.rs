@@ -196,10 +196,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 
 impl Session {
     fn log_frame(&self, direction: &'static str, text: &str) {
-        if !self.state.writer.logs_frames() {
-            return;
-        }
-        self.state.writer.frame(FrameRow {
+        self.state.writer.frame_with(|| FrameRow {
             station_id: self.station_id.clone(),
             at: Ts::now(),
             direction,

@@ -128,14 +128,15 @@ impl BatchWriter {
         self.log_frames
     }
 
-    /// Adds a frame-log row unless this interval's quota is used up.
-    pub fn frame(&self, row: FrameRow) {
+    /// Adds a frame-log row unless this interval's quota is used up; the row is only built
+    /// (its text copied) when it will be kept.
+    pub fn frame_with(&self, row: impl FnOnce() -> FrameRow) {
         if !self.log_frames {
             return;
         }
         let mut frames = lock(&self.frames);
         if frames.len() < self.max_frames {
-            frames.push(row);
+            frames.push(row());
         } else {
             drop(frames);
             self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
