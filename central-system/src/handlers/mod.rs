@@ -126,6 +126,38 @@ pub async fn dispatch(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation
     Ok(response)
 }
 
+/// BootNotification for both versions: record what the station reported and answer with its
+/// registration status (and the heartbeat or retry interval that goes with it).
+pub async fn boot(ctx: &mut Ctx<'_>, info: ocpp::model::BootInfo) -> Result<Value, Violation> {
+    let store = &ctx.state.store;
+    store
+        .record_boot(ctx.station_id, &info, ctx.now_ts())
+        .await
+        .map_err(internal)?;
+    let status = store
+        .station_auth(ctx.station_id)
+        .await
+        .map_err(internal)?
+        .map_or_else(|| "Rejected".to_string(), |a| a.registration_status);
+    let interval = if status == "Accepted" {
+        ctx.state.config.heartbeat_interval
+    } else {
+        ctx.state.config.boot_retry_interval
+    };
+    *ctx.registration = status.clone();
+    Ok(serde_json::json!({ "status": status, "currentTime": rfc3339(ctx.now), "interval": interval }))
+}
+
+/// Heartbeat for both versions.
+pub async fn heartbeat(ctx: &Ctx<'_>) -> Result<Value, Violation> {
+    ctx.state
+        .store
+        .touch_station(ctx.station_id, ctx.now_ts())
+        .await
+        .map_err(internal)?;
+    Ok(serde_json::json!({ "currentTime": rfc3339(ctx.now) }))
+}
+
 /// Deserialises a validated payload into its typed form.
 pub fn typed<T: DeserializeOwned>(payload: &Value) -> Result<T, Violation> {
     T::deserialize(payload).map_err(|e| {

@@ -1,7 +1,7 @@
 //! OCPP 1.6J charger-initiated messages (core profile, firmware management, security extension).
 
 use super::authorization::authorize;
-use super::{internal, rfc3339, typed, Ctx};
+use super::{internal, typed, Ctx};
 use crate::store::types::Ts;
 use ocpp::messages::v16::messages as m;
 use ocpp::model::{from_v16, meter, Location};
@@ -12,15 +12,11 @@ use serde_json::{json, Value};
 pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> {
     let p = &call.payload;
     match call.action.as_str() {
-        "BootNotification" => boot(ctx, typed(p)?).await,
-        "Heartbeat" => {
-            ctx.state
-                .store
-                .touch_station(ctx.station_id, ctx.now_ts())
-                .await
-                .map_err(internal)?;
-            Ok(json!({ "currentTime": rfc3339(ctx.now) }))
+        "BootNotification" => {
+            let req: m::boot_notification::BootNotificationRequest = typed(p)?;
+            super::boot(ctx, from_v16::boot(&req)).await
         }
+        "Heartbeat" => super::heartbeat(ctx).await,
         "StatusNotification" => {
             let req: m::status_notification::StatusNotificationRequest = typed(p)?;
             let change = from_v16::status(&req, ctx.now);
@@ -78,27 +74,6 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             Ok(json!({}))
         }
     }
-}
-
-async fn boot(ctx: &mut Ctx<'_>, req: m::boot_notification::BootNotificationRequest) -> Result<Value, Violation> {
-    let info = from_v16::boot(&req);
-    let store = &ctx.state.store;
-    store
-        .record_boot(ctx.station_id, &info, ctx.now_ts())
-        .await
-        .map_err(internal)?;
-    let status = store
-        .station_auth(ctx.station_id)
-        .await
-        .map_err(internal)?
-        .map_or_else(|| "Rejected".to_string(), |a| a.registration_status);
-    let interval = if status == "Accepted" {
-        ctx.state.config.heartbeat_interval
-    } else {
-        ctx.state.config.boot_retry_interval
-    };
-    *ctx.registration = status.clone();
-    Ok(json!({ "status": status, "currentTime": rfc3339(ctx.now), "interval": interval }))
 }
 
 /// The replay key of a 1.6 start: a resent StartTransaction repeats all of these exactly.
