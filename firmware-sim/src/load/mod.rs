@@ -3,8 +3,8 @@
 //! peak throughput) or at a fixed rate per station (open loop: measures latency at a given
 //! load), or stay idle with heartbeats (measures the server's memory per connection).
 //!
-//! Latencies (CALL written -> CALLRESULT read) go into one HDR histogram via a channel, so
-//! stations stay cheap and the report's percentiles cover every message.
+//! Latencies (CALL written -> CALLRESULT read) go into one HDR histogram via a channel, in
+//! batches per station, so stations stay cheap and the report's percentiles cover every message.
 
 mod report;
 mod station;
@@ -89,8 +89,9 @@ pub struct Counters {
 
 /// An observation sent to the collector.
 pub enum Observation {
-    /// A CALL answered with CALLRESULT after this many microseconds.
-    Latency(u64),
+    /// CALLs answered with CALLRESULT after these many microseconds (sent in batches, so the
+    /// collector is not woken once per message).
+    Latencies(Vec<u64>),
     /// A CALL answered with this CALLERROR code.
     CallError(String),
 }

@@ -20,9 +20,11 @@ pub async fn collect(mut rx: mpsc::UnboundedReceiver<Observation>) -> Collected 
     let mut errors = BTreeMap::new();
     while let Some(o) = rx.recv().await {
         match o {
-            Observation::Latency(us) => {
+            Observation::Latencies(batch) => {
                 if let Some(h) = latency.as_mut() {
-                    let _ = h.record(us.clamp(1, 60_000_000));
+                    for us in batch {
+                        let _ = h.record(us.clamp(1, 60_000_000));
+                    }
                 }
             }
             Observation::CallError(code) => *errors.entry(code).or_insert(0) += 1,

@@ -40,6 +40,7 @@ pub async fn run(
         Pattern::Open => Some(Duration::from_secs_f64(1.0 / args.rate.max(0.001))),
         Pattern::Idle => Some(Duration::from_secs(args.heartbeat.max(1))),
     };
+    let mut latencies: Vec<u64> = Vec::new();
     let mut tick = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
@@ -63,13 +64,16 @@ pub async fn run(
         let sent = Instant::now();
         if ws.send(Message::Text(text.into())).await.is_err() {
             counters.disconnects.fetch_add(1, Ordering::Relaxed);
-            return;
+            break;
         }
         match await_answer(&mut ws, &msg_id).await {
             Some(Ok(())) => {
                 if counters.measuring.load(Ordering::Relaxed) {
                     counters.results.fetch_add(1, Ordering::Relaxed);
-                    let _ = observations.send(Observation::Latency(sent.elapsed().as_micros() as u64));
+                    latencies.push(sent.elapsed().as_micros() as u64);
+                    if latencies.len() >= 1024 {
+                        let _ = observations.send(Observation::Latencies(std::mem::take(&mut latencies)));
+                    }
                 }
             }
             Some(Err(code)) => {
@@ -78,9 +82,12 @@ pub async fn run(
             }
             None => {
                 counters.disconnects.fetch_add(1, Ordering::Relaxed);
-                return;
+                break;
             }
         }
+    }
+    if !latencies.is_empty() {
+        let _ = observations.send(Observation::Latencies(latencies));
     }
     let _ = ws.close(None).await;
 }
