@@ -59,7 +59,7 @@ impl PageQuery {
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
-    /// Cursor of the next page; absent on the last page.
+    /// Cursor of the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 
