@@ -300,6 +300,8 @@ async fn v201_meter_values_and_energy_while_running() {
             (page["items"][0]["phase"].as_str(), page["items"][0]["evseId"].as_i64()),
             (Some("L1-N"), Some(1))
         );
+        // A MeterValues of the EVSE during the transaction is linked to it.
+        assert_eq!(page["items"][0]["transactionId"], tx["id"], "{backend}: {page}");
         server.stop_and_clean().await;
     }
 }

@@ -31,6 +31,9 @@ pub struct Ctx<'a> {
     pub registration: &'a mut String,
     /// CSMS transaction ids known to belong to this station (spares a query per 1.6 MeterValues).
     pub known_transactions: &'a mut std::collections::HashSet<i64>,
+    /// Active transaction per EVSE as last seen on this connection (2.0.1 MeterValues carry no
+    /// transaction id; this links them without a query per message).
+    pub active_by_evse: &'a mut std::collections::HashMap<u32, Option<i64>>,
     /// The CSMS clock at receipt.
     pub now: DateTime<Utc>,
 }
@@ -51,6 +54,21 @@ impl Ctx<'_> {
             self.remember_transaction(id);
         }
         Ok(owned)
+    }
+
+    /// The active transaction on an EVSE, from the per-connection cache or the database.
+    pub async fn active_on_evse(&mut self, evse_id: u32) -> Result<Option<i64>, Violation> {
+        if let Some(known) = self.active_by_evse.get(&evse_id) {
+            return Ok(*known);
+        }
+        let active = self
+            .state
+            .store
+            .active_transaction_on_evse(self.station_id, i64::from(evse_id))
+            .await
+            .map_err(internal)?;
+        self.active_by_evse.insert(evse_id, active);
+        Ok(active)
     }
 
     /// Records a transaction of this station in the per-connection cache (bounded).

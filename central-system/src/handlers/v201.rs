@@ -49,12 +49,18 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
                 ));
             };
             let samples = meter::from_json(&p["meterValue"])?;
+            // Readings of an EVSE during a transaction count towards it.
+            let tx = if evse_id == 0 {
+                None
+            } else {
+                ctx.active_on_evse(evse_id).await?
+            };
             ctx.queue_samples(
                 Location {
                     evse_id,
                     connector_id: 0,
                 },
-                None,
+                tx,
                 samples,
             )
             .await;
@@ -118,20 +124,20 @@ async fn transaction_event(
     let station_tx_id = req.transaction_info.transaction_id.clone();
     let token = req.id_token.as_ref().map(from_v201::id_token);
     let event = from_v201::transaction_event(&req)?;
-    let (id, location, samples) = match event {
+    let (id, location, samples, ended) = match event {
         StationEvent::TransactionStarted(start) => {
             let (id, _) = store
                 .start_transaction(ctx.station_id, &station_tx_id, &start, now)
                 .await
                 .map_err(internal)?;
-            (id, start.location, start.samples)
+            (id, start.location, start.samples, false)
         }
         StationEvent::TransactionUpdated(update) => {
             let id = store
                 .update_transaction(ctx.station_id, &update, now)
                 .await
                 .map_err(internal)?;
-            (id, update.location.unwrap_or(Location::STATION), update.samples)
+            (id, update.location.unwrap_or(Location::STATION), update.samples, false)
         }
         StationEvent::TransactionEnded(ended) => {
             let id = store
@@ -139,7 +145,7 @@ async fn transaction_event(
                 .await
                 .map_err(internal)?
                 .ok_or_else(|| internal(crate::store::StoreError::NotFound))?;
-            (id, ended.location.unwrap_or(Location::STATION), ended.samples)
+            (id, ended.location.unwrap_or(Location::STATION), ended.samples, true)
         }
         _ => {
             return Err(Violation::new(
@@ -160,6 +166,9 @@ async fn transaction_event(
     } else {
         location
     };
+    if location.evse_id != 0 {
+        ctx.active_by_evse.insert(location.evse_id, (!ended).then_some(id));
+    }
     ctx.queue_samples(location, Some(id), samples).await;
     let mut response = json!({});
     if let Some(token) = token {

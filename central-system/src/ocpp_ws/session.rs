@@ -48,6 +48,7 @@ struct Session {
     version: Version,
     registration: String,
     known_transactions: std::collections::HashSet<i64>,
+    active_by_evse: std::collections::HashMap<u32, Option<i64>>,
     in_flight: Option<InFlight>,
     queue: VecDeque<OutboundCall>,
     next_id: u64,
@@ -93,6 +94,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
         version: init.version,
         registration: init.registration,
         known_transactions: Default::default(),
+        active_by_evse: Default::default(),
         in_flight: None,
         queue: VecDeque::new(),
         next_id: 0,
@@ -272,6 +274,7 @@ impl Session {
                 version: self.version,
                 registration: &mut self.registration,
                 known_transactions: &mut self.known_transactions,
+                active_by_evse: &mut self.active_by_evse,
                 now: Utc::now(),
             };
             handlers::dispatch(&mut ctx, &call).await

@@ -266,6 +266,20 @@ impl Store {
         Ok(Some(id))
     }
 
+    /// The newest active transaction on an EVSE of a station, if any.
+    pub async fn active_transaction_on_evse(&self, station_id: &str, evse_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM transactions WHERE station_id = $1 AND evse_id = $2 AND status = 'Active' \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(station_id)
+            .bind(evse_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
     /// The active transaction of a token anywhere, if any (for ConcurrentTx).
     pub async fn active_transaction_of_token(&self, token: &str) -> Result<Option<(String, i64)>, StoreError> {
         Ok(on_db!(self.db(), |pool| {
