@@ -41,28 +41,7 @@ impl Resp {
 
 /// One HTTP/1.1 request with arbitrary headers and body, over a fresh connection.
 async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
-    use http_body_util::{BodyExt, Full};
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let bytes = bytes::Bytes::copy_from_slice(body.unwrap_or_default());
-    let response = sender
-        .send_request(req.body(Full::new(bytes)).unwrap())
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    let text = String::from_utf8_lossy(&body).into_owned();
+    let (status, headers, text) = http_request(addr, method, path, headers, body).await;
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     Resp {
         status,

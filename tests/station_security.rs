@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
-use base64::Engine;
 use central_system::auth::jwt::Role;
 use central_system::config::UnknownStations;
 use futures_util::{SinkExt, StreamExt};
@@ -25,8 +24,7 @@ use support::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -42,27 +40,6 @@ const ATTEMPT: Duration = Duration::from_secs(15);
 // ---------------------------------------------------------------------------------------------
 // WebSocket helpers that work over any stream (plain TCP or our own rustls client stream).
 // ---------------------------------------------------------------------------------------------
-
-/// An upgrade request offering `protocols` (verbatim, or no header at all) and optional Basic
-/// credentials.
-fn ws_request(url: &str, protocols: Option<&str>, basic: Option<(&str, &str)>) -> Request {
-    let mut request = url.into_client_request().expect("request");
-    if let Some(p) = protocols {
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
-    }
-    if let Some((user, pass)) = basic {
-        let value = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-        );
-        request
-            .headers_mut()
-            .insert("Authorization", HeaderValue::from_str(&value).unwrap());
-    }
-    request
-}
 
 /// Plain `ws://` upgrade; returns the socket and the 101 response.
 async fn upgrade(url: &str, protocols: Option<&str>, basic: Option<(&str, &str)>) -> Result<(Ws, Response), WsError> {

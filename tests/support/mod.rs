@@ -181,6 +181,26 @@ pub async fn http_raw(
     bearer: Option<&str>,
     body: Option<Value>,
 ) -> (u16, hyper::HeaderMap, String) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+    if bytes.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    http_request(addr, method, path, &headers, bytes.as_deref()).await
+}
+
+/// One HTTP/1.1 request with arbitrary headers and body, over a fresh connection.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> (u16, hyper::HeaderMap, String) {
     use http_body_util::{BodyExt, Full};
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -191,16 +211,10 @@ pub async fn http_raw(
         .method(method)
         .uri(path)
         .header("host", addr.to_string());
-    if let Some(t) = bearer {
-        req = req.header("authorization", format!("Bearer {t}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
-    let bytes = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            bytes::Bytes::from(serde_json::to_vec(&b).unwrap())
-        }
-        None => bytes::Bytes::new(),
-    };
+    let bytes = bytes::Bytes::copy_from_slice(body.unwrap_or_default());
     let response = sender
         .send_request(req.body(Full::new(bytes)).unwrap())
         .await
@@ -213,16 +227,19 @@ pub async fn http_raw(
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Connects a raw OCPP client offering `subprotocol`, optionally with Basic credentials.
-pub async fn connect(
+/// An upgrade request offering `protocols` (verbatim, or no header at all) and optional Basic
+/// credentials.
+pub fn ws_request(
     url: &str,
-    subprotocol: &str,
+    protocols: Option<&str>,
     basic: Option<(&str, &str)>,
-) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(subprotocol).unwrap());
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = url.into_client_request().expect("request");
+    if let Some(p) = protocols {
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
+    }
     if let Some((user, pass)) = basic {
         let value = format!(
             "Basic {}",
@@ -232,7 +249,16 @@ pub async fn connect(
             .headers_mut()
             .insert("Authorization", HeaderValue::from_str(&value).unwrap());
     }
-    let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+    request
+}
+
+/// Connects a raw OCPP client offering `subprotocol`, optionally with Basic credentials.
+pub async fn connect(
+    url: &str,
+    subprotocol: &str,
+    basic: Option<(&str, &str)>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let (ws, _) = tokio_tungstenite::connect_async(ws_request(url, Some(subprotocol), basic)).await?;
     Ok(ws)
 }
 

@@ -43,16 +43,7 @@ pub struct IdTokenBody {
     pub parent_id_token: Option<String>,
 }
 
-const TOKEN_TYPES: &[&str] = &[
-    "Central",
-    "eMAID",
-    "ISO14443",
-    "ISO15693",
-    "KeyCode",
-    "Local",
-    "MacAddress",
-    "NoAuthorization",
-];
+const TOKEN_TYPES: &[&str] = &ocpp::model::IdToken::V201_KINDS;
 
 fn check_token(token: &str) -> Result<(), Problem> {
     if (1..=36).contains(&token.len()) && token.chars().all(|c| c.is_ascii_graphic()) {

@@ -199,6 +199,18 @@ impl IdToken {
     /// Deliberately not a 2.0.1 `IdTokenEnumType` name (`Central`, `ISO14443`, ...), so a 1.6 tag
     /// is never mistaken for a typed 2.0.1 token.
     pub const V16_KIND: &'static str = "IdTag";
+
+    /// The OCPP 2.0.1 IdTokenEnumType names.
+    pub const V201_KINDS: [&'static str; 8] = [
+        "Central",
+        "eMAID",
+        "ISO14443",
+        "ISO15693",
+        "KeyCode",
+        "Local",
+        "MacAddress",
+        "NoAuthorization",
+    ];
 }
 
 /// A transaction began.
