@@ -1,0 +1,520 @@
+//! OCPP 1.6J: the station's answers to the central system's calls.
+
+use super::connector::{Availability, Reservation};
+use super::engine::{now_rfc3339, Charger, Job, Reboot};
+use super::outbox::Purpose;
+use super::profiles::{self, Profile, Purpose as ProfilePurpose};
+use super::session::StopReason;
+use super::settings::Refusal;
+use chrono::{DateTime, Utc};
+use ocpp::ErrorCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The vendor id this simulator answers DataTransfer for (it echoes the data).
+pub const VENDOR_ID: &str = "org.evcs.firmware-sim";
+
+type Answer = Result<Value, (ErrorCode, String)>;
+
+fn status(s: &str) -> Answer {
+    Ok(json!({ "status": s }))
+}
+
+/// Parses an RFC 3339 time (the schema already checked the format).
+pub(super) fn time(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// How long until a wall-clock instant, from now (zero if past).
+pub(super) fn until(t: Option<DateTime<Utc>>) -> Duration {
+    t.and_then(|t| (t - Utc::now()).to_std().ok()).unwrap_or_default()
+}
+
+impl Charger {
+    /// Connector index for a 1.6 connector id, if it names a real connector.
+    fn connector(&self, id: &Value) -> Option<usize> {
+        let id = id.as_u64()?;
+        (id as usize).checked_sub(1).filter(|i| *i < self.connectors.len())
+    }
+
+    /// Answers one call from the central system.
+    pub(super) fn handle_v16(&mut self, action: &str, p: &Value) -> Answer {
+        match action {
+            "RemoteStartTransaction" => self.remote_start_v16(p),
+            "RemoteStopTransaction" => {
+                let id = p["transactionId"].to_string();
+                match self
+                    .connectors
+                    .iter()
+                    .position(|c| c.tx.as_ref().is_some_and(|t| t.id == id))
+                {
+                    Some(i) => {
+                        self.stop_transaction(i, StopReason::Remote);
+                        status("Accepted")
+                    }
+                    None => status("Rejected"),
+                }
+            }
+            "Reset" => {
+                let hard = p["type"] == "Hard";
+                for i in 0..self.connectors.len() {
+                    if self.connectors[i].tx.is_some() {
+                        self.stop_transaction(
+                            i,
+                            if hard {
+                                StopReason::HardReset
+                            } else {
+                                StopReason::SoftReset
+                            },
+                        );
+                    }
+                }
+                // A soft reset lets the stop messages go out first; a hard one waits less.
+                let grace = if hard { 2 } else { 10 };
+                self.reboot = Some(Reboot {
+                    deadline: Instant::now() + Duration::from_secs(grace),
+                    when_idle: false,
+                    reason: "RemoteReset",
+                });
+                status("Accepted")
+            }
+            "ChangeAvailability" => {
+                let target = if p["type"] == "Operative" {
+                    Availability::Operative
+                } else {
+                    Availability::Inoperative
+                };
+                let indices: Vec<usize> = if p["connectorId"] == 0 {
+                    (0..self.connectors.len()).collect()
+                } else {
+                    match self.connector(&p["connectorId"]) {
+                        Some(i) => vec![i],
+                        None => return status("Rejected"),
+                    }
+                };
+                let mut scheduled = false;
+                for i in indices {
+                    let c = &mut self.connectors[i];
+                    if c.tx.is_some() && target == Availability::Inoperative {
+                        c.scheduled = Some(target);
+                        scheduled = true;
+                    } else {
+                        c.availability = target;
+                        c.scheduled = None;
+                        self.report_status(i);
+                    }
+                }
+                status(if scheduled { "Scheduled" } else { "Accepted" })
+            }
+            "UnlockConnector" => match self.connector(&p["connectorId"]) {
+                None => status("NotSupported"),
+                Some(i) => {
+                    if self.connectors[i].tx.is_some() {
+                        self.stop_transaction(i, StopReason::UnlockCommand);
+                    }
+                    status("Unlocked")
+                }
+            },
+            "GetConfiguration" => {
+                let wanted: Option<Vec<&str>> = p["key"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect());
+                let max = self.settings.int("GetConfigurationMaxKeys") as usize;
+                let entry = |s: &super::settings::Setting| json!({"key": s.key.unwrap_or_default(), "readonly": s.readonly, "value": s.value});
+                match wanted {
+                    Some(keys) if !keys.is_empty() => {
+                        let known: Vec<Value> = keys.iter().filter_map(|k| self.settings.get(k)).map(entry).collect();
+                        let unknown: Vec<&str> = keys
+                            .iter()
+                            .copied()
+                            .filter(|k| self.settings.get(k).is_none())
+                            .collect();
+                        let mut answer = json!({"configurationKey": known});
+                        if !unknown.is_empty() {
+                            answer["unknownKey"] = json!(unknown);
+                        }
+                        Ok(answer)
+                    }
+                    _ => {
+                        let all: Vec<Value> = self
+                            .settings
+                            .all()
+                            .iter()
+                            .filter(|s| s.key.is_some())
+                            .take(max.max(1))
+                            .map(entry)
+                            .collect();
+                        Ok(json!({"configurationKey": all}))
+                    }
+                }
+            }
+            "ChangeConfiguration" => {
+                let key = p["key"].as_str().unwrap_or_default();
+                let value = p["value"].as_str().unwrap_or_default();
+                match self.settings.set(key, value) {
+                    Ok(()) => {
+                        self.setting_changed(key);
+                        status("Accepted")
+                    }
+                    Err(Refusal::Unknown) => status("NotSupported"),
+                    Err(Refusal::Rejected) => status("Rejected"),
+                }
+            }
+            "ClearCache" => {
+                self.auth.clear_cache();
+                status("Accepted")
+            }
+            "DataTransfer" => {
+                if p["vendorId"] == VENDOR_ID {
+                    let mut answer = json!({"status": "Accepted"});
+                    if let Some(d) = p["data"].as_str() {
+                        answer["data"] = json!(d);
+                    }
+                    Ok(answer)
+                } else {
+                    status("UnknownVendorId")
+                }
+            }
+            "TriggerMessage" => self.trigger_v16(p),
+            "ReserveNow" => self.reserve_v16(p),
+            "CancelReservation" => {
+                let id = p["reservationId"].as_i64();
+                match self
+                    .connectors
+                    .iter()
+                    .position(|c| c.reservation.as_ref().map(|r| r.id) == id)
+                {
+                    Some(i) => {
+                        self.connectors[i].reservation = None;
+                        self.report_status(i);
+                        status("Accepted")
+                    }
+                    None => status("Rejected"),
+                }
+            }
+            "SetChargingProfile" => {
+                let connector = p["connectorId"].as_u64().unwrap_or(0) as u32;
+                if connector as usize > self.connectors.len() {
+                    return status("Rejected");
+                }
+                let Ok(profile) = Profile::from_json(&p["csChargingProfiles"], connector) else {
+                    return status("Rejected");
+                };
+                if !self.profile_fits(&profile) {
+                    return status("Rejected");
+                }
+                self.profiles.install(profile);
+                status("Accepted")
+            }
+            "ClearChargingProfile" => {
+                let purpose = match p["chargingProfilePurpose"].as_str() {
+                    Some("ChargePointMaxProfile") => Some(ProfilePurpose::StationMax),
+                    Some("TxDefaultProfile") => Some(ProfilePurpose::TxDefault),
+                    Some("TxProfile") => Some(ProfilePurpose::Tx),
+                    _ => None,
+                };
+                let n = self.profiles.clear(
+                    p["id"].as_i64(),
+                    p["connectorId"].as_u64().map(|c| c as u32),
+                    purpose,
+                    p["stackLevel"].as_i64(),
+                );
+                status(if n > 0 { "Accepted" } else { "Unknown" })
+            }
+            "GetCompositeSchedule" => {
+                let connector = p["connectorId"].as_u64().unwrap_or(0) as u32;
+                if connector as usize > self.connectors.len() {
+                    return status("Rejected");
+                }
+                let duration = p["duration"].as_i64().unwrap_or(0).max(1);
+                let amps = p["chargingRateUnit"] == "A";
+                let (periods, phases) = self.composite(connector, duration);
+                Ok(json!({
+                    "status": "Accepted",
+                    "connectorId": connector,
+                    "scheduleStart": now_rfc3339(),
+                    "chargingSchedule": {
+                        "duration": duration,
+                        "chargingRateUnit": if amps { "A" } else { "W" },
+                        "chargingSchedulePeriod": profiles::periods_json(&periods, amps, phases),
+                    },
+                }))
+            }
+            "GetDiagnostics" => {
+                let name = format!(
+                    "diagnostics-{}-{}.log",
+                    self.spec.id,
+                    Utc::now().format("%Y%m%dT%H%M%S")
+                );
+                let step = Duration::from_secs_f64(self.spec.timing.step_secs.max(0.0));
+                let now = Instant::now();
+                self.jobs.push((
+                    now + step,
+                    Job::Send("DiagnosticsStatusNotification", json!({"status": "Uploading"})),
+                ));
+                self.jobs.push((
+                    now + step * 2,
+                    Job::Send("DiagnosticsStatusNotification", json!({"status": "Uploaded"})),
+                ));
+                Ok(json!({ "fileName": name }))
+            }
+            "UpdateFirmware" => {
+                let start = Instant::now() + until(time(&p["retrieveDate"]));
+                let new_version = firmware_from_location(p["location"].as_str().unwrap_or_default());
+                self.schedule_firmware(start, |s| json!({ "status": s }), new_version);
+                Ok(json!({}))
+            }
+            "SendLocalList" => {
+                if !self.settings.flag("LocalAuthListEnabled") {
+                    return status("NotSupported");
+                }
+                let entries = p["localAuthorizationList"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|e| {
+                                let token = e["idTag"].as_str()?.to_string();
+                                Some((token, e["idTagInfo"]["status"].as_str().map(str::to_string)))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let version = p["listVersion"].as_i64().unwrap_or(0);
+                match self.auth.update(version, p["updateType"] == "Full", entries) {
+                    Ok(()) => status("Accepted"),
+                    Err(_) => status("VersionMismatch"),
+                }
+            }
+            "GetLocalListVersion" => Ok(json!({ "listVersion": self.auth.list_version })),
+            _ => Err((
+                ErrorCode::NotSupported,
+                format!("{action} is not supported by this station"),
+            )),
+        }
+    }
+
+    fn remote_start_v16(&mut self, p: &Value) -> Answer {
+        let token = p["idTag"].as_str().unwrap_or_default().to_string();
+        let i = match &p["connectorId"] {
+            Value::Null => self
+                .connectors
+                .iter()
+                .position(|c| c.usable() && c.authorized.is_none()),
+            id => self.connector(id),
+        };
+        let Some(i) =
+            i.filter(|i| self.connectors[*i].usable() && self.connectors[*i].reservation_admits(&token, None))
+        else {
+            return status("Rejected");
+        };
+        if !p["chargingProfile"].is_null() {
+            let connector = self.connectors[i].id;
+            match Profile::from_json(&p["chargingProfile"], connector) {
+                Ok(profile) if profile.purpose == ProfilePurpose::Tx => self.profiles.install(profile),
+                _ => return status("Rejected"),
+            }
+        }
+        if self.settings.flag("AuthorizeRemoteTxRequests") {
+            self.queue(
+                "Authorize",
+                json!({"idTag": token}),
+                false,
+                None,
+                Purpose::Authorize { connector: i, token },
+            );
+        } else {
+            self.authorized(i, &token, "Central", None, None);
+        }
+        status("Accepted")
+    }
+
+    fn trigger_v16(&mut self, p: &Value) -> Answer {
+        let only = match &p["connectorId"] {
+            Value::Null => None,
+            id => match self.connector(id) {
+                Some(i) => Some(i),
+                None if id == 0 => None,
+                None => return status("Rejected"),
+            },
+        };
+        let targets: Vec<usize> = only.map_or_else(|| (0..self.connectors.len()).collect(), |i| vec![i]);
+        match p["requestedMessage"].as_str().unwrap_or_default() {
+            "BootNotification" => {
+                let payload = json!({"chargePointVendor": self.spec.vendor, "chargePointModel": self.spec.model,
+                    "firmwareVersion": self.firmware});
+                self.queue("BootNotification", payload, false, None, Purpose::Plain);
+            }
+            "Heartbeat" => self.queue("Heartbeat", json!({}), false, None, Purpose::Plain),
+            "StatusNotification" => {
+                for i in targets {
+                    self.connectors[i].reported = None;
+                    self.report_status(i);
+                }
+            }
+            "MeterValues" => {
+                for i in targets {
+                    self.send_meter_values(i, "Trigger");
+                }
+            }
+            "DiagnosticsStatusNotification" => {
+                let s = self.diagnostics_status;
+                let s = if matches!(s, "Uploading" | "Uploaded") {
+                    s
+                } else {
+                    "Idle"
+                };
+                self.queue(
+                    "DiagnosticsStatusNotification",
+                    json!({ "status": s }),
+                    false,
+                    None,
+                    Purpose::Plain,
+                );
+            }
+            "FirmwareStatusNotification" => {
+                let s = self.firmware_status;
+                self.queue(
+                    "FirmwareStatusNotification",
+                    json!({ "status": s }),
+                    false,
+                    None,
+                    Purpose::Plain,
+                );
+            }
+            _ => return status("NotImplemented"),
+        }
+        status("Accepted")
+    }
+
+    fn reserve_v16(&mut self, p: &Value) -> Answer {
+        let Some(i) = self.connector(&p["connectorId"]) else {
+            // Connector 0 needs ReserveConnectorZeroSupported, which this station does not offer.
+            return status("Rejected");
+        };
+        let id = p["reservationId"].as_i64().unwrap_or(0);
+        let verdict = self.reservation_verdict(i, id);
+        if verdict != "Accepted" {
+            return status(verdict);
+        }
+        for c in &mut self.connectors {
+            if c.reservation.as_ref().is_some_and(|r| r.id == id) {
+                c.reservation = None;
+            }
+        }
+        self.connectors[i].reservation = Some(Reservation {
+            id,
+            token: p["idTag"].as_str().unwrap_or_default().to_string(),
+            group: p["parentIdTag"].as_str().map(str::to_string),
+            expiry: time(&p["expiryDate"]).unwrap_or_else(Utc::now),
+        });
+        self.report_status(i);
+        status("Accepted")
+    }
+
+    /// Whether connector `i` can take reservation `id`: Accepted or the reason it cannot.
+    pub(super) fn reservation_verdict(&self, i: usize, id: i64) -> &'static str {
+        let c = &self.connectors[i];
+        if c.fault.is_some() {
+            "Faulted"
+        } else if c.availability == Availability::Inoperative {
+            "Unavailable"
+        } else if c.tx.is_some() || c.ev.is_some() || c.reservation.as_ref().is_some_and(|r| r.id != id) {
+            "Occupied"
+        } else {
+            "Accepted"
+        }
+    }
+
+    /// Whether a profile may be installed where it says.
+    pub(super) fn profile_fits(&self, profile: &Profile) -> bool {
+        match profile.purpose {
+            ProfilePurpose::StationMax => profile.connector == 0,
+            ProfilePurpose::TxDefault => true,
+            ProfilePurpose::Tx => {
+                profile.connector > 0
+                    && self
+                        .connectors
+                        .get(profile.connector as usize - 1)
+                        .is_some_and(|c| c.tx.is_some())
+            }
+        }
+    }
+
+    /// Composite schedule of connector `connector` (0: the station) and its phase count.
+    pub(super) fn composite(&self, connector: u32, duration: i64) -> (Vec<(i64, f64)>, u8) {
+        let (start, max_w, phases) = match connector.checked_sub(1).and_then(|i| self.connectors.get(i as usize)) {
+            Some(c) => (c.tx.as_ref().map(|t| t.started), c.max_w, c.phases),
+            None => (None, self.connectors.iter().map(|c| c.max_w).sum(), 3),
+        };
+        (
+            self.profiles
+                .composite(connector, Utc::now(), duration, start, phases, max_w),
+            phases,
+        )
+    }
+
+    /// A setting changed: apply what takes effect at once.
+    pub(super) fn setting_changed(&mut self, key: &str) {
+        match key {
+            "HeartbeatInterval" => {
+                self.heartbeat_every = Duration::from_secs(self.settings.int("HeartbeatInterval").max(1));
+            }
+            "MeterValueSampleInterval" => {
+                let every = self.settings.int("MeterValueSampleInterval");
+                for i in 0..self.connectors.len() {
+                    if self.connectors[i].tx.is_some() {
+                        self.next_sample[i] = (every > 0).then(|| Instant::now() + Duration::from_secs(every));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues the firmware-update sequence from `start`, then the reboot into the new version.
+    pub(super) fn schedule_firmware(
+        &mut self,
+        start: Instant,
+        payload: impl Fn(&str) -> Value,
+        version: Option<String>,
+    ) {
+        let step = Duration::from_secs_f64(self.spec.timing.step_secs.max(0.0));
+        for (n, s) in ["Downloading", "Downloaded", "Installing"].iter().enumerate() {
+            self.jobs.push((
+                start + step * n as u32,
+                Job::Send("FirmwareStatusNotification", payload(s)),
+            ));
+        }
+        self.jobs.push((
+            start + step * 3,
+            Job::Send("FirmwareStatusNotification", payload("Installed")),
+        ));
+        self.jobs
+            .push((start + step * 4, Job::Reboot("FirmwareUpdate", version)));
+    }
+}
+
+/// The firmware version a download location names (its file name without extension).
+fn firmware_from_location(location: &str) -> Option<String> {
+    let file = location.rsplit('/').next()?.split(['?', '#']).next()?;
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    (!stem.is_empty()).then(|| stem.chars().take(50).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firmware_version_from_location() {
+        assert_eq!(
+            firmware_from_location("https://fw.example/sim-2.1.0.bin").as_deref(),
+            Some("sim-2.1.0")
+        );
+        assert_eq!(firmware_from_location("ftp://x/fw?token=1").as_deref(), Some("fw"));
+        assert_eq!(firmware_from_location("https://x/"), None);
+    }
+}
