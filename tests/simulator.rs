@@ -603,3 +603,306 @@ async fn simulator_passes_an_independent_python_central_system() {
         assert!(violations.is_empty(), "{version:?}: {violations:?}");
     }
 }
+
+/// Sends any call through the operator API and returns the station's answer.
+async fn raw_call(server: &TestServer, station: &str, action: &str, payload: Value) -> Value {
+    let (status, answer) = server
+        .api(
+            "POST",
+            &format!("/api/v1/stations/{station}/calls"),
+            Some(Role::Admin),
+            Some(json!({"action": action, "payload": payload})),
+        )
+        .await;
+    assert_eq!(status, 200, "{action}: {answer}");
+    answer["response"].clone()
+}
+
+/// The power (W) in the last meter sample the station sent.
+fn last_power(frames: &[String]) -> Option<f64> {
+    frames.iter().rev().find_map(|f| {
+        let v: Value = serde_json::from_str(f).ok()?;
+        let values = v[3]["meterValue"].as_array()?;
+        values.iter().rev().find_map(|mv| {
+            mv["sampledValue"].as_array()?.iter().find_map(|s| {
+                (s["measurand"] == "Power.Active.Import").then(|| match &s["value"] {
+                    Value::String(x) => x.parse().ok(),
+                    other => other.as_f64(),
+                })?
+            })
+        })
+    })
+}
+
+/// Configuration, smart charging (the profile caps the power the EV draws), availability,
+/// triggers, local lists, DataTransfer and a firmware update that reboots into the new version.
+#[tokio::test]
+async fn firmware_behaviour_under_operator_calls() {
+    let (backend, url) = backends().await.remove(0);
+    let server = TestServer::start(backend, url).await;
+    add_token(&server, "FW-TAG").await;
+    for version in VERSIONS {
+        let v16 = version == Version::V16;
+        let id = format!("SIM-FW-{}", version.label());
+        let (station, mut rx, mut watch) = boot(spec(&server, &id, version)).await;
+        let mut frames = Vec::new();
+
+        // Configuration.
+        if v16 {
+            let a = raw_call(
+                &server,
+                &id,
+                "ChangeConfiguration",
+                json!({"key": "HeartbeatInterval", "value": "120"}),
+            )
+            .await;
+            assert_eq!(a["status"], "Accepted");
+            let a = raw_call(
+                &server,
+                &id,
+                "ChangeConfiguration",
+                json!({"key": "NumberOfConnectors", "value": "4"}),
+            )
+            .await;
+            assert_eq!(a["status"], "Rejected");
+            let a = raw_call(
+                &server,
+                &id,
+                "ChangeConfiguration",
+                json!({"key": "Nope", "value": "1"}),
+            )
+            .await;
+            assert_eq!(a["status"], "NotSupported");
+            let a = raw_call(
+                &server,
+                &id,
+                "GetConfiguration",
+                json!({"key": ["HeartbeatInterval", "Nope"]}),
+            )
+            .await;
+            assert_eq!(a["configurationKey"][0]["value"], "120", "{a}");
+            assert_eq!(a["unknownKey"], json!(["Nope"]));
+        } else {
+            let hb = json!({"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}});
+            let a = raw_call(
+                &server,
+                &id,
+                "SetVariables",
+                json!({"setVariableData": [
+                {"component": hb["component"], "variable": hb["variable"], "attributeValue": "120"},
+                {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}, "attributeValue": "1"}]}),
+            )
+            .await;
+            assert_eq!(a["setVariableResult"][0]["attributeStatus"], "Accepted", "{a}");
+            assert_eq!(a["setVariableResult"][1]["attributeStatus"], "UnknownComponent", "{a}");
+            let a = raw_call(&server, &id, "GetVariables", json!({"getVariableData": [hb]})).await;
+            assert_eq!(a["getVariableResult"][0]["attributeValue"], "120", "{a}");
+        }
+
+        // Clock-aligned readings once an aligned interval is set.
+        let aligned = |value: &str| {
+            if v16 {
+                (
+                    "ChangeConfiguration",
+                    json!({"key": "ClockAlignedDataInterval", "value": value}),
+                )
+            } else {
+                (
+                    "SetVariables",
+                    json!({"setVariableData": [{"component": {"name": "AlignedDataCtrlr"},
+                    "variable": {"name": "Interval"}, "attributeValue": value}]}),
+                )
+            }
+        };
+        let (action, payload) = aligned("1");
+        raw_call(&server, &id, action, payload).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        collect_frames(&mut watch, &mut frames);
+        assert!(
+            frames.iter().any(|f| f.contains("Sample.Clock")),
+            "{version:?}: clock-aligned MeterValues"
+        );
+        let (action, payload) = aligned("0");
+        raw_call(&server, &id, action, payload).await;
+
+        // A transaction, then a profile that caps it at 2 kW.
+        station.send(Control::Plug(1));
+        station.send(Control::Present(1, "FW-TAG".into()));
+        let started = expect(&mut rx, "started", |e| matches!(e, Event::TransactionStarted(1, _))).await;
+        let Event::TransactionStarted(_, tx_id) = started else {
+            unreachable!()
+        };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        collect_frames(&mut watch, &mut frames);
+        assert!(
+            last_power(&frames).unwrap_or(0.0) > 10_000.0,
+            "charging at the EV's 11 kW first"
+        );
+        let schedule =
+            json!({"chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 2000.0}]});
+        let a = if v16 {
+            raw_call(
+                &server,
+                &id,
+                "SetChargingProfile",
+                json!({"connectorId": 1, "csChargingProfiles": {
+                "chargingProfileId": 5, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Relative", "chargingSchedule": schedule}}),
+            )
+            .await
+        } else {
+            let mut s = schedule.clone();
+            s["id"] = json!(1);
+            raw_call(
+                &server,
+                &id,
+                "SetChargingProfile",
+                json!({"evseId": 1, "chargingProfile": {
+                "id": 5, "stackLevel": 1, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
+                "chargingProfileKind": "Relative", "chargingSchedule": [s]}}),
+            )
+            .await
+        };
+        assert_eq!(a["status"], "Accepted", "{a}");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        collect_frames(&mut watch, &mut frames);
+        let power = last_power(&frames).unwrap();
+        assert!(
+            (1900.0..=2000.0).contains(&power),
+            "{version:?}: the profile caps the power: {power}"
+        );
+        let a = if v16 {
+            raw_call(
+                &server,
+                &id,
+                "GetCompositeSchedule",
+                json!({"connectorId": 1, "duration": 600}),
+            )
+            .await
+        } else {
+            raw_call(
+                &server,
+                &id,
+                "GetCompositeSchedule",
+                json!({"evseId": 1, "duration": 600}),
+            )
+            .await
+        };
+        let periods = if v16 {
+            &a["chargingSchedule"]["chargingSchedulePeriod"]
+        } else {
+            &a["schedule"]["chargingSchedulePeriod"]
+        };
+        assert_eq!(periods[0]["limit"], 2000.0, "{a}");
+
+        // Availability is Scheduled during the transaction and applies when it ends.
+        let a = if v16 {
+            raw_call(
+                &server,
+                &id,
+                "ChangeAvailability",
+                json!({"connectorId": 1, "type": "Inoperative"}),
+            )
+            .await
+        } else {
+            raw_call(
+                &server,
+                &id,
+                "ChangeAvailability",
+                json!({"operationalStatus": "Inoperative", "evse": {"id": 1}}),
+            )
+            .await
+        };
+        assert_eq!(a["status"], "Scheduled", "{a}");
+        station.send(Control::Stop(1));
+        station.send(Control::Unplug(1));
+        expect(
+            &mut rx,
+            "unavailable",
+            |e| matches!(e, Event::Status(1, s) if s == "Unavailable"),
+        )
+        .await;
+        let a = if v16 {
+            raw_call(
+                &server,
+                &id,
+                "ChangeAvailability",
+                json!({"connectorId": 0, "type": "Operative"}),
+            )
+            .await
+        } else {
+            raw_call(
+                &server,
+                &id,
+                "ChangeAvailability",
+                json!({"operationalStatus": "Operative"}),
+            )
+            .await
+        };
+        assert_eq!(a["status"], "Accepted", "{a}");
+        expect(
+            &mut rx,
+            "available",
+            |e| matches!(e, Event::Status(1, s) if s == "Available"),
+        )
+        .await;
+
+        // Trigger, local list, DataTransfer.
+        let a = raw_call(&server, &id, "TriggerMessage", json!({"requestedMessage": "Heartbeat"})).await;
+        assert_eq!(a["status"], "Accepted");
+        let list = if v16 {
+            json!({"listVersion": 3, "updateType": "Full", "localAuthorizationList": [{"idTag": "LOCAL", "idTagInfo": {"status": "Accepted"}}]})
+        } else {
+            json!({"versionNumber": 3, "updateType": "Full", "localAuthorizationList": [
+                {"idToken": {"idToken": "LOCAL", "type": "ISO14443"}, "idTokenInfo": {"status": "Accepted"}}]})
+        };
+        assert_eq!(
+            raw_call(&server, &id, "SendLocalList", list).await["status"],
+            "Accepted"
+        );
+        let a = raw_call(&server, &id, "GetLocalListVersion", json!({})).await;
+        assert_eq!(a[if v16 { "listVersion" } else { "versionNumber" }], 3, "{a}");
+        let a = raw_call(&server, &id, "DataTransfer", json!({"vendorId": "com.example.other"})).await;
+        assert_eq!(a["status"], "UnknownVendorId");
+
+        // Firmware update: the status sequence, then a reboot into the new version.
+        let now = Utc::now().to_rfc3339();
+        let a = if v16 {
+            raw_call(
+                &server,
+                &id,
+                "UpdateFirmware",
+                json!({"location": "https://fw.example/sim-9.9.bin", "retrieveDate": now}),
+            )
+            .await
+        } else {
+            raw_call(
+                &server,
+                &id,
+                "UpdateFirmware",
+                json!({"requestId": 8, "firmware": {
+                "location": "https://fw.example/sim-9.9.bin", "retrieveDateTime": now}}),
+            )
+            .await
+        };
+        assert!(v16 || a["status"] == "Accepted", "{a}");
+        expect(&mut rx, "rebooting", |e| matches!(e, Event::Rebooting)).await;
+        expect(&mut rx, "booted", |e| matches!(e, Event::Booted(s) if s == "Accepted")).await;
+        collect_frames(&mut watch, &mut frames);
+        let statuses: Vec<String> = frames
+            .iter()
+            .filter_map(|f| serde_json::from_str::<Value>(f).ok())
+            .filter(|v| v[2] == "FirmwareStatusNotification")
+            .map(|v| v[3]["status"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["Downloading", "Downloaded", "Installing", "Installed"],
+            "{version:?}"
+        );
+        let boot = frames.iter().rev().find(|f| f.contains("BootNotification")).unwrap();
+        assert!(boot.contains("sim-9"), "{version:?}: boots the new firmware: {boot}");
+        station.shutdown().await.unwrap();
+    }
+    server.stop_and_clean().await;
+}

@@ -9,7 +9,9 @@
 //!   control, the frame log.
 //! - [`scenario`]: the `scenario` subcommand: scripted steps with assertions and a verdict.
 //! - [`load`]: the `load` subcommand: thousands of lean stations and a latency report.
+//! - [`answer`]: the `answer` subcommand: a server that only answers, to measure `load` itself.
 
+pub mod answer;
 pub mod charger;
 pub mod load;
 pub mod run;

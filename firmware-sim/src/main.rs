@@ -1,7 +1,7 @@
 //! `firmware-sim`: simulated OCPP 1.6J / 2.0.1 charging stations (see the library's docs).
 
 use clap::{Parser, Subcommand};
-use firmware_sim::{load, run, scenario};
+use firmware_sim::{answer, load, run, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +29,8 @@ enum Command {
     },
     /// Run many stations against a central system and report throughput and latency.
     Load(load::LoadArgs),
+    /// Answer every CALL at once and do nothing else (measures the load generator itself).
+    Answer(answer::AnswerArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             Command::Load(args) => {
                 load::run(args).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Answer(args) => {
+                answer::serve(args).await?;
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -498,7 +498,7 @@ impl Charger {
 }
 
 /// The firmware version a download location names (its file name without extension).
-fn firmware_from_location(location: &str) -> Option<String> {
+pub(super) fn firmware_from_location(location: &str) -> Option<String> {
     let file = location.rsplit('/').next()?.split(['?', '#']).next()?;
     let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
     (!stem.is_empty()).then(|| stem.chars().take(50).collect())

@@ -6,7 +6,7 @@ use super::outbox::Purpose;
 use super::profiles::{self, Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
 use super::settings::Refusal;
-use super::v16::{time, until, VENDOR_ID};
+use super::v16::{firmware_from_location, time, until, VENDOR_ID};
 use chrono::Utc;
 use ocpp::ErrorCode;
 use serde_json::{json, Value};
@@ -222,12 +222,7 @@ impl Charger {
                 let request_id = p["requestId"].as_i64().unwrap_or(0);
                 let start = Instant::now() + until(time(&p["firmware"]["retrieveDateTime"]));
                 let location = p["firmware"]["location"].as_str().unwrap_or_default();
-                let version = location
-                    .rsplit('/')
-                    .next()
-                    .and_then(|f| f.split('.').next())
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.chars().take(50).collect());
+                let version = firmware_from_location(location);
                 self.schedule_firmware(start, |s| json!({"status": s, "requestId": request_id}), version);
                 status("Accepted")
             }

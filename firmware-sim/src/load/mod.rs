@@ -6,7 +6,8 @@
 //! Latencies (CALL written -> CALLRESULT read) go into one HDR histogram via a channel, in
 //! batches per station, so stations stay cheap and the report's percentiles cover every message.
 
-mod report;
+mod processes;
+pub mod report;
 mod station;
 
 use clap::{Args, ValueEnum};
@@ -24,6 +25,9 @@ pub enum Pattern {
     Open,
     /// Only heartbeats every `--heartbeat` seconds.
     Idle,
+    /// Random charging sessions: heartbeats in the gaps, then Authorize, start, MeterValues at
+    /// `--rate`, stop (gaps and lengths exponential around `--session-gap`/`--session-secs`).
+    Sessions,
 }
 
 /// Options of `firmware-sim load`.
@@ -62,6 +66,22 @@ pub struct LoadArgs {
     /// Heartbeat interval in seconds (idle pattern).
     #[arg(long, default_value_t = 30)]
     pub heartbeat: u64,
+    /// Mean idle gap between sessions, seconds (sessions pattern).
+    #[arg(long, default_value_t = 30.0)]
+    pub session_gap: f64,
+    /// Mean session length, seconds (sessions pattern).
+    #[arg(long, default_value_t = 60.0)]
+    pub session_secs: f64,
+    /// Token the sessions present (sessions pattern).
+    #[arg(long, default_value = "LOAD-TAG")]
+    pub id_tag: String,
+    /// Split the stations over this many processes (each has its own open-files limit); the
+    /// parent merges their reports.
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// Include the raw latency histogram in the JSON report (used to merge processes).
+    #[arg(long, hide = true)]
+    pub histogram: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -79,6 +99,8 @@ pub struct Counters {
     pub connect_failures: AtomicU64,
     /// Connections lost during the run.
     pub disconnects: AtomicU64,
+    /// Connections re-established after a loss.
+    pub reconnects: AtomicU64,
     /// CALLRESULTs received in the measured window.
     pub results: AtomicU64,
     /// CALLERRORs received (codes are in the histogram channel).
@@ -96,8 +118,19 @@ pub enum Observation {
     CallError(String),
 }
 
-/// Runs the load and prints the report.
+/// Runs the load and prints the report (from several child processes with `--processes`).
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    if args.processes > 1 {
+        return processes::run(args).await;
+    }
+    let summary = run_here(&args).await?;
+    report::print(&args, &summary);
+    Ok(())
+}
+
+/// Runs this process's share of the load and summarises it.
+pub async fn run_here(args: &LoadArgs) -> anyhow::Result<report::Summary> {
+    let args = args.clone();
     let counters = Arc::new(Counters::default());
     let (tx, rx) = mpsc::unbounded_channel();
     let collector = tokio::spawn(report::collect(rx));
@@ -137,7 +170,6 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     drop(tx);
-    let histogram = collector.await?;
-    report::print(&args, &counters, &histogram, connect_secs, window);
-    Ok(())
+    let collected = collector.await?;
+    Ok(report::Summary::new(&args, &counters, collected, connect_secs, window))
 }

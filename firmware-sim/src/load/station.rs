@@ -14,7 +14,16 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Connects, boots and generates traffic until the stop instant.
+/// How a traffic phase ended.
+enum Ended {
+    /// The run is over.
+    Stopped,
+    /// The connection was lost; reconnect.
+    Lost,
+}
+
+/// Connects, boots and generates traffic until the stop signal, reconnecting (with backoff) when
+/// the connection is lost.
 pub async fn run(
     id: String,
     args: LoadArgs,
@@ -22,74 +31,250 @@ pub async fn run(
     observations: mpsc::UnboundedSender<Observation>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut ws = match connect_and_boot(&id, &args).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-            eprintln!("{id}: {e}");
-            return;
-        }
-    };
-    counters.booted.fetch_add(1, Ordering::Relaxed);
-    let mut seq: u64 = 0;
+    let mut first = true;
+    let mut backoff = Duration::from_millis(500);
     let mut energy: u64 = 1_000_000;
-    let v16 = args.version == "1.6";
-    let template = MeterTemplate::new(v16, args.samples);
-    let period = match args.pattern {
-        Pattern::Closed => None,
-        Pattern::Open => Some(Duration::from_secs_f64(1.0 / args.rate.max(0.001))),
-        Pattern::Idle => Some(Duration::from_secs(args.heartbeat.max(1))),
-    };
-    let mut latencies: Vec<u64> = Vec::new();
-    let mut tick = tokio::time::Instant::now();
     loop {
-        if *stop.borrow() {
-            break;
-        }
-        if let Some(p) = period {
-            tick += p;
-            tokio::select! {
-                _ = tokio::time::sleep_until(tick) => {}
-                _ = stop.changed() => break,
-            }
-        }
-        seq += 1;
-        energy += 25;
-        let msg_id = seq.to_string();
-        let text = if args.pattern == Pattern::Idle {
-            format!("[2,\"{msg_id}\",\"Heartbeat\",{{}}]")
-        } else {
-            template.frame(&msg_id, energy)
-        };
-        let sent = Instant::now();
-        if ws.send(Message::Text(text.into())).await.is_err() {
-            counters.disconnects.fetch_add(1, Ordering::Relaxed);
-            break;
-        }
-        match await_answer(&mut ws, &msg_id).await {
-            Some(Ok(())) => {
-                if counters.measuring.load(Ordering::Relaxed) {
-                    counters.results.fetch_add(1, Ordering::Relaxed);
-                    latencies.push(sent.elapsed().as_micros() as u64);
-                    if latencies.len() >= 1024 {
-                        let _ = observations.send(Observation::Latencies(std::mem::take(&mut latencies)));
-                    }
+        let mut ws = match connect_and_boot(&id, &args).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                if first {
+                    counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("{id}: {e}");
+                    return;
+                }
+                // Jitter spreads a fleet's reconnects after a server restart.
+                let wait = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stop.changed() => return,
                 }
             }
-            Some(Err(code)) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                let _ = observations.send(Observation::CallError(code));
+        };
+        backoff = Duration::from_millis(500);
+        if first {
+            counters.booted.fetch_add(1, Ordering::Relaxed);
+            first = false;
+        } else {
+            counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut traffic = Traffic {
+            ws: &mut ws,
+            args: &args,
+            counters: &counters,
+            observations: &observations,
+            latencies: Vec::new(),
+            seq: 0,
+        };
+        let ended = match args.pattern {
+            Pattern::Sessions => traffic.sessions(&id, &mut energy, &mut stop).await,
+            _ => traffic.periodic(&mut energy, &mut stop).await,
+        };
+        let latencies = std::mem::take(&mut traffic.latencies);
+        if !latencies.is_empty() {
+            let _ = observations.send(Observation::Latencies(latencies));
+        }
+        match ended {
+            Ended::Stopped => {
+                let _ = ws.close(None).await;
+                return;
             }
-            None => {
-                counters.disconnects.fetch_add(1, Ordering::Relaxed);
-                break;
+            Ended::Lost => counters.disconnects.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// One connection's traffic.
+struct Traffic<'a> {
+    ws: &'a mut Ws,
+    args: &'a LoadArgs,
+    counters: &'a Counters,
+    observations: &'a mpsc::UnboundedSender<Observation>,
+    latencies: Vec<u64>,
+    seq: u64,
+}
+
+impl Traffic<'_> {
+    /// Sends one CALL and waits for its answer, recording the latency. `Err(())`: connection lost.
+    async fn call(&mut self, action: &str, payload: &str) -> Result<Option<String>, ()> {
+        self.seq += 1;
+        let id = self.seq.to_string();
+        let text = format!("[2,\"{id}\",\"{action}\",{payload}]");
+        self.send_and_await(&id, text).await
+    }
+
+    async fn send_and_await(&mut self, msg_id: &str, text: String) -> Result<Option<String>, ()> {
+        let sent = Instant::now();
+        if self.ws.send(Message::Text(text.into())).await.is_err() {
+            return Err(());
+        }
+        match await_answer(self.ws, msg_id).await {
+            Some(Ok(answer)) => {
+                if self.counters.measuring.load(Ordering::Relaxed) {
+                    self.counters.results.fetch_add(1, Ordering::Relaxed);
+                    self.latencies.push(sent.elapsed().as_micros() as u64);
+                    if self.latencies.len() >= 1024 {
+                        let _ = self
+                            .observations
+                            .send(Observation::Latencies(std::mem::take(&mut self.latencies)));
+                    }
+                }
+                Ok(Some(answer))
+            }
+            Some(Err(code)) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                let _ = self.observations.send(Observation::CallError(code));
+                Ok(None)
+            }
+            None => Err(()),
+        }
+    }
+
+    /// Closed, open and idle patterns: MeterValues (or heartbeats) back to back or at a rate.
+    async fn periodic(&mut self, energy: &mut u64, stop: &mut watch::Receiver<bool>) -> Ended {
+        let v16 = self.args.version == "1.6";
+        let template = MeterTemplate::new(v16, self.args.samples);
+        let period = match self.args.pattern {
+            Pattern::Open => Some(Duration::from_secs_f64(1.0 / self.args.rate.max(0.001))),
+            Pattern::Idle => Some(Duration::from_secs(self.args.heartbeat.max(1))),
+            Pattern::Closed | Pattern::Sessions => None,
+        };
+        let mut tick = tokio::time::Instant::now();
+        loop {
+            if *stop.borrow() {
+                return Ended::Stopped;
+            }
+            if let Some(p) = period {
+                tick += p;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(tick) => {}
+                    _ = stop.changed() => return Ended::Stopped,
+                }
+            }
+            *energy += 25;
+            self.seq += 1;
+            let msg_id = self.seq.to_string();
+            let text = if self.args.pattern == Pattern::Idle {
+                format!("[2,\"{msg_id}\",\"Heartbeat\",{{}}]")
+            } else {
+                template.frame(&msg_id, *energy)
+            };
+            if self.send_and_await(&msg_id, text).await.is_err() {
+                return Ended::Lost;
             }
         }
     }
-    if !latencies.is_empty() {
-        let _ = observations.send(Observation::Latencies(latencies));
+
+    /// Random charging sessions: an idle gap with heartbeats, then Authorize, a transaction
+    /// start, MeterValues at `--rate` for a random length, and the stop.
+    async fn sessions(&mut self, id: &str, energy: &mut u64, stop: &mut watch::Receiver<bool>) -> Ended {
+        let v16 = self.args.version == "1.6";
+        let template = MeterTemplate::new(v16, self.args.samples);
+        let tag = &self.args.id_tag;
+        let mut n = 0u64;
+        loop {
+            // Exponential gaps and lengths: arrivals of independent drivers.
+            let gap = Duration::from_secs_f64(-self.args.session_gap * (1.0 - rand::random::<f64>()).ln());
+            let deadline = tokio::time::Instant::now() + gap;
+            loop {
+                let beat = tokio::time::Instant::now() + Duration::from_secs(self.args.heartbeat.max(1));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline.min(beat)) => {}
+                    _ = stop.changed() => return Ended::Stopped,
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                if self.call("Heartbeat", "{}").await.is_err() {
+                    return Ended::Lost;
+                }
+            }
+            n += 1;
+            let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let tx_id = if v16 {
+                if self
+                    .call("Authorize", &format!("{{\"idTag\":\"{tag}\"}}"))
+                    .await
+                    .is_err()
+                {
+                    return Ended::Lost;
+                }
+                let start = format!(
+                    "{{\"connectorId\":1,\"idTag\":\"{tag}\",\"meterStart\":{energy},\"timestamp\":\"{}\"}}",
+                    now()
+                );
+                match self.call("StartTransaction", &start).await {
+                    Err(()) => return Ended::Lost,
+                    Ok(answer) => answer
+                        .and_then(|a| serde_json::from_str::<Value>(&a).ok())
+                        .and_then(|v| v[2]["transactionId"].as_i64())
+                        .unwrap_or(0)
+                        .to_string(),
+                }
+            } else {
+                let tx = format!("{id}-{n}");
+                let started = format!(
+                    "{{\"eventType\":\"Started\",\"timestamp\":\"{}\",\"triggerReason\":\"Authorized\",\"seqNo\":0,\
+                     \"transactionInfo\":{{\"transactionId\":\"{tx}\",\"chargingState\":\"Charging\"}},\
+                     \"idToken\":{{\"idToken\":\"{tag}\",\"type\":\"ISO14443\"}},\"evse\":{{\"id\":1,\"connectorId\":1}}}}",
+                    now()
+                );
+                if self.call("TransactionEvent", &started).await.is_err() {
+                    return Ended::Lost;
+                }
+                tx
+            };
+            let length = Duration::from_secs_f64(-self.args.session_secs * (1.0 - rand::random::<f64>()).ln());
+            let end = tokio::time::Instant::now() + length;
+            let period = Duration::from_secs_f64(1.0 / self.args.rate.max(0.001));
+            let mut tick = tokio::time::Instant::now();
+            let mut seq_no = 1;
+            while tick + period < end {
+                tick += period;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(tick) => {}
+                    _ = stop.changed() => return Ended::Stopped,
+                }
+                *energy += 25;
+                self.seq += 1;
+                let msg_id = self.seq.to_string();
+                let text = if v16 {
+                    template.frame(&msg_id, *energy)
+                } else {
+                    seq_no += 1;
+                    format!(
+                        "[2,\"{msg_id}\",\"TransactionEvent\",{{\"eventType\":\"Updated\",\"timestamp\":\"{}\",\
+                         \"triggerReason\":\"MeterValuePeriodic\",\"seqNo\":{},\"transactionInfo\":{{\"transactionId\":\"{tx_id}\"}},\
+                         \"evse\":{{\"id\":1,\"connectorId\":1}},\"meterValue\":[{{\"timestamp\":\"{}\",\"sampledValue\":[\
+                         {{\"value\":{energy},\"measurand\":\"Energy.Active.Import.Register\",\"unitOfMeasure\":{{\"unit\":\"Wh\"}}}}]}}]}}]",
+                        now(),
+                        seq_no - 1,
+                        now()
+                    )
+                };
+                if self.send_and_await(&msg_id, text).await.is_err() {
+                    return Ended::Lost;
+                }
+            }
+            let stop_payload = if v16 {
+                format!(
+                    "{{\"transactionId\":{tx_id},\"meterStop\":{energy},\"timestamp\":\"{}\",\"reason\":\"Local\"}}",
+                    now()
+                )
+            } else {
+                format!(
+                    "{{\"eventType\":\"Ended\",\"timestamp\":\"{}\",\"triggerReason\":\"StopAuthorized\",\"seqNo\":{seq_no},\
+                     \"transactionInfo\":{{\"transactionId\":\"{tx_id}\",\"stoppedReason\":\"Local\"}},\"evse\":{{\"id\":1,\"connectorId\":1}}}}",
+                    now()
+                )
+            };
+            let action = if v16 { "StopTransaction" } else { "TransactionEvent" };
+            if self.call(action, &stop_payload).await.is_err() {
+                return Ended::Lost;
+            }
+        }
     }
-    let _ = ws.close(None).await;
 }
 
 async fn connect_and_boot(id: &str, args: &LoadArgs) -> anyhow::Result<Ws> {
@@ -113,17 +298,18 @@ async fn connect_and_boot(id: &str, args: &LoadArgs) -> anyhow::Result<Ws> {
     };
     ws.send(Message::Text(boot.to_string().into())).await?;
     match tokio::time::timeout(Duration::from_secs(30), await_answer(&mut ws, "boot")).await? {
-        Some(Ok(())) => Ok(ws),
+        Some(Ok(_)) => Ok(ws),
         Some(Err(code)) => anyhow::bail!("boot refused with {code}"),
         None => anyhow::bail!("connection closed during boot"),
     }
 }
 
-/// Reads until the answer to `id`; `Err(code)` for a CALLERROR, `None` when the socket ends.
+/// Reads until the answer to `id` (its text); `Err(code)` for a CALLERROR, `None` when the
+/// socket ends.
 ///
 /// Matches on the frame's prefix instead of parsing it: the generator must stay cheaper than
 /// the server it measures.
-async fn await_answer(ws: &mut Ws, id: &str) -> Option<Result<(), String>> {
+async fn await_answer(ws: &mut Ws, id: &str) -> Option<Result<String, String>> {
     let result_prefix = format!("[3,\"{id}\"");
     let error_prefix = format!("[4,\"{id}\"");
     while let Some(msg) = ws.next().await {
@@ -134,7 +320,7 @@ async fn await_answer(ws: &mut Ws, id: &str) -> Option<Result<(), String>> {
         };
         let compact: &str = text.as_str();
         if compact.starts_with(&result_prefix) {
-            return Some(Ok(()));
+            return Some(Ok(text.to_string()));
         }
         if compact.starts_with(&error_prefix) {
             let code = serde_json::from_str::<Value>(compact)
