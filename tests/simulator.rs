@@ -906,3 +906,114 @@ async fn firmware_behaviour_under_operator_calls() {
     }
     server.stop_and_clean().await;
 }
+
+/// Security profiles from the simulator's side: 1 (Basic over ws), 2 (Basic over wss with a
+/// custom CA) and 3 (a client certificate), each refused with wrong credentials.
+#[tokio::test]
+async fn security_profiles_one_two_and_three() {
+    use support::pki::Pki;
+    let (backend, url) = backends().await.remove(0);
+    let pki = Pki::new();
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca = write("ca.pem", &pki.ca.pem());
+    let client = pki.client("SIM-SP3");
+    let (client_cert, client_key) = (
+        write("client.pem", &client.cert_pem),
+        write("client-key.pem", &client.key_pem),
+    );
+    let stranger = pki.client("SOMEONE-ELSE");
+    let (stranger_cert, stranger_key) = (
+        write("other.pem", &stranger.cert_pem),
+        write("other-key.pem", &stranger.key_pem),
+    );
+    const PASSWORD: &str = "s3cret-Station-pass!";
+
+    async fn outcome(s: StationSpec) -> Result<(), String> {
+        let (station, mut rx) = charger::spawn(s).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Booted(status)) => return Ok(status),
+                    Ok(Event::Disconnected(why)) if why.starts_with("connect failed") => return Err(why),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+        station.shutdown().await.unwrap();
+        match result {
+            Ok(s) if s == "Accepted" => Ok(()),
+            Ok(s) => Err(format!("boot {s}")),
+            Err(e) => Err(e),
+        }
+    }
+
+    // Profile 1 and then profile 2 (TLS with the test CA).
+    for tls in [false, true] {
+        let server = TestServer::start_with(backend, url.clone(), |c| {
+            if tls {
+                pki.configure(c, false);
+            }
+        })
+        .await;
+        // Registered through the store: the test's HTTP client speaks plain HTTP only.
+        let station = central_system::store::stations::NewStation {
+            id: "SIM-SP1".into(),
+            description: None,
+            password_hash: Some(central_system::auth::password::hash(PASSWORD.into()).await.unwrap()),
+            registration_status: "Accepted".into(),
+        };
+        server
+            .state
+            .store
+            .create_station(station, central_system::store::types::Ts::now())
+            .await
+            .unwrap();
+        let base = if tls {
+            format!("wss://localhost:{}/ocpp", server.addr.port())
+        } else {
+            base_url(&server)
+        };
+        let mut s = StationSpec::new("SIM-SP1", Version::V16, &base);
+        s.timing.reconnect_min_ms = 100;
+        s.security.ca = tls.then(|| ca.clone());
+        s.security.password = Some("wrong-password-123456".into());
+        let refused = outcome(s.clone()).await.unwrap_err();
+        assert!(refused.contains("401"), "tls={tls}: wrong password: {refused}");
+        s.security.password = Some(PASSWORD.into());
+        outcome(s.clone())
+            .await
+            .unwrap_or_else(|e| panic!("tls={tls}: right password: {e}"));
+        if tls {
+            s.security.ca = None;
+            let untrusted = outcome(s).await.unwrap_err();
+            assert!(
+                untrusted.contains("TLS"),
+                "a server the CA bundle does not vouch for: {untrusted}"
+            );
+        }
+        server.stop_and_clean().await;
+    }
+
+    // Profile 3: the client certificate names the station.
+    let server = TestServer::start_with(backend, url, |c| pki.configure(c, true)).await;
+    let base = format!("wss://localhost:{}/ocpp", server.addr.port());
+    let mut s = StationSpec::new("SIM-SP3", Version::V201, &base);
+    s.timing.reconnect_min_ms = 100;
+    s.security.ca = Some(ca.clone());
+    s.security.client_cert = Some(client_cert);
+    s.security.client_key = Some(client_key);
+    outcome(s.clone()).await.expect("profile 3 with its own certificate");
+    s.security.client_cert = Some(stranger_cert);
+    s.security.client_key = Some(stranger_key);
+    let refused = outcome(s).await.unwrap_err();
+    assert!(refused.contains("403"), "another station's certificate: {refused}");
+    server.stop_and_clean().await;
+}

@@ -5,6 +5,8 @@
 //! (each test then gets a fresh database, and an unreachable server fails the test).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pki;
+
 use base64::Engine;
 use central_system::auth::jwt::{Claims, JwtKeys, Role};
 use central_system::{AppState, Application, Config};
