@@ -45,7 +45,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
-async fn wait_for_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Options of `firmware-sim run`.
 #[derive(Debug, Clone, Args)]
@@ -128,12 +128,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u64> {
             violations.clone(),
         ));
         if args.sessions > 0 {
-            drivers.push(tokio::spawn(drive_sessions(
-                id.clone(),
-                SessionHandle::of(&handle),
-                first,
-                args.clone(),
-            )));
+            let plan = SessionPlan {
+                count: Some(args.sessions),
+                token: args.id_tag.clone(),
+                secs: args.session_secs,
+                gap_secs: 1,
+            };
+            drivers.push(tokio::spawn(drive_sessions(id.clone(), handle.sender(), first, plan)));
         }
         stations.push((id, handle));
     }
@@ -153,19 +154,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u64> {
     Ok(violations.load(Ordering::Relaxed))
 }
 
-/// A cloneable sender of controls to one station.
-#[derive(Clone)]
-struct SessionHandle(tokio::sync::mpsc::UnboundedSender<Control>);
-
-impl SessionHandle {
-    fn of(handle: &Handle) -> SessionHandle {
-        SessionHandle(handle.sender())
-    }
-    fn send(&self, c: Control) {
-        let _ = self.0.send(c);
-    }
-}
-
 async fn wait_for(events: &mut broadcast::Receiver<Event>, secs: u64, pred: impl Fn(&Event) -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
@@ -177,27 +165,55 @@ async fn wait_for(events: &mut broadcast::Receiver<Event>, secs: u64, pred: impl
     }
 }
 
-/// Runs `--sessions N` sessions on connector 1: plug, present the tag, charge, stop, unplug.
-async fn drive_sessions(id: String, station: SessionHandle, mut events: broadcast::Receiver<Event>, args: RunArgs) {
+/// Automatic charging sessions on connector 1.
+#[derive(Debug, Clone)]
+pub struct SessionPlan {
+    /// How many sessions (`None`: forever).
+    pub count: Option<u32>,
+    /// The token the driver presents.
+    pub token: String,
+    /// Length of each session, seconds.
+    pub secs: u64,
+    /// Pause between sessions, seconds.
+    pub gap_secs: u64,
+}
+
+/// Runs sessions on connector 1 once the station has booted: plug, present the token, charge,
+/// present it again to stop, unplug.
+pub async fn drive_sessions(
+    id: String,
+    station: mpsc::UnboundedSender<Control>,
+    mut events: broadcast::Receiver<Event>,
+    plan: SessionPlan,
+) {
+    let send = |c: Control| {
+        let _ = station.send(c);
+    };
     if !wait_for(&mut events, 300, |e| matches!(e, Event::Booted(s) if s == "Accepted")).await {
         eprintln!("{id}: never booted; no sessions run");
         return;
     }
-    for n in 1..=args.sessions {
-        station.send(Control::Plug(1));
-        station.send(Control::Present(1, args.id_tag.clone()));
+    let mut n = 0;
+    while plan.count.is_none_or(|c| n < c) {
+        n += 1;
+        send(Control::Plug(1));
+        send(Control::Present(1, plan.token.clone()));
         if !wait_for(&mut events, 120, |e| matches!(e, Event::TransactionStarted(1, _))).await {
             eprintln!("{id}: session {n} did not start");
-            station.send(Control::Unplug(1));
+            send(Control::Unplug(1));
+            tokio::time::sleep(Duration::from_secs(plan.gap_secs.max(5))).await;
             continue;
         }
-        tokio::time::sleep(Duration::from_secs(args.session_secs)).await;
-        station.send(Control::Present(1, args.id_tag.clone()));
+        tokio::time::sleep(Duration::from_secs(plan.secs)).await;
+        send(Control::Present(1, plan.token.clone()));
         wait_for(&mut events, 30, |e| matches!(e, Event::TransactionEnded(1, _))).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        station.send(Control::Unplug(1));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        println!("{id} * session {n} of {} done", args.sessions);
+        send(Control::Unplug(1));
+        tokio::time::sleep(Duration::from_secs(plan.gap_secs)).await;
+        match plan.count {
+            Some(c) => println!("{id} * session {n} of {c} done"),
+            None => println!("{id} * session {n} done"),
+        }
     }
     // Let the last messages reach the central system before an --exit-when-done exit.
     tokio::time::sleep(Duration::from_secs(2)).await;
