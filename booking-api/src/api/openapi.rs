@@ -1,0 +1,171 @@
+//! The OpenAPI document at `/api/v1/openapi.json`: schemas derived from the Rust types, paths
+//! from the route table below, each operation stating the roles it admits.
+
+use crate::app::AppState;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Doc, PathsBuilder, Ref, Required};
+use utoipa::OpenApi;
+
+/// Schemas of the API's bodies.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "EVCS booking API", version = "1"),
+    components(schemas(
+        crate::accounts::LoginRequest,
+        crate::accounts::RefreshRequest,
+        crate::accounts::tokens::TokenResponse,
+        crate::accounts::RegisterOwner,
+        crate::accounts::NewStaff,
+        crate::accounts::OperatorScope,
+        crate::accounts::AccountView,
+        crate::accounts::store::Account,
+        crate::vehicles::Vehicle,
+        crate::vehicles::NewVehicle,
+        crate::stations::Station,
+        crate::stations::CreateStation,
+        crate::stations::UpdateStation,
+        crate::stations::ScheduleUpdate,
+        crate::stations::ConnectorInput,
+        crate::stations::NearbyStation,
+        crate::stations::DayAvailability,
+        crate::stations::store::Connector,
+        crate::stations::schedule::Schedule,
+        crate::stations::schedule::WeeklyHours,
+        crate::stations::schedule::ScheduleException,
+        crate::stations::schedule::Interval,
+        crate::slots::Slot,
+        crate::bookings::CreateBooking,
+        crate::bookings::RescheduleBooking,
+        crate::bookings::store::Booking,
+        crate::bookings::rules::Status,
+        crate::audit::AuditEventView,
+        crate::notifications::Notification,
+        crate::api::auth::Role,
+        service_kit::problem::Problem,
+        service_kit::problem::FieldError,
+    ))
+)]
+struct Schemas;
+
+/// One documented route: (method, path, summary, roles, request schema, response schema).
+type Route = (
+    HttpMethod,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+const STAFF: &str = "admin; backoffice (own stations); operator (assigned stations)";
+
+/// Every route of `/api/v1`.
+pub const ROUTES: &[Route] = &[
+    (HttpMethod::Post, "/auth/login", "Log in: NIC for owners, email for others (429 LOGIN_RATE_LIMITED after repeated failures)", "public", Some("LoginRequest"), Some("TokenResponse")),
+    (HttpMethod::Post, "/auth/refresh", "Rotate a refresh token for a new token pair", "public (refresh token)", Some("RefreshRequest"), Some("TokenResponse")),
+    (HttpMethod::Post, "/auth/logout", "Revoke a refresh token", "public (refresh token)", Some("RefreshRequest"), None),
+    (HttpMethod::Get, "/me", "The caller's account", "every role", None, Some("AccountView")),
+    (HttpMethod::Post, "/owners", "Register as an EV owner", "public", Some("RegisterOwner"), Some("AccountView")),
+    (HttpMethod::Get, "/owners/{nic}", "An owner's account", "admin; owner (self)", None, Some("AccountView")),
+    (HttpMethod::Post, "/owners/{nic}/deactivate", "Deactivate an owner", "admin; owner (self)", None, Some("AccountView")),
+    (HttpMethod::Post, "/owners/{nic}/reactivate", "Reactivate an owner", "admin", None, Some("AccountView")),
+    (HttpMethod::Post, "/admins", "Create an admin", "admin", Some("NewStaff"), Some("AccountView")),
+    (HttpMethod::Post, "/backoffice-applications", "Apply as a BackOffice business", "public", Some("NewStaff"), Some("AccountView")),
+    (HttpMethod::Get, "/backoffice-applications", "Applications (?status=pending|active|rejected)", "admin", None, Some("AccountView")),
+    (HttpMethod::Post, "/backoffice-applications/{id}/approve", "Approve an application", "admin", None, Some("AccountView")),
+    (HttpMethod::Post, "/backoffice-applications/{id}/reject", "Reject an application", "admin", None, Some("AccountView")),
+    (HttpMethod::Post, "/operators", "Create an operator with a station scope", "backoffice", Some("NewStaff"), Some("AccountView")),
+    (HttpMethod::Get, "/operators", "Operators", "admin; backoffice (own)", None, Some("AccountView")),
+    (HttpMethod::Put, "/operators/{id}/stations", "Replace an operator's station scope", "backoffice (employer)", Some("OperatorScope"), Some("AccountView")),
+    (HttpMethod::Get, "/vehicles", "The caller's vehicles", "owner", None, Some("Vehicle")),
+    (HttpMethod::Post, "/vehicles", "Register a vehicle", "owner", Some("NewVehicle"), Some("Vehicle")),
+    (HttpMethod::Delete, "/vehicles/{id}", "Remove a vehicle", "owner (own)", None, None),
+    (HttpMethod::Post, "/stations", "Create a station (owned by the caller)", "backoffice", Some("CreateStation"), Some("Station")),
+    (HttpMethod::Get, "/stations", "Stations in the caller's scope (owners: active ones)", "every role", None, Some("Station")),
+    (HttpMethod::Get, "/stations/nearby", "Active stations within ?radiusKm of ?lat,lon (&connectorType &minPowerKw &openNow) with 7-day availability", "every role", None, Some("NearbyStation")),
+    (HttpMethod::Get, "/stations/{id}", "A station", "every role within its scope", None, Some("Station")),
+    (HttpMethod::Patch, "/stations/{id}", "Change name, address, auto-approval, tariff", "admin; backoffice (owner)", Some("UpdateStation"), Some("Station")),
+    (HttpMethod::Put, "/stations/{id}/schedule", "Replace the opening schedule (regenerates slots)", "admin; backoffice (owner)", Some("ScheduleUpdate"), Some("Station")),
+    (HttpMethod::Post, "/stations/{id}/deactivate", "Deactivate (409 STATION_HAS_FUTURE_BOOKINGS)", "admin; backoffice (owner)", None, Some("Station")),
+    (HttpMethod::Post, "/stations/{id}/activate", "Reactivate", "admin; backoffice (owner)", None, Some("Station")),
+    (HttpMethod::Get, "/stations/{id}/slots", "Slots (?from &days &available)", "every role within the station's scope", None, Some("Slot")),
+    (HttpMethod::Post, "/bookings", "Book a slot (Idempotency-Key supported; 409 BOOKING_HORIZON_EXCEEDED, SLOT_FULL, SLOT_IN_PAST, STATION_INACTIVE)", "owner", Some("CreateBooking"), Some("Booking")),
+    (HttpMethod::Get, "/bookings", "Bookings in the caller's scope (?status &stationId)", "every role (scoped)", None, Some("Booking")),
+    (HttpMethod::Get, "/bookings/{id}", "A booking", "every role (scoped)", None, Some("Booking")),
+    (HttpMethod::Put, "/bookings/{id}", "Reschedule (409 BOOKING_CUTOFF_PASSED, SLOT_FULL, ILLEGAL_TRANSITION)", "owner (own)", Some("RescheduleBooking"), Some("Booking")),
+    (HttpMethod::Delete, "/bookings/{id}", "Cancel (owners until the cutoff)", "owner (own); admin", None, Some("Booking")),
+    (HttpMethod::Post, "/bookings/{id}/approve", "Approve a pending booking", "admin; backoffice (station owner)", None, Some("Booking")),
+    (HttpMethod::Post, "/bookings/{id}/reject", "Reject a pending booking", "admin; backoffice (station owner)", None, Some("Booking")),
+    (HttpMethod::Post, "/bookings/{id}/check-in", "Check in (409 CHECKIN_TOO_EARLY, CHECKIN_WINDOW_CLOSED)", STAFF, None, Some("Booking")),
+    (HttpMethod::Post, "/bookings/{id}/complete", "Complete a checked-in booking", STAFF, None, Some("Booking")),
+    (HttpMethod::Post, "/bookings/{id}/abort", "Abort a checked-in booking", STAFF, None, Some("Booking")),
+    (HttpMethod::Post, "/bookings/{id}/no-show", "Mark an approved booking NoShow (409 NO_SHOW_TOO_EARLY)", STAFF, None, Some("Booking")),
+    (HttpMethod::Get, "/audit-events", "Audit trail (?entityType &entityId &action &actorId &actorRole &from &to)", "admin", None, Some("AuditEventView")),
+    (HttpMethod::Get, "/notifications", "The caller's notifications", "every role", None, Some("Notification")),
+];
+
+/// The document.
+pub fn document() -> Doc {
+    let mut doc = Schemas::openapi();
+    let mut paths = PathsBuilder::new();
+    for (method, path, summary, roles, request, response) in ROUTES {
+        let mut op = OperationBuilder::new()
+            .summary(Some(*summary))
+            .description(Some(format!("Roles: {roles}.")))
+            .response(
+                "default",
+                ResponseBuilder::new().description("Problem").content(
+                    "application/problem+json",
+                    Content::new(Some(Ref::from_schema_name("Problem"))),
+                ),
+            );
+        if let Some(schema) = response {
+            op = op.response(
+                "200",
+                ResponseBuilder::new()
+                    .description("Success")
+                    .content("application/json", Content::new(Some(Ref::from_schema_name(*schema)))),
+            );
+        }
+        if let Some(schema) = request {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content("application/json", Content::new(Some(Ref::from_schema_name(*schema))))
+                    .build(),
+            ));
+        }
+        for segment in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = segment.trim_matches(|c| c == '{' || c == '}');
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True),
+            );
+        }
+        paths = paths.path(format!("/api/v1{path}"), PathItem::new(method.clone(), op));
+    }
+    doc.paths = paths.build();
+    if let Some(components) = doc.components.as_mut() {
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+    doc
+}
+
+/// `GET /openapi.json` (public).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+}

@@ -1,0 +1,167 @@
+//! Notifications: queued in the transaction of the change that causes them (an outbox), then
+//! delivered by a dispatcher through a pluggable [`Notifier`] (the [`LogNotifier`] by default).
+
+use crate::api::auth::Caller;
+use crate::app::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use service_kit::db::{on_db, on_tx, Tx};
+use service_kit::extract::ApiQuery;
+use service_kit::page::{Page, PageQuery};
+use service_kit::problem::Problem;
+use service_kit::sql_types::Ts;
+use utoipa::ToSchema;
+
+/// A queued or delivered notification.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Id.
+    pub id: i64,
+    /// `BookingApproved`, `BookingRejected`, `BookingCancelled`, `CheckedIn`, `Completed`, `NoShow`, ...
+    pub kind: String,
+    /// Account it is for.
+    pub recipient_id: i64,
+    /// Subject line.
+    pub subject: String,
+    /// Body text.
+    pub message: String,
+    /// Details as JSON text.
+    pub payload: String,
+    /// Queued at.
+    pub created_at: Ts,
+    /// Delivered at (null while queued).
+    pub sent_at: Option<Ts>,
+}
+
+/// Delivers notifications somewhere (a log, email, SMS, push ...). Called off the async
+/// threads, so an adapter may block.
+pub trait Notifier: Send + Sync + std::fmt::Debug {
+    /// Delivers one notification; an error leaves it queued for the next round.
+    fn deliver(&self, notification: &Notification) -> anyhow::Result<()>;
+}
+
+/// Writes each notification to the log (the default adapter).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogNotifier;
+
+impl Notifier for LogNotifier {
+    fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+        tracing::info!(id = n.id, kind = %n.kind, recipient = n.recipient_id, subject = %n.subject, "notification");
+        Ok(())
+    }
+}
+
+/// Queues a notification inside `tx`.
+pub async fn enqueue(
+    tx: &mut Tx,
+    kind: &str,
+    recipient_id: i64,
+    subject: &str,
+    message: &str,
+    payload: &serde_json::Value,
+    at_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let payload = payload.to_string();
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO notifications (kind, recipient_id, subject, message, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(kind)
+        .bind(recipient_id)
+        .bind(subject)
+        .bind(message)
+        .bind(&payload)
+        .bind(at_ms)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, kind, recipient_id, subject, message, payload, created_at, sent_at";
+
+/// Delivers up to 100 queued notifications; returns how many were delivered.
+pub async fn dispatch(state: &AppState) -> anyhow::Result<usize> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM notifications WHERE sent_at IS NULL AND attempts < 10 ORDER BY id LIMIT 100");
+    let queued: Vec<Notification> = on_db!(&state.db, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+    let mut delivered = 0;
+    for n in queued {
+        let notifier = state.notifier.clone();
+        let copy = n.clone();
+        let ok = tokio::task::spawn_blocking(move || notifier.deliver(&copy))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+        let now = state.clock.now_ms();
+        match ok {
+            Ok(()) => {
+                delivered += 1;
+                on_db!(&state.db, |pool| {
+                    sqlx::query("UPDATE notifications SET sent_at = $1, attempts = attempts + 1 WHERE id = $2")
+                        .bind(now)
+                        .bind(n.id)
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+            }
+            Err(e) => {
+                tracing::warn!(id = n.id, error = %e, "notification delivery failed");
+                on_db!(&state.db, |pool| {
+                    sqlx::query("UPDATE notifications SET attempts = attempts + 1 WHERE id = $1")
+                        .bind(n.id)
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+/// Query of `GET /notifications`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// Notification routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/notifications", get(mine))
+}
+
+/// `GET /notifications` (every role): the caller's own, newest first.
+async fn mine(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<NotificationQuery>,
+) -> Result<Json<Page<Notification>>, Problem> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let before = page.int_key()?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    );
+    let rows: Vec<Notification> = on_db!(&state.db, |pool| {
+        sqlx::query_as(&sql)
+            .bind(caller.id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })
+    .map_err(Problem::internal)?;
+    Ok(Json(Page::new(rows, limit, |n| n.id.to_string())))
+}
