@@ -67,7 +67,11 @@ async fn owner_registration_validates_every_field() {
 #[tokio::test]
 async fn login_refresh_logout_and_rate_limit() {
     for backend in backends() {
-        let s = TestServer::start_with(backend, |c| c.policy.login_max_failures = 3).await;
+        let s = TestServer::start_with(backend, |c| {
+            c.policy.login_max_failures = 3;
+            c.policy.access_token_secs = 900;
+        })
+        .await;
         owner(&s, "912345678V", "one@mail.lk").await;
         // Owners log in with their NIC, in either case; not with their email.
         let tokens = s

@@ -122,6 +122,8 @@ impl TestServer {
             None => (None, None),
         };
         let mut config = Config::for_tests(dir.path().to_path_buf(), url);
+        // Scenarios move the clock by days; tokens outlive that unless a test says otherwise.
+        config.policy.access_token_secs = 60 * 86_400;
         tweak(&mut config);
         let clock = ManualClock::new(epoch());
         let parts = Parts {
