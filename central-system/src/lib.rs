@@ -36,11 +36,6 @@ pub use config::Config;
 /// Runs the service until Ctrl-C or SIGTERM, then shuts down gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
-    let shutdown = app.state().shutdown.clone();
-    tokio::spawn(async move {
-        service_kit::shutdown::signal().await;
-        tracing::info!("shutdown requested");
-        shutdown.cancel();
-    });
+    service_kit::shutdown::cancel_on_signal(app.state().shutdown.clone());
     app.run_until_stopped().await
 }

@@ -104,6 +104,23 @@ where
     }
 }
 
+/// The token of `Authorization: Bearer ...`, or the 401 problem (with `WWW-Authenticate`).
+pub fn bearer(parts: &axum::http::request::Parts) -> Result<&str, Problem> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("a bearer token is required"))
+}
+
+/// 401 with `WWW-Authenticate: Bearer`.
+pub fn unauthorized(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string())
+        .with_header(axum::http::header::WWW_AUTHENTICATE, "Bearer")
+}
+
 /// 404 for any unknown path, as a problem.
 pub async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")

@@ -13,13 +13,17 @@
 //! - [`password`]: argon2id hashing off the async threads.
 //! - [`jwt`]: HS256 tokens over any claims type.
 //! - [`secrets`]: secrets generated on first start and kept in the data directory.
-//! - [`telemetry`]: text or JSON logs; [`shutdown`]: the stop signal.
+//! - [`telemetry`]: text or JSON logs; [`shutdown`]: the stop signal; [`health`]: `/ready`.
+//! - [`openapi`]: an OpenAPI document from derived schemas and a route table.
+//! - [`test_db`]: fresh PostgreSQL databases for tests.
 //!
 //! Everything here is service-neutral: roles, claims and routes stay in each service.
 
 pub mod db;
 pub mod extract;
+pub mod health;
 pub mod jwt;
+pub mod openapi;
 pub mod page;
 pub mod password;
 pub mod problem;
@@ -27,3 +31,4 @@ pub mod secrets;
 pub mod shutdown;
 pub mod sql_types;
 pub mod telemetry;
+pub mod test_db;

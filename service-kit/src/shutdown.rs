@@ -22,3 +22,12 @@ pub async fn signal() {
         let _ = ctrl_c.await;
     }
 }
+
+/// Cancels `token` when the stop signal arrives (the services' `run`).
+pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+}

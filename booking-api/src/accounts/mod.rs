@@ -126,6 +126,15 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
+impl From<Account> for AccountView {
+    fn from(account: Account) -> AccountView {
+        AccountView {
+            account,
+            station_ids: None,
+        }
+    }
+}
+
 async fn view(db: &Db, account: Account) -> Result<AccountView, Problem> {
     let station_ids = if account.role() == Some(Role::Operator) {
         Some(store::operator_stations(db, account.id).await?)
@@ -277,46 +286,58 @@ fn person(
     })
 }
 
-/// Creates an account in one transaction with its audit event.
+/// What some kinds of account carry besides a [`Person`].
+#[derive(Debug, Default)]
+struct Extras<'a> {
+    nic: Option<&'a str>,
+    business_name: Option<&'a str>,
+    backoffice_id: Option<i64>,
+    stations: &'a [i64],
+}
+
+/// Creates an account in one transaction with its audit event; answers 201 with it.
 async fn create_account(
     state: &AppState,
-    new: NewAccount<'_>,
-    password: NewPassword,
+    role: Role,
+    status: &str,
+    p: Person,
+    extras: Extras<'_>,
     actor: Option<&Caller>,
-    stations: &[i64],
-) -> Result<Account, Problem> {
-    let hash = password::hash(password.into_inner()).await.map_err(Problem::internal)?;
+) -> Result<(StatusCode, Json<AccountView>), Problem> {
+    let hash = password::hash(p.password.into_inner())
+        .await
+        .map_err(Problem::internal)?;
     let now = state.clock.now_ms();
+    let new = NewAccount {
+        role,
+        status,
+        nic: extras.nic,
+        email: p.email.as_str(),
+        name: &p.name,
+        phone: p.phone.as_ref().map(|x| x.as_str()),
+        business_name: extras.business_name,
+        backoffice_id: extras.backoffice_id,
+        password_hash: &hash,
+    };
     let mut tx = state.db.begin().await.map_err(Problem::internal)?;
-    let id = store::insert(
-        &mut tx,
-        &NewAccount {
-            password_hash: &hash,
-            ..new
-        },
-        now,
-    )
-    .await
-    .map_err(conflict_taken)?;
-    if !stations.is_empty() {
-        store::set_operator_stations(&mut tx, id, stations).await?;
+    let id = store::insert(&mut tx, &new, now).await.map_err(conflict_taken)?;
+    if !extras.stations.is_empty() {
+        store::set_operator_stations(&mut tx, id, extras.stations).await?;
     }
-    let action = format!("{}.created", new.role.as_str());
-    audit::record(
-        &mut tx,
-        "account",
-        &id.to_string(),
-        &action,
-        actor,
-        &json!({ "role": new.role, "status": new.status, "stationIds": stations }),
-        now,
-    )
-    .await
-    .map_err(Problem::internal)?;
+    let action = format!("{}.created", role.as_str());
+    let payload = json!({ "role": role, "status": status, "stationIds": extras.stations });
+    audit::record(&mut tx, "account", &id.to_string(), &action, actor, &payload, now)
+        .await
+        .map_err(Problem::internal)?;
     tx.commit().await.map_err(Problem::internal)?;
-    store::by_id(&state.db, id)
+    let account = store::by_id(&state.db, id)
         .await?
-        .ok_or_else(|| Problem::internal("account vanished"))
+        .ok_or_else(|| Problem::internal("account vanished"))?;
+    Ok((StatusCode::CREATED, Json(view(&state.db, account).await?)))
+}
+
+fn unchecked() -> Problem {
+    Problem::internal("validation passed without values")
 }
 
 /// `POST /owners` (public): EV owner self-registration.
@@ -336,34 +357,13 @@ async fn register_owner(
     );
     fields.finish()?;
     let (Some(nic), Some(p)) = (nic, person) else {
-        return Err(Problem::internal("validation passed without values"));
+        return Err(unchecked());
     };
-    let phone = p.phone.as_ref().map(|x| x.as_str());
-    let account = create_account(
-        &state,
-        NewAccount {
-            role: Role::Owner,
-            status: "active",
-            nic: Some(nic.as_str()),
-            email: p.email.as_str(),
-            name: &p.name,
-            phone,
-            business_name: None,
-            backoffice_id: None,
-            password_hash: "",
-        },
-        p.password,
-        None,
-        &[],
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AccountView {
-            account,
-            station_ids: None,
-        }),
-    ))
+    let extras = Extras {
+        nic: Some(nic.as_str()),
+        ..Extras::default()
+    };
+    create_account(&state, Role::Owner, "active", p, extras, None).await
 }
 
 async fn owner_for(state: &AppState, caller: &Caller, nic: &str) -> Result<Account, Problem> {
@@ -385,10 +385,7 @@ async fn owner(
 ) -> Result<Json<AccountView>, Problem> {
     caller.require(&[Role::Admin, Role::Owner])?;
     let account = owner_for(&state, &caller, &nic).await?;
-    Ok(Json(AccountView {
-        account,
-        station_ids: None,
-    }))
+    Ok(Json(AccountView::from(account)))
 }
 
 async fn change_status(
@@ -437,10 +434,7 @@ async fn deactivate_owner(
     caller.require(&[Role::Admin, Role::Owner])?;
     let account = owner_for(&state, &caller, &nic).await?;
     let account = change_status(&state, &caller, &account, &["active"], "inactive", "owner.deactivated").await?;
-    Ok(Json(AccountView {
-        account,
-        station_ids: None,
-    }))
+    Ok(Json(AccountView::from(account)))
 }
 
 /// `POST /owners/{nic}/reactivate` (admin).
@@ -452,10 +446,7 @@ async fn reactivate_owner(
     caller.require(&[Role::Admin])?;
     let account = owner_for(&state, &caller, &nic).await?;
     let account = change_status(&state, &caller, &account, &["inactive"], "active", "owner.reactivated").await?;
-    Ok(Json(AccountView {
-        account,
-        station_ids: None,
-    }))
+    Ok(Json(AccountView::from(account)))
 }
 
 /// `POST /admins` (admin).
@@ -464,7 +455,6 @@ async fn create_admin(
     Only(caller, _): Only<Admins>,
     ApiJson(req): ApiJson<NewStaff>,
 ) -> Result<(StatusCode, Json<AccountView>), Problem> {
-    caller.require(&[Role::Admin])?;
     let mut fields = Fields::new();
     reject_extra(&mut fields, &req, false, false);
     let p = person(
@@ -476,32 +466,8 @@ async fn create_admin(
         false,
     );
     fields.finish()?;
-    let p = p.ok_or_else(|| Problem::internal("validation passed without values"))?;
-    let account = create_account(
-        &state,
-        NewAccount {
-            role: Role::Admin,
-            status: "active",
-            nic: None,
-            email: p.email.as_str(),
-            name: &p.name,
-            phone: p.phone.as_ref().map(|x| x.as_str()),
-            business_name: None,
-            backoffice_id: None,
-            password_hash: "",
-        },
-        p.password,
-        Some(&caller),
-        &[],
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AccountView {
-            account,
-            station_ids: None,
-        }),
-    ))
+    let p = p.ok_or_else(unchecked)?;
+    create_account(&state, Role::Admin, "active", p, Extras::default(), Some(&caller)).await
 }
 
 /// Fields that only some kinds of staff take.
@@ -549,33 +515,14 @@ async fn apply(
     };
     fields.finish()?;
     let (Some(p), Some(business), Some(nic)) = (p, business, nic) else {
-        return Err(Problem::internal("validation passed without values"));
+        return Err(unchecked());
     };
-    let account = create_account(
-        &state,
-        NewAccount {
-            role: Role::BackOffice,
-            status: "pending",
-            nic: nic.as_ref().map(|n| n.as_str()),
-            email: p.email.as_str(),
-            name: &p.name,
-            phone: p.phone.as_ref().map(|x| x.as_str()),
-            business_name: Some(&business),
-            backoffice_id: None,
-            password_hash: "",
-        },
-        p.password,
-        None,
-        &[],
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AccountView {
-            account,
-            station_ids: None,
-        }),
-    ))
+    let extras = Extras {
+        nic: nic.as_ref().map(|n| n.as_str()),
+        business_name: Some(&business),
+        ..Extras::default()
+    };
+    create_account(&state, Role::BackOffice, "pending", p, extras, None).await
 }
 
 /// `GET /backoffice-applications?status=` (admin).
@@ -599,13 +546,7 @@ async fn applications(
         limit,
     )
     .await?;
-    let items = rows
-        .into_iter()
-        .map(|account| AccountView {
-            account,
-            station_ids: None,
-        })
-        .collect();
+    let items = rows.into_iter().map(AccountView::from).collect();
     Ok(Json(Page::new(items, limit, |a: &AccountView| {
         a.account.id.to_string()
     })))
@@ -624,10 +565,7 @@ async fn review(
         .filter(|a| a.role() == Some(Role::BackOffice))
         .ok_or_else(|| Problem::not_found("application"))?;
     let account = change_status(&state, &caller, &account, &["pending"], to, action).await?;
-    Ok(Json(AccountView {
-        account,
-        station_ids: None,
-    }))
+    Ok(Json(AccountView::from(account)))
 }
 
 /// `POST /backoffice-applications/{id}/approve` (admin).
@@ -679,7 +617,6 @@ async fn create_operator(
     Only(caller, _): Only<BackOffices>,
     ApiJson(req): ApiJson<NewStaff>,
 ) -> Result<(StatusCode, Json<AccountView>), Problem> {
-    caller.require(&[Role::BackOffice])?;
     let mut fields = Fields::new();
     reject_extra(&mut fields, &req, false, true);
     let p = person(
@@ -691,27 +628,14 @@ async fn create_operator(
         true,
     );
     fields.finish()?;
-    let p = p.ok_or_else(|| Problem::internal("validation passed without values"))?;
+    let p = p.ok_or_else(unchecked)?;
     let stations = own_stations(&state, caller.id, req.station_ids.as_deref().unwrap_or_default()).await?;
-    let account = create_account(
-        &state,
-        NewAccount {
-            role: Role::Operator,
-            status: "active",
-            nic: None,
-            email: p.email.as_str(),
-            name: &p.name,
-            phone: p.phone.as_ref().map(|x| x.as_str()),
-            business_name: None,
-            backoffice_id: Some(caller.id),
-            password_hash: "",
-        },
-        p.password,
-        Some(&caller),
-        &stations,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(view(&state.db, account).await?)))
+    let extras = Extras {
+        backoffice_id: Some(caller.id),
+        stations: &stations,
+        ..Extras::default()
+    };
+    create_account(&state, Role::Operator, "active", p, extras, Some(&caller)).await
 }
 
 /// `GET /operators` (BackOffice: its own; admin: all).
@@ -753,7 +677,6 @@ async fn set_operator_stations(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<OperatorScope>,
 ) -> Result<Json<AccountView>, Problem> {
-    caller.require(&[Role::BackOffice])?;
     let account = store::by_id(&state.db, id)
         .await?
         .filter(|a| a.role() == Some(Role::Operator))

@@ -7,8 +7,8 @@
 use crate::app::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use serde::{Deserialize, Serialize};
+use service_kit::extract::{bearer, unauthorized};
 use service_kit::problem::Problem;
 use utoipa::ToSchema;
 
@@ -96,24 +96,14 @@ impl Caller {
     }
 }
 
-fn unauthorized(detail: &str) -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string())
-        .with_header(header::WWW_AUTHENTICATE, "Bearer")
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let token = bearer(parts)?;
         let claims: Claims = state
             .jwt
-            .verify(token.trim(), state.clock.now().timestamp())
+            .verify(token, state.clock.now().timestamp())
             .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
         let id = claims.sub.parse().map_err(|_| unauthorized("invalid token subject"))?;
         Ok(Caller {

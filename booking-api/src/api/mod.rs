@@ -7,7 +7,6 @@ pub mod openapi;
 
 use crate::app::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -35,17 +34,5 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match state.db.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": state.db.backend() })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": state.db.backend() })),
-            )
-        }
-    }
+    service_kit::health::ready(&state.db).await
 }

@@ -259,7 +259,6 @@ async fn create(
     Only(caller, _): Only<BackOffices>,
     ApiJson(req): ApiJson<CreateStation>,
 ) -> Result<(StatusCode, Json<Station>), Problem> {
-    caller.require(&[Role::BackOffice])?;
     let mut fields = Fields::new();
     let central_id = req.central_station_id.trim();
     if central_id.is_empty() || central_id.len() > 48 || !central_id.chars().all(|c| c.is_ascii_graphic()) {

@@ -30,27 +30,6 @@ pub fn backends() -> Vec<(&'static str, Option<String>)> {
     out
 }
 
-async fn fresh_postgres_database(base: &str) -> (String, String) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(base)
-        .await
-        .unwrap_or_else(|e| panic!("EVCS_TEST_POSTGRES_URL is set but PostgreSQL is unreachable at {base}: {e}"));
-    let name = format!("booking_test_{}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let _ = conn.close().await;
-    let url = match base.rsplit_once('/') {
-        Some((prefix, db)) if !prefix.ends_with('/') => {
-            let query = db.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-            format!("{prefix}/{name}{query}")
-        }
-        _ => format!("{}/{name}", base.trim_end_matches('/')),
-    };
-    (url, name)
-}
-
 /// A response.
 #[derive(Debug, Clone)]
 pub struct Resp {
@@ -116,7 +95,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let (url, pg) = match &backend.1 {
             Some(base) => {
-                let (url, name) = fresh_postgres_database(base).await;
+                let (url, name) = service_kit::test_db::create(base, "booking_test").await;
                 (Some(url), Some((name, base.clone())))
             }
             None => (None, None),
@@ -158,13 +137,7 @@ impl TestServer {
         self.state.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
         if let Some((name, base)) = self.pg {
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
-            }
+            service_kit::test_db::drop(&base, &name).await;
         }
     }
 
