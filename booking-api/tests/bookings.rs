@@ -223,6 +223,20 @@ async fn lifecycle_policies_and_scope() {
         s.req("GET", "/api/v1/bookings?status=Lost", Some(&w.admin), None)
             .await
             .problem(400, "VALIDATION_FAILED");
+        // An operator's day list: bookings of its station starting within a day.
+        let day = format!(
+            "/api/v1/bookings?stationId={}&from={}&to={}",
+            w.s1,
+            slot(1, 0).replace('+', "%2B"),
+            slot(2, 0).replace('+', "%2B")
+        );
+        assert_eq!(count(s.req("GET", &day, Some(&w.op_a), None).await.expect(200)), 3);
+        let later = format!(
+            "/api/v1/bookings?stationId={}&from={}",
+            w.s1,
+            slot(2, 0).replace('+', "%2B")
+        );
+        assert_eq!(count(s.req("GET", &later, Some(&w.op_a), None).await.expect(200)), 0);
         // Cutoff: 12 h before the start (06:30 UTC tomorrow), changes close.
         s.clock.advance(Duration::hours(18) + Duration::minutes(31));
         s.req("DELETE", &format!("/api/v1/bookings/{b1_id}"), Some(&w.owner1), None)

@@ -172,10 +172,13 @@ macro_rules! on_tx {
 pub use on_tx;
 
 impl Db {
-    /// Starts a transaction.
+    /// Starts a transaction meant to write. On SQLite it is `BEGIN IMMEDIATE`: the write lock
+    /// is taken (waiting up to the busy timeout) before the first read, because a deferred
+    /// transaction that reads and then writes fails at once with SQLITE_BUSY_SNAPSHOT when
+    /// another writer committed in between.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -83,7 +83,7 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/stations/{id}/activate", "Reactivate", "admin; backoffice (owner)", None, Some("Station")),
     (HttpMethod::Get, "/stations/{id}/slots", "Slots (?from &days &available)", "every role within the station's scope", None, Some("Slot")),
     (HttpMethod::Post, "/bookings", "Book a slot (Idempotency-Key supported; 409 BOOKING_HORIZON_EXCEEDED, SLOT_FULL, SLOT_IN_PAST, STATION_INACTIVE)", "owner", Some("CreateBooking"), Some("Booking")),
-    (HttpMethod::Get, "/bookings", "Bookings in the caller's scope (?status &stationId)", "every role (scoped)", None, Some("Booking")),
+    (HttpMethod::Get, "/bookings", "Bookings in the caller's scope (?status &stationId &from &to: e.g. an operator's approved bookings of a day)", "every role (scoped)", None, Some("Booking")),
     (HttpMethod::Get, "/bookings/{id}", "A booking", "every role (scoped)", None, Some("Booking")),
     (HttpMethod::Put, "/bookings/{id}", "Reschedule (409 BOOKING_CUTOFF_PASSED, SLOT_FULL, ILLEGAL_TRANSITION)", "owner (own)", Some("RescheduleBooking"), Some("Booking")),
     (HttpMethod::Delete, "/bookings/{id}", "Cancel (owners until the cutoff)", "owner (own); admin", None, Some("Booking")),

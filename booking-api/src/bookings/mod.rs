@@ -316,11 +316,15 @@ fn replay(stored: store::StoredResponse, request_hash: &str) -> Result<Response,
 pub struct ListQuery {
     status: Option<String>,
     station_id: Option<i64>,
+    /// Bookings starting at or after (RFC 3339); with `to`, an operator's day list.
+    from: Option<DateTime<Utc>>,
+    /// Bookings starting before (RFC 3339).
+    to: Option<DateTime<Utc>>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
-/// `GET /bookings?status=&stationId=` (every role, scoped): newest first.
+/// `GET /bookings?status=&stationId=&from=&to=` (every role, scoped): newest first.
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -340,16 +344,13 @@ async fn list(
         cursor: q.cursor,
     };
     let limit = page.limit()?;
-    let rows = store::list(
-        &state.db,
-        caller.role,
-        caller.id,
-        q.status.as_deref(),
-        q.station_id,
-        page.int_key()?,
-        limit,
-    )
-    .await?;
+    let filter = store::Filter {
+        status: q.status.as_deref(),
+        station_id: q.station_id,
+        from: q.from.map(|t| t.timestamp_millis()),
+        to: q.to.map(|t| t.timestamp_millis()),
+    };
+    let rows = store::list(&state.db, caller.role, caller.id, &filter, page.int_key()?, limit).await?;
     Ok(Json(Page::new(rows, limit, |b| b.id.to_string())))
 }
 

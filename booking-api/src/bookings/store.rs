@@ -115,15 +115,26 @@ pub async fn move_to(
     Ok(r == 1)
 }
 
+/// Filters of a booking list.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    /// Only this status.
+    pub status: Option<&'a str>,
+    /// Only this station.
+    pub station_id: Option<i64>,
+    /// Starting at or after (ms).
+    pub from: Option<i64>,
+    /// Starting before (ms).
+    pub to: Option<i64>,
+}
+
 /// Bookings the caller may see (owners their own, operators their stations', a BackOffice its
 /// stations', admins all), filtered, newest first.
-#[allow(clippy::too_many_arguments)]
 pub async fn list(
     db: &Db,
     role: Role,
     caller_id: i64,
-    status: Option<&str>,
-    station_id: Option<i64>,
+    filter: &Filter<'_>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Booking>, StoreError> {
@@ -133,15 +144,17 @@ pub async fn list(
           OR ($1 = 'operator' AND station_id IN (SELECT station_id FROM operator_stations WHERE operator_id = $2)) \
           OR ($1 = 'backoffice' AND station_id IN (SELECT id FROM stations WHERE backoffice_id = $2))) \
          AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR station_id = $4) AND ($5 IS NULL OR id < $5) \
-         ORDER BY id DESC LIMIT $6"
+         AND ($6 IS NULL OR starts_at >= $6) AND ($7 IS NULL OR starts_at < $7) ORDER BY id DESC LIMIT $8"
     );
     Ok(on_db!(db, |pool| {
         sqlx::query_as(&sql)
             .bind(role.as_str())
             .bind(caller_id)
-            .bind(status)
-            .bind(station_id)
+            .bind(filter.status)
+            .bind(filter.station_id)
             .bind(before)
+            .bind(filter.from)
+            .bind(filter.to)
             .bind(limit)
             .fetch_all(pool)
             .await
