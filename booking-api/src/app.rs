@@ -96,7 +96,13 @@ impl Application {
     /// Connects and migrates storage, creates the first admin on an empty database (printing
     /// its password once on stdout), builds the inventory and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let app = Self::build_with(config, Parts::default()).await?;
+        #[allow(unused_mut)]
+        let mut parts = Parts::default();
+        #[cfg(feature = "smtp")]
+        if let Some(url) = &config.smtp_url {
+            parts.notifier = Arc::new(notifications::smtp::SmtpNotifier::new(url.expose(), &config.smtp_from)?);
+        }
+        let app = Self::build_with(config, parts).await?;
         if let Some(admin) = &app.initial_admin {
             println!(
                 "booking-api: created the admin account {} with password {} (shown once; change it)",
@@ -109,8 +115,11 @@ impl Application {
     /// Like [`Application::build`] with a given clock and notifier, without printing.
     pub async fn build_with(config: Config, parts: Parts) -> anyhow::Result<Application> {
         let db = Db::connect(&config.database_url(), MIGRATIONS).await?;
-        let secret =
-            service_kit::secrets::stored_secret(config.jwt_secret.as_deref(), &config.data_dir, "booking-jwt-secret")?;
+        let secret = service_kit::secrets::stored_secret(
+            config.jwt_secret.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+            "booking-jwt-secret",
+        )?;
         let initial_admin = accounts::bootstrap_admin(&db, &config.admin_email, parts.clock.now_ms())
             .await
             .context("creating the first admin")?;

@@ -2,6 +2,7 @@
 //! embedded mode work with no configuration at all.
 
 use clap::Args;
+use service_kit::secrets::Secret;
 use service_kit::telemetry::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ pub struct Config {
 
     /// Secret that signs access tokens (default: generated once into `DATA_DIR/booking-jwt-secret`).
     #[arg(long, env = "EVCS_BOOKING_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
 
     /// Email of the admin account created on first start with an empty database.
     #[arg(long, env = "EVCS_BOOKING_ADMIN_EMAIL", default_value = "admin@evcs.local")]
@@ -32,6 +33,17 @@ pub struct Config {
     /// Policy values (horizons, cutoffs, token lifetimes, rate limits).
     #[command(flatten)]
     pub policy: Policy,
+
+    /// SMTP server for email notifications, e.g. `smtps://user:pass@mail.example.com`
+    /// (notifications are only logged without it).
+    #[cfg(feature = "smtp")]
+    #[arg(long, env = "EVCS_BOOKING_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// Sender of notification emails.
+    #[cfg(feature = "smtp")]
+    #[arg(long, env = "EVCS_BOOKING_SMTP_FROM", default_value = "EVCS <noreply@evcs.local>")]
+    pub smtp_from: String,
 
     /// Log format.
     #[arg(
@@ -120,6 +132,10 @@ impl Config {
             jwt_secret: None,
             admin_email: "admin@evcs.local".into(),
             policy: Policy::default(),
+            #[cfg(feature = "smtp")]
+            smtp_url: None,
+            #[cfg(feature = "smtp")]
+            smtp_from: "EVCS <noreply@evcs.local>".into(),
             log_format: LogFormat::Text,
         }
     }
@@ -128,7 +144,7 @@ impl Config {
     pub fn for_tests(data_dir: PathBuf, database_url: Option<String>) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            jwt_secret: Some("booking-test-secret-0123456789abcdef".into()),
+            jwt_secret: Some(Secret::new("booking-test-secret-0123456789abcdef")),
             database_url,
             ..Config::embedded(data_dir)
         }

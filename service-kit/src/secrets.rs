@@ -56,3 +56,49 @@ mod tests {
         assert!(super::stored_secret(Some("short"), dir.path(), "s").is_err());
     }
 }
+
+/// A secret value from the configuration (a signing key, a URL with credentials): its `Debug`
+/// and `Display` never show it, so a logged configuration leaks nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    #[test]
+    fn secrets_do_not_print() {
+        let s: super::Secret = "hunter2-hunter2".parse().unwrap_or_else(|e| match e {});
+        assert_eq!(format!("{s:?} {s}"), "Secret(..) [redacted]");
+        assert_eq!(s.expose(), "hunter2-hunter2");
+    }
+}

@@ -1,5 +1,9 @@
 //! Notifications: queued in the transaction of the change that causes them (an outbox), then
-//! delivered by a dispatcher through a pluggable [`Notifier`] (the [`LogNotifier`] by default).
+//! delivered by a dispatcher through a pluggable [`Notifier`]: the [`LogNotifier`] by default,
+//! email through SMTP with the `smtp` cargo feature and `--smtp-url`.
+
+#[cfg(feature = "smtp")]
+pub mod smtp;
 
 use crate::api::auth::Caller;
 use crate::app::AppState;
@@ -36,11 +40,22 @@ pub struct Notification {
     pub sent_at: Option<Ts>,
 }
 
+/// Whom a notification goes to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// E.164 phone, when known.
+    pub phone: Option<String>,
+}
+
 /// Delivers notifications somewhere (a log, email, SMS, push ...). Called off the async
 /// threads, so an adapter may block.
 pub trait Notifier: Send + Sync + std::fmt::Debug {
-    /// Delivers one notification; an error leaves it queued for the next round.
-    fn deliver(&self, notification: &Notification) -> anyhow::Result<()>;
+    /// Delivers one notification; an error leaves it queued for the next round (10 tries).
+    fn deliver(&self, notification: &Notification, to: &Recipient) -> anyhow::Result<()>;
 }
 
 /// Writes each notification to the log (the default adapter).
@@ -48,7 +63,7 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
 pub struct LogNotifier;
 
 impl Notifier for LogNotifier {
-    fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+    fn deliver(&self, n: &Notification, _to: &Recipient) -> anyhow::Result<()> {
         tracing::info!(id = n.id, kind = %n.kind, recipient = n.recipient_id, subject = %n.subject, "notification");
         Ok(())
     }
@@ -92,9 +107,17 @@ pub async fn dispatch(state: &AppState) -> anyhow::Result<usize> {
     let queued: Vec<Notification> = on_db!(&state.db, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
     let mut delivered = 0;
     for n in queued {
+        let Some(account) = crate::accounts::store::by_id(&state.db, n.recipient_id).await? else {
+            continue;
+        };
+        let to = Recipient {
+            name: account.name,
+            email: account.email,
+            phone: account.phone,
+        };
         let notifier = state.notifier.clone();
         let copy = n.clone();
-        let ok = tokio::task::spawn_blocking(move || notifier.deliver(&copy))
+        let ok = tokio::task::spawn_blocking(move || notifier.deliver(&copy, &to))
             .await
             .map_err(anyhow::Error::from)
             .and_then(|r| r);
