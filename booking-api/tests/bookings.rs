@@ -472,6 +472,20 @@ async fn lifecycle_policies_and_scope() {
                 "Aborted"
             ]
         );
+        // The dispatcher delivers every queued notification (through the log adapter here).
+        booking_api::notifications::dispatch(&s.state).await.unwrap();
+        let notes = s
+            .req("GET", "/api/v1/notifications", Some(&w.owner1), None)
+            .await
+            .expect(200);
+        assert!(
+            notes["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["sentAt"].is_string()),
+            "{notes}"
+        );
         let others = s
             .req("GET", "/api/v1/notifications", Some(&w.owner2), None)
             .await

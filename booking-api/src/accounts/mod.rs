@@ -455,19 +455,25 @@ async fn create_admin(
     Only(caller, _): Only<Admins>,
     ApiJson(req): ApiJson<NewStaff>,
 ) -> Result<(StatusCode, Json<AccountView>), Problem> {
+    let p = staff(&req, false, false)?;
+    create_account(&state, Role::Admin, "active", p, Extras::default(), Some(&caller)).await
+}
+
+/// The validated person of an admin (`operator` false) or operator body; other staff fields
+/// are refused.
+fn staff(req: &NewStaff, operator: bool, phone_required: bool) -> Result<Person, Problem> {
     let mut fields = Fields::new();
-    reject_extra(&mut fields, &req, false, false);
+    reject_extra(&mut fields, req, false, operator);
     let p = person(
         &mut fields,
         &req.email,
         &req.name,
         req.phone.as_deref(),
         &req.password,
-        false,
+        phone_required,
     );
     fields.finish()?;
-    let p = p.ok_or_else(unchecked)?;
-    create_account(&state, Role::Admin, "active", p, Extras::default(), Some(&caller)).await
+    p.ok_or_else(unchecked)
 }
 
 /// Fields that only some kinds of staff take.
@@ -617,18 +623,7 @@ async fn create_operator(
     Only(caller, _): Only<BackOffices>,
     ApiJson(req): ApiJson<NewStaff>,
 ) -> Result<(StatusCode, Json<AccountView>), Problem> {
-    let mut fields = Fields::new();
-    reject_extra(&mut fields, &req, false, true);
-    let p = person(
-        &mut fields,
-        &req.email,
-        &req.name,
-        req.phone.as_deref(),
-        &req.password,
-        true,
-    );
-    fields.finish()?;
-    let p = p.ok_or_else(unchecked)?;
+    let p = staff(&req, true, true)?;
     let stations = own_stations(&state, caller.id, req.station_ids.as_deref().unwrap_or_default()).await?;
     let extras = Extras {
         backoffice_id: Some(caller.id),

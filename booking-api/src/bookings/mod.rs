@@ -144,25 +144,58 @@ async fn record(
         now,
     )
     .await?;
-    if let Some((kind, subject)) = notification(action) {
-        let message = format!(
-            "{subject}: booking {} at station {} starting {}",
-            booking.id,
-            booking.station_id,
-            booking.starts_at.to_datetime().to_rfc3339()
-        );
-        notifications::enqueue(
-            tx,
-            kind,
-            booking.owner_id,
-            subject,
-            &message,
-            &json!({ "bookingId": booking.id }),
-            now,
-        )
-        .await?;
-    }
-    Ok(())
+    notify(tx, booking, action, now).await
+}
+
+/// Queues the owner's notification of `action`, if it has one.
+async fn notify(tx: &mut Tx, booking: &Booking, action: Action, now: i64) -> Result<(), sqlx::Error> {
+    let Some((kind, subject)) = notification(action) else {
+        return Ok(());
+    };
+    let message = format!(
+        "{subject}: booking {} at station {} starting {}",
+        booking.id,
+        booking.station_id,
+        booking.starts_at.to_datetime().to_rfc3339()
+    );
+    notifications::enqueue(
+        tx,
+        kind,
+        booking.owner_id,
+        subject,
+        &message,
+        &json!({ "bookingId": booking.id }),
+        now,
+    )
+    .await
+}
+
+fn inactive_owner() -> Problem {
+    Problem::forbidden_code("ACCOUNT_INACTIVE", "the account is deactivated")
+}
+
+fn station_inactive() -> Problem {
+    Problem::conflict("STATION_INACTIVE", "the station is not taking bookings")
+}
+
+/// Why no slot of `station_id` starts at `start` for this owner, checked in the order the
+/// booking rules apply.
+async fn why_unbookable(state: &AppState, owner_id: i64, station_id: i64, start: i64) -> Problem {
+    let checks = async {
+        let owner = accounts::store::by_id(&state.db, owner_id).await?;
+        if owner.is_none_or(|o| o.status != "active") {
+            return Ok(inactive_owner());
+        }
+        if let Err(p) = rules::check_start(&state.config.policy, state.clock.now_ms(), start) {
+            return Ok(p);
+        }
+        match stations::store::get(&state.db, station_id).await? {
+            None => Ok(Problem::not_found("station")),
+            Some(station) if !station.active.0 => Ok(station_inactive()),
+            Some(_) => Ok(slot_missing()),
+        }
+    };
+    checks.await.unwrap_or_else(|e: StoreError| e.into())
 }
 
 /// `POST /bookings` (owner). With an `Idempotency-Key` header the first successful response is
@@ -193,25 +226,18 @@ async fn create(
             return replay(stored, &request_hash);
         }
     }
-    let owner = accounts::store::by_id(&state.db, caller.id)
-        .await?
-        .ok_or_else(|| Problem::not_found("account"))?;
-    if owner.status != "active" {
-        return Err(Problem::forbidden_code(
-            "ACCOUNT_INACTIVE",
-            "the account is deactivated",
-        ));
-    }
     let start = req.slot_start.timestamp_millis();
+    // One query answers the common case; the reason a booking is impossible is looked up only
+    // when it is.
+    let Some(target) = store::target(&state.db, caller.id, req.station_id, start).await? else {
+        return Err(why_unbookable(&state, caller.id, req.station_id, start).await);
+    };
+    if target.owner_status.as_deref() != Some("active") {
+        return Err(inactive_owner());
+    }
     rules::check_start(&state.config.policy, now, start)?;
-    let station = stations::store::get(&state.db, req.station_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("station"))?;
-    if !station.active.0 {
-        return Err(Problem::conflict(
-            "STATION_INACTIVE",
-            "the station is not taking bookings",
-        ));
+    if !target.station_active.0 {
+        return Err(station_inactive());
     }
     if let Some(vehicle) = req.vehicle_id {
         if !crate::vehicles::belongs(&state.db, vehicle, caller.id).await? {
@@ -222,43 +248,51 @@ async fn create(
             ));
         }
     }
-    let slot = slots::at(&state.db, station.id, start)
-        .await?
-        .ok_or_else(slot_missing)?;
-    let status = if station.auto_approve.0 {
+    let status = if target.auto_approve.0 {
         Status::Approved
     } else {
         Status::Pending
     };
     let mut tx = state.db.begin().await.map_err(Problem::internal)?;
-    if !slots::reserve(&mut tx, slot.id).await.map_err(Problem::internal)? {
+    if !slots::reserve(&mut tx, target.slot_id)
+        .await
+        .map_err(Problem::internal)?
+    {
         return Err(Problem::conflict("SLOT_FULL", "every connector of this slot is booked"));
     }
     let booking = store::insert(
         &mut tx,
         caller.id,
-        station.id,
-        (slot.id, slot.starts_at.0, slot.ends_at.0),
+        req.station_id,
+        (target.slot_id, target.starts_at, target.ends_at),
         req.vehicle_id,
         status,
         now,
     )
     .await
     .map_err(Problem::internal)?;
-    audit::record(&mut tx, "booking", &booking.id.to_string(), "booking.created", Some(&caller), &json!({ "status": booking.status, "stationId": booking.station_id, "slotId": slot.id, "startsAt": booking.starts_at }), now)
-        .await
-        .map_err(Problem::internal)?;
+    let payload = json!({
+        "status": booking.status,
+        "stationId": booking.station_id,
+        "slotId": booking.slot_id,
+        "startsAt": booking.starts_at,
+        "autoApproved": status == Status::Approved,
+    });
+    audit::record(
+        &mut tx,
+        "booking",
+        &booking.id.to_string(),
+        "booking.created",
+        Some(&caller),
+        &payload,
+        now,
+    )
+    .await
+    .map_err(Problem::internal)?;
     if status == Status::Approved {
-        record(
-            &mut tx,
-            &booking,
-            Action::Approve,
-            None,
-            json!({ "autoApproved": true }),
-            now,
-        )
-        .await
-        .map_err(Problem::internal)?;
+        notify(&mut tx, &booking, Action::Approve, now)
+            .await
+            .map_err(Problem::internal)?;
     }
     let body = serde_json::to_string(&booking).map_err(Problem::internal)?;
     if let Some(key) = &key {

@@ -41,20 +41,21 @@ impl Status {
         }
     }
 
+    /// Every status.
+    pub const ALL: [Status; 8] = [
+        Status::Pending,
+        Status::Approved,
+        Status::CheckedIn,
+        Status::Completed,
+        Status::Cancelled,
+        Status::Rejected,
+        Status::NoShow,
+        Status::Aborted,
+    ];
+
     /// From the stored name.
     pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Pending,
-            Status::Approved,
-            Status::CheckedIn,
-            Status::Completed,
-            Status::Cancelled,
-            Status::Rejected,
-            Status::NoShow,
-            Status::Aborted,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     /// Whether the booking still holds its slot unit.
@@ -182,16 +183,6 @@ pub fn check_no_show(policy: &Policy, now_ms: i64, start_ms: i64) -> Result<(), 
 mod tests {
     use super::*;
 
-    const ALL: [Status; 8] = [
-        Status::Pending,
-        Status::Approved,
-        Status::CheckedIn,
-        Status::Completed,
-        Status::Cancelled,
-        Status::Rejected,
-        Status::NoShow,
-        Status::Aborted,
-    ];
     const ACTIONS: [Action; 8] = [
         Action::Approve,
         Action::Reject,
@@ -256,7 +247,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_slot_holding() {
-        for s in ALL {
+        for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
         assert_eq!(Status::parse("Nope"), None);

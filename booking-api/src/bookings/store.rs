@@ -65,6 +65,34 @@ pub async fn insert(
     })
 }
 
+/// What a booking needs to know about its slot, station and owner.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Target {
+    pub slot_id: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub station_active: service_kit::sql_types::Flag,
+    pub auto_approve: service_kit::sql_types::Flag,
+    pub owner_status: Option<String>,
+}
+
+/// The slot of `station_id` starting at `start`, with its station's flags and the owner's
+/// status, in one round trip; None when there is no such slot.
+pub async fn target(db: &Db, owner_id: i64, station_id: i64, start: i64) -> Result<Option<Target>, StoreError> {
+    Ok(on_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT sl.id AS slot_id, sl.starts_at, sl.ends_at, st.active AS station_active, st.auto_approve, \
+             (SELECT status FROM accounts WHERE id = $3) AS owner_status \
+             FROM slots sl JOIN stations st ON st.id = sl.station_id WHERE sl.station_id = $1 AND sl.starts_at = $2",
+        )
+        .bind(station_id)
+        .bind(start)
+        .bind(owner_id)
+        .fetch_optional(pool)
+        .await
+    })?)
+}
+
 /// One booking.
 pub async fn get(db: &Db, id: i64) -> Result<Option<Booking>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM bookings WHERE id = $1");

@@ -100,53 +100,71 @@ pub async fn enqueue(
 
 const COLUMNS: &str = "id, kind, recipient_id, subject, message, payload, created_at, sent_at";
 
-/// Delivers up to 100 queued notifications; returns how many were delivered.
+/// A queued notification with its recipient.
+#[derive(sqlx::FromRow)]
+struct Queued {
+    #[sqlx(flatten)]
+    notification: Notification,
+    name: String,
+    email: String,
+    phone: Option<String>,
+}
+
+/// Delivers up to 100 queued notifications in one blocking task and marks them in one
+/// statement each for the delivered and the failed; returns how many were delivered.
 pub async fn dispatch(state: &AppState) -> anyhow::Result<usize> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM notifications WHERE sent_at IS NULL AND attempts < 10 ORDER BY id LIMIT 100");
-    let queued: Vec<Notification> = on_db!(&state.db, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
-    let mut delivered = 0;
-    for n in queued {
-        let Some(account) = crate::accounts::store::by_id(&state.db, n.recipient_id).await? else {
-            continue;
-        };
-        let to = Recipient {
-            name: account.name,
-            email: account.email,
-            phone: account.phone,
-        };
-        let notifier = state.notifier.clone();
-        let copy = n.clone();
-        let ok = tokio::task::spawn_blocking(move || notifier.deliver(&copy, &to))
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r);
-        let now = state.clock.now_ms();
-        match ok {
-            Ok(()) => {
-                delivered += 1;
-                on_db!(&state.db, |pool| {
-                    sqlx::query("UPDATE notifications SET sent_at = $1, attempts = attempts + 1 WHERE id = $2")
-                        .bind(now)
-                        .bind(n.id)
-                        .execute(pool)
-                        .await
-                        .map(|r| r.rows_affected())
-                })?;
-            }
-            Err(e) => {
-                tracing::warn!(id = n.id, error = %e, "notification delivery failed");
-                on_db!(&state.db, |pool| {
-                    sqlx::query("UPDATE notifications SET attempts = attempts + 1 WHERE id = $1")
-                        .bind(n.id)
-                        .execute(pool)
-                        .await
-                        .map(|r| r.rows_affected())
-                })?;
-            }
-        }
+    let sql = "SELECT n.id, n.kind, n.recipient_id, n.subject, n.message, n.payload, n.created_at, n.sent_at, \
+               a.name, a.email, a.phone FROM notifications n JOIN accounts a ON a.id = n.recipient_id \
+               WHERE n.sent_at IS NULL AND n.attempts < 10 ORDER BY n.id LIMIT 100";
+    let queued: Vec<Queued> = on_db!(&state.db, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+    if queued.is_empty() {
+        return Ok(0);
     }
-    Ok(delivered)
+    let notifier = state.notifier.clone();
+    let outcomes: Vec<(i64, bool)> = tokio::task::spawn_blocking(move || {
+        queued
+            .into_iter()
+            .map(|q| {
+                let to = Recipient {
+                    name: q.name,
+                    email: q.email,
+                    phone: q.phone,
+                };
+                let result = notifier.deliver(&q.notification, &to);
+                if let Err(e) = &result {
+                    tracing::warn!(id = q.notification.id, error = %e, "notification delivery failed");
+                }
+                (q.notification.id, result.is_ok())
+            })
+            .collect()
+    })
+    .await?;
+    let now = state.clock.now_ms();
+    let delivered: Vec<i64> = outcomes.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id).collect();
+    let failed: Vec<i64> = outcomes.iter().filter(|(_, ok)| !*ok).map(|(id, _)| *id).collect();
+    mark(state, &delivered, Some(now)).await?;
+    mark(state, &failed, None).await?;
+    Ok(delivered.len())
+}
+
+/// Counts an attempt on each of `ids`, and sets `sent_at` when given.
+async fn mark(state: &AppState, ids: &[i64], sent_at: Option<i64>) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "UPDATE notifications SET sent_at = COALESCE($1, sent_at), attempts = attempts + 1 WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    on_db!(&state.db, |pool| {
+        let mut query = sqlx::query(&sql).bind(sent_at);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.execute(pool).await.map(|r| r.rows_affected())
+    })?;
+    Ok(())
 }
 
 /// Query of `GET /notifications`.
