@@ -32,11 +32,7 @@ async fn main() -> anyhow::Result<()> {
     central_system::telemetry::init(cli.central.log_format);
     let app = central_system::Application::build(cli.central).await?;
     let state = app.state();
-    let shutdown = state.shutdown.clone();
-    tokio::spawn(async move {
-        central_system::wait_for_signal().await;
-        shutdown.cancel();
-    });
+    service_kit::shutdown::cancel_on_signal(state.shutdown.clone());
     let _demo = if cli.demo > 0 {
         let handles = demo::start(&state, app.local_addr(), cli.demo).await?;
         println!(

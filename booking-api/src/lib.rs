@@ -1,1 +1,39 @@
-//! Booking API: accounts, stations, slots and bookings. Built in its own issue.
+//! # booking-api: stations, slots and bookings for EV owners, operators and their businesses
+//!
+//! ## Layout
+//! Organised by feature; each holds its thin HTTP handlers, its rules as plain functions with
+//! unit tests, and its queries (written once for SQLite and PostgreSQL through
+//! [`service_kit::db`]).
+//! - [`accounts`]: login/refresh/logout, owners, BackOffice applications, operators and their
+//!   station scope, admins, the first admin ([`bootstrap_admin`]).
+//! - [`vehicles`]: an owner's vehicles.
+//! - [`stations`]: stations, schedules ([`stations::schedule`]), deactivation guard, nearby search.
+//! - [`slots`]: the slot inventory and its atomic reserve/release.
+//! - [`bookings`]: the state machine and policies ([`bookings::rules`]), idempotent creation.
+//! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
+//! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
+//! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`].
+
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod bookings;
+pub mod clock;
+pub mod config;
+pub mod notifications;
+pub mod slots;
+pub mod stations;
+pub mod validate;
+pub mod vehicles;
+
+pub use accounts::{bootstrap_admin, AdminCredentials};
+pub use app::{AppState, Application, Parts};
+pub use config::{Config, Policy};
+
+/// Runs the service until Ctrl-C or SIGTERM, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    service_kit::shutdown::cancel_on_signal(app.state().shutdown.clone());
+    app.run_until_stopped().await
+}

@@ -18,14 +18,7 @@ pub enum UnknownStations {
     Accept,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use service_kit::telemetry::LogFormat;
 
 /// Central-system settings.
 #[derive(Debug, Clone, Args)]

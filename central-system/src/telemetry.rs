@@ -1,17 +1,3 @@
-//! Logging set-up: human-readable or JSON lines, filtered by `RUST_LOG` (default `info`).
+//! Logging set-up, shared with the booking API.
 
-use crate::config::LogFormat;
-use tracing_subscriber::EnvFilter;
-
-/// Installs the global subscriber once; later calls are ignored (tests start many apps).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    // Logs go to stderr so a command's own output (e.g. `mint-token`) stays clean on stdout.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
+pub use service_kit::telemetry::init;

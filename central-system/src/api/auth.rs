@@ -5,7 +5,8 @@ use crate::app::AppState;
 use crate::auth::jwt::{Claims, Role};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
+use service_kit::extract::{bearer, unauthorized};
 
 /// The authenticated caller of an API request.
 #[derive(Debug, Clone)]
@@ -30,19 +31,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let unauthorized = |detail: &str| {
-            Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string())
-                .with_header(header::WWW_AUTHENTICATE, "Bearer")
-        };
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let token = bearer(parts)?;
         let claims = state
             .jwt
-            .verify(token.trim(), chrono::Utc::now().timestamp())
+            .verify(token, chrono::Utc::now().timestamp())
             .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
         Ok(Caller(claims))
     }

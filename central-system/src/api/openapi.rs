@@ -4,11 +4,9 @@
 use crate::app::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, OpenApi as Doc, PathsBuilder, Ref, Required};
+use service_kit::openapi::Route;
+use utoipa::openapi::path::HttpMethod;
+use utoipa::openapi::OpenApi as Doc;
 use utoipa::OpenApi;
 
 /// Schemas of the API's bodies.
@@ -38,16 +36,6 @@ use utoipa::OpenApi;
 )]
 struct Schemas;
 
-/// One documented route: (method, path, summary, roles, request schema, response schema).
-type Route = (
-    HttpMethod,
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    Option<&'static str>,
-);
-
 const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/stations", "List stations (cursor paged; ?online=)", "admin, operator", None, Some("Station")),
     (HttpMethod::Post, "/stations", "Register a station", "admin", Some("CreateStation"), Some("StationDetail")),
@@ -72,59 +60,7 @@ const ROUTES: &[Route] = &[
 
 /// The document.
 pub fn document() -> Doc {
-    let mut doc = Schemas::openapi();
-    let mut paths = PathsBuilder::new();
-    for (method, path, summary, roles, request, response) in ROUTES {
-        let mut op = OperationBuilder::new()
-            .summary(Some(*summary))
-            .description(Some(format!("Roles: {roles}.")))
-            .response(
-                "default",
-                ResponseBuilder::new().description("Problem").content(
-                    "application/problem+json",
-                    Content::new(Some(Ref::from_schema_name("Problem"))),
-                ),
-            );
-        if let Some(schema) = response {
-            op = op.response(
-                "200",
-                ResponseBuilder::new()
-                    .description("Success")
-                    .content("application/json", Content::new(Some(Ref::from_schema_name(*schema)))),
-            );
-        }
-        if let Some(schema) = request {
-            op = op.request_body(Some(
-                RequestBodyBuilder::new()
-                    .content("application/json", Content::new(Some(Ref::from_schema_name(*schema))))
-                    .build(),
-            ));
-        }
-        for segment in path.split('/').filter(|s| s.starts_with('{')) {
-            let name = segment.trim_matches(|c| c == '{' || c == '}');
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name(name)
-                    .parameter_in(ParameterIn::Path)
-                    .required(Required::True),
-            );
-        }
-        paths = paths.path(format!("/api/v1{path}"), PathItem::new(method.clone(), op));
-    }
-    // PathsBuilder merges the operations of items that share a path.
-    doc.paths = paths.build();
-    if let Some(components) = doc.components.as_mut() {
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-    doc
+    service_kit::openapi::document(Schemas::openapi(), "/api/v1", ROUTES)
 }
 
 /// `GET /openapi.json` (public, so tools can discover the API).

@@ -2,4 +2,4 @@
 
 pub mod basic;
 pub mod jwt;
-pub mod password;
+pub use service_kit::password;

@@ -60,6 +60,35 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", detail)
     }
 
+    /// 400 listing each invalid field (`errors: [{field, code, message}]`).
+    pub fn invalid(errors: Vec<FieldError>) -> Problem {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => format!("{} fields are invalid", errors.len()),
+        };
+        Problem::validation(detail).with_errors(serde_json::to_value(errors).unwrap_or_default())
+    }
+
+    /// 400 for one invalid field.
+    pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Problem {
+        Problem::invalid(vec![FieldError::new(field, code, message)])
+    }
+
+    /// 403 for a role or scope that may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "FORBIDDEN", detail)
+    }
+
+    /// 403 with a specific code (e.g. `ACCOUNT_INACTIVE`).
+    pub fn forbidden_code(code: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, code, detail)
+    }
+
+    /// 409 for a policy or state conflict with its code.
+    pub fn conflict(code: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::CONFLICT, code, detail)
+    }
+
     /// 404 for a missing resource.
     pub fn not_found(what: &str) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
@@ -76,9 +105,31 @@ impl Problem {
     }
 }
 
-impl From<crate::store::StoreError> for Problem {
-    fn from(e: crate::store::StoreError) -> Problem {
-        use crate::store::StoreError as E;
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field's JSON path, e.g. `phone` or `schedule.weekly[2].open`.
+    pub field: String,
+    /// Stable code, e.g. `required`, `invalid_format`, `out_of_range`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.to_string(),
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::db::StoreError> for Problem {
+    fn from(e: crate::db::StoreError) -> Problem {
+        use crate::db::StoreError as E;
         match e {
             E::Conflict => Problem::new(
                 StatusCode::CONFLICT,

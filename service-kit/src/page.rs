@@ -1,6 +1,6 @@
 //! Cursor pagination: `?limit=&cursor=` in, `{items, nextCursor}` out.
 
-use super::problem::Problem;
+use crate::problem::Problem;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,164 @@
+//! Roles, access-token claims and the bearer-token extractor.
+//!
+//! Every handler takes a [`Caller`] and states the roles it admits with [`Caller::require`];
+//! station scope (an operator's assigned stations, a BackOffice's own stations) is checked by
+//! the feature that loads the station.
+
+use crate::app::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use service_kit::extract::{bearer, unauthorized};
+use service_kit::problem::Problem;
+use utoipa::ToSchema;
+
+/// The four roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs the platform: approves BackOffice applications, sees everything.
+    Admin,
+    /// A business that owns stations, admitted through an application.
+    #[serde(rename = "backoffice")]
+    BackOffice,
+    /// Staff of a BackOffice, assigned to some of its stations.
+    Operator,
+    /// An EV owner who books slots.
+    Owner,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::BackOffice => "backoffice",
+            Role::Operator => "operator",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "backoffice" => Some(Role::BackOffice),
+            "operator" => Some(Role::Operator),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Account id.
+    pub sub: String,
+    /// Role.
+    pub role: Role,
+    /// Station scope of an operator (empty for other roles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stations: Vec<i64>,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Account id.
+    pub id: i64,
+    /// Role.
+    pub role: Role,
+    /// Operator station scope.
+    pub stations: Vec<i64>,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), Problem> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!(
+                "the {} role may not do this",
+                self.role.as_str()
+            )))
+        }
+    }
+
+    /// Whether this operator is assigned to `station_id`.
+    pub fn operates(&self, station_id: i64) -> bool {
+        self.role == Role::Operator && self.stations.contains(&station_id)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let token = bearer(parts)?;
+        let claims: Claims = state
+            .jwt
+            .verify(token, state.clock.now().timestamp())
+            .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
+        let id = claims.sub.parse().map_err(|_| unauthorized("invalid token subject"))?;
+        Ok(Caller {
+            id,
+            role: claims.role,
+            stations: claims.stations,
+        })
+    }
+}
+
+/// A set of roles an endpoint admits, checked by the [`Only`] extractor.
+pub trait Roles: Send + Sync + 'static {
+    /// The admitted roles.
+    const ROLES: &'static [Role];
+}
+
+/// Admins.
+#[derive(Debug)]
+pub struct Admins;
+impl Roles for Admins {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+/// BackOffices.
+#[derive(Debug)]
+pub struct BackOffices;
+impl Roles for BackOffices {
+    const ROLES: &'static [Role] = &[Role::BackOffice];
+}
+
+/// Admins and BackOffices (station management).
+#[derive(Debug)]
+pub struct Managers;
+impl Roles for Managers {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::BackOffice];
+}
+
+/// EV owners.
+#[derive(Debug)]
+pub struct Owners;
+impl Roles for Owners {
+    const ROLES: &'static [Role] = &[Role::Owner];
+}
+
+/// A caller whose role is in `R`: refuses others with 403 before the body is read, so a
+/// forbidden caller learns nothing from validation errors.
+#[derive(Debug)]
+pub struct Only<R: Roles>(pub Caller, pub std::marker::PhantomData<R>);
+
+impl<R: Roles> FromRequestParts<AppState> for Only<R> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(R::ROLES)?;
+        Ok(Only(caller, std::marker::PhantomData))
+    }
+}

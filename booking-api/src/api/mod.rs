@@ -1,0 +1,38 @@
+//! The HTTP surface under `/api/v1`: JSON with camelCase fields, RFC 9457 problems with a stable
+//! `code`, cursor pagination, bearer JWTs with role and station-scope claims; plus `/health`,
+//! `/ready` and the OpenAPI document.
+
+pub mod auth;
+pub mod openapi;
+
+use crate::app::AppState;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use service_kit::extract::{method_not_allowed, not_found};
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .merge(crate::accounts::router())
+        .merge(crate::vehicles::router())
+        .merge(crate::stations::router())
+        .merge(crate::slots::router())
+        .merge(crate::bookings::router())
+        .merge(crate::audit::router())
+        .merge(crate::notifications::router())
+        .merge(openapi::router());
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/ready", get(ready))
+        .nest("/api/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    service_kit::health::ready(&state.db).await
+}

@@ -1,0 +1,229 @@
+//! Building and running the service: state, routes, background workers, shutdown.
+
+use crate::accounts::tokens::LoginLimiter;
+use crate::accounts::{self, AdminCredentials};
+use crate::api;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::notifications::{self, LogNotifier, Notifier};
+use anyhow::Context;
+use service_kit::db::{Db, Migrations};
+use service_kit::jwt::JwtKeys;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/booking-api/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/booking-api/postgres");
+
+/// The booking database's migrations, per backend.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+/// Everything handlers and workers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: Config,
+    /// Storage.
+    pub db: Db,
+    /// Access-token keys.
+    pub jwt: JwtKeys,
+    /// The one source of "now".
+    pub clock: SharedClock,
+    /// Failed logins per identifier.
+    pub login_limiter: LoginLimiter,
+    /// A hash verified when a login names no account, so timing does not tell.
+    pub dummy_hash: String,
+    /// Delivers queued notifications.
+    pub notifier: Arc<dyn Notifier>,
+    /// Wakes the notification dispatcher after a commit that queued some.
+    pub dispatch_wakeup: Notify,
+    /// Cancelled when the service shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// Cheaply clonable shared state.
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Asks the dispatcher to deliver queued notifications now.
+    pub fn wake_dispatcher(&self) {
+        self.dispatch_wakeup.notify_one();
+    }
+}
+
+/// Optional parts of the service, for embedding and tests.
+#[derive(Debug)]
+pub struct Parts {
+    /// The clock (default: the system clock).
+    pub clock: SharedClock,
+    /// The notification adapter (default: the log).
+    pub notifier: Arc<dyn Notifier>,
+}
+
+impl Default for Parts {
+    fn default() -> Parts {
+        Parts {
+            clock: Arc::new(SystemClock),
+            notifier: Arc::new(LogNotifier),
+        }
+    }
+}
+
+/// A built, not yet running, booking API.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    initial_admin: Option<AdminCredentials>,
+}
+
+impl Application {
+    /// Connects and migrates storage, creates the first admin on an empty database (printing
+    /// its password once on stdout), builds the inventory and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        #[allow(unused_mut)]
+        let mut parts = Parts::default();
+        #[cfg(feature = "smtp")]
+        if let Some(url) = &config.smtp_url {
+            parts.notifier = Arc::new(notifications::smtp::SmtpNotifier::new(url.expose(), &config.smtp_from)?);
+        }
+        let app = Self::build_with(config, parts).await?;
+        if let Some(admin) = &app.initial_admin {
+            println!(
+                "booking-api: created the admin account {} with password {} (shown once; change it)",
+                admin.email, admin.password
+            );
+        }
+        Ok(app)
+    }
+
+    /// Like [`Application::build`] with a given clock and notifier, without printing.
+    pub async fn build_with(config: Config, parts: Parts) -> anyhow::Result<Application> {
+        let db = Db::connect(&config.database_url(), MIGRATIONS).await?;
+        let secret = service_kit::secrets::stored_secret(
+            config.jwt_secret.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+            "booking-jwt-secret",
+        )?;
+        let initial_admin = accounts::bootstrap_admin(&db, &config.admin_email, parts.clock.now_ms())
+            .await
+            .context("creating the first admin")?;
+        let dummy_hash = service_kit::password::hash("not a real password".into()).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let state = AppState(Arc::new(Shared {
+            login_limiter: LoginLimiter::new(config.policy.login_max_failures, config.policy.login_window_secs),
+            config,
+            db,
+            jwt: JwtKeys::new(secret.as_bytes()),
+            clock: parts.clock,
+            dummy_hash,
+            notifier: parts.notifier,
+            dispatch_wakeup: Notify::new(),
+            shutdown: CancellationToken::new(),
+        }));
+        crate::stations::sync_all(&state)
+            .await
+            .context("building the slot inventory")?;
+        Ok(Application {
+            listener,
+            state,
+            initial_admin,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.state.config.listen)
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// The first admin's credentials, when this start created it.
+    pub fn initial_admin(&self) -> Option<&AdminCredentials> {
+        self.initial_admin.as_ref()
+    }
+
+    /// Serves until the shutdown token is cancelled, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { listener, state, .. } = self;
+        let router = api::router(state.clone());
+        tracing::info!(
+            addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            backend = state.db.backend(),
+            "booking API listening"
+        );
+        let workers = tokio::spawn(run_workers(state.clone()));
+        let dispatcher = tokio::spawn(run_dispatcher(state.clone()));
+        let shutdown = state.shutdown.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("serving HTTP")?;
+        state.shutdown.cancel();
+        let _ = workers.await;
+        let _ = dispatcher.await;
+        // Deliver what the last requests queued.
+        if let Err(e) = notifications::dispatch(&state).await {
+            tracing::warn!(error = %e, "final notification dispatch failed");
+        }
+        state.db.close().await;
+        tracing::info!("booking API stopped");
+        Ok(())
+    }
+}
+
+/// One round of the periodic work: extend the inventory horizon, mark no-shows, forget expired
+/// idempotency keys.
+pub async fn run_maintenance(state: &AppState) -> anyhow::Result<()> {
+    let added = crate::stations::sync_all(state).await?;
+    let no_shows = crate::bookings::sweep_no_shows(state).await?;
+    let purged = crate::bookings::store::purge_idempotency(&state.db, state.clock.now_ms()).await?;
+    tracing::debug!(added, no_shows, purged, "maintenance round");
+    Ok(())
+}
+
+async fn run_workers(state: AppState) {
+    let period = Duration::from_secs(state.config.policy.worker_interval_secs.max(1));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        if let Err(e) = run_maintenance(&state).await {
+            tracing::warn!(error = %e, "maintenance round failed");
+        }
+    }
+}
+
+async fn run_dispatcher(state: AppState) {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = state.dispatch_wakeup.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        if let Err(e) = notifications::dispatch(&state).await {
+            tracing::warn!(error = %e, "notification dispatch failed");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Configuration: flags with `EVCS_BOOKING_*` environment variables, and defaults that make the
+//! embedded mode work with no configuration at all.
+
+use clap::Args;
+use service_kit::secrets::Secret;
+use service_kit::telemetry::LogFormat;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Booking-API settings.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the REST listener.
+    #[arg(long, env = "EVCS_BOOKING_LISTEN", default_value = "0.0.0.0:9100")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded database and generated secrets.
+    #[arg(long, env = "EVCS_BOOKING_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://FILE` or `postgres://...` (default: `DATA_DIR/booking.db`).
+    #[arg(long, env = "EVCS_BOOKING_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Secret that signs access tokens (default: generated once into `DATA_DIR/booking-jwt-secret`).
+    #[arg(long, env = "EVCS_BOOKING_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Email of the admin account created on first start with an empty database.
+    #[arg(long, env = "EVCS_BOOKING_ADMIN_EMAIL", default_value = "admin@evcs.local")]
+    pub admin_email: String,
+
+    /// Policy values (horizons, cutoffs, token lifetimes, rate limits).
+    #[command(flatten)]
+    pub policy: Policy,
+
+    /// SMTP server for email notifications, e.g. `smtps://user:pass@mail.example.com`
+    /// (notifications are only logged without it).
+    #[cfg(feature = "smtp")]
+    #[arg(long, env = "EVCS_BOOKING_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// Sender of notification emails.
+    #[cfg(feature = "smtp")]
+    #[arg(long, env = "EVCS_BOOKING_SMTP_FROM", default_value = "EVCS <noreply@evcs.local>")]
+    pub smtp_from: String,
+
+    /// Log format.
+    #[arg(
+        long = "booking-log-format",
+        env = "EVCS_BOOKING_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Policy values; every one has a flag and an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Policy {
+    /// How far ahead a booking may start, in days.
+    #[arg(long, env = "EVCS_BOOKING_HORIZON_DAYS", default_value_t = 7)]
+    pub booking_horizon_days: i64,
+
+    /// Reschedule and cancel are refused this many hours before the start.
+    #[arg(long, env = "EVCS_BOOKING_CUTOFF_HOURS", default_value_t = 12)]
+    pub cutoff_hours: i64,
+
+    /// Days of slot inventory kept ahead by the background worker.
+    #[arg(long, env = "EVCS_BOOKING_INVENTORY_DAYS", default_value_t = 14)]
+    pub inventory_days: i64,
+
+    /// Seconds between runs of the inventory and no-show worker.
+    #[arg(long, env = "EVCS_BOOKING_WORKER_INTERVAL_SECS", default_value_t = 300)]
+    pub worker_interval_secs: u64,
+
+    /// Earliest check-in, in minutes before the start.
+    #[arg(long, env = "EVCS_BOOKING_EARLY_CHECKIN_MINUTES", default_value_t = 15)]
+    pub early_checkin_minutes: i64,
+
+    /// Minutes after the slot's end before an approved booking becomes NoShow.
+    #[arg(long, env = "EVCS_BOOKING_NO_SHOW_GRACE_MINUTES", default_value_t = 15)]
+    pub no_show_grace_minutes: i64,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "EVCS_BOOKING_ACCESS_TOKEN_SECS", default_value_t = 900)]
+    pub access_token_secs: i64,
+
+    /// Lifetime of refresh tokens, in days.
+    #[arg(long, env = "EVCS_BOOKING_REFRESH_TOKEN_DAYS", default_value_t = 30)]
+    pub refresh_token_days: i64,
+
+    /// Failed logins per identifier within the window before logins are refused with 429.
+    #[arg(long, env = "EVCS_BOOKING_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: usize,
+
+    /// Window of the login rate limit, in seconds.
+    #[arg(long, env = "EVCS_BOOKING_LOGIN_WINDOW_SECS", default_value_t = 900)]
+    pub login_window_secs: i64,
+
+    /// Days a booking response is kept for its Idempotency-Key.
+    #[arg(long, env = "EVCS_BOOKING_IDEMPOTENCY_DAYS", default_value_t = 7)]
+    pub idempotency_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            booking_horizon_days: 7,
+            cutoff_hours: 12,
+            inventory_days: 14,
+            worker_interval_secs: 300,
+            early_checkin_minutes: 15,
+            no_show_grace_minutes: 15,
+            access_token_secs: 900,
+            refresh_token_days: 30,
+            login_max_failures: 5,
+            login_window_secs: 900,
+            idempotency_days: 7,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults of the embedded mode, data under `data_dir` (what `evcs` uses when it does not
+    /// parse booking flags itself).
+    pub fn embedded(data_dir: PathBuf) -> Config {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9100)),
+            data_dir,
+            database_url: None,
+            jwt_secret: None,
+            admin_email: "admin@evcs.local".into(),
+            policy: Policy::default(),
+            #[cfg(feature = "smtp")]
+            smtp_url: None,
+            #[cfg(feature = "smtp")]
+            smtp_from: "EVCS <noreply@evcs.local>".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// A configuration for tests: an ephemeral local port and the given database.
+    pub fn for_tests(data_dir: PathBuf, database_url: Option<String>) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            jwt_secret: Some(Secret::new("booking-test-secret-0123456789abcdef")),
+            database_url,
+            ..Config::embedded(data_dir)
+        }
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("booking.db").display()))
+    }
+}

@@ -1,0 +1,376 @@
+//! Harness of the black-box tests: a real booking API on an ephemeral port per test, on each
+//! configured backend, with a manual clock, and a small HTTP client.
+//!
+//! Backends: SQLite (a temp file) always; PostgreSQL too when `EVCS_TEST_POSTGRES_URL` is set
+//! (each server then gets a fresh database, dropped when it stops; an unreachable server fails
+//! the test instead of skipping it).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use booking_api::clock::ManualClock;
+use booking_api::{AppState, Application, Config, Parts};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The instant every test starts at: Monday 2030-01-07 00:00 UTC (05:30 in Colombo).
+pub fn epoch() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 7, 0, 0, 0).unwrap()
+}
+
+/// `("sqlite", None)` and, when configured, `("postgres", Some(base URL))`.
+pub fn backends() -> Vec<(&'static str, Option<String>)> {
+    let mut out = vec![("sqlite", None)];
+    if let Ok(base) = std::env::var("EVCS_TEST_POSTGRES_URL") {
+        if !base.is_empty() {
+            out.push(("postgres", Some(base)));
+        }
+    }
+    out
+}
+
+/// A response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// Asserts the status and returns the body.
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self.body
+    }
+
+    /// Asserts a problem with `status` and `code`; returns the body.
+    pub fn problem(self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            (self.status, self.body["code"].as_str().unwrap_or_default()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json")
+        );
+        self.body
+    }
+
+    /// The `field` of each entry of a problem's `errors`.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A running booking API.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub backend: &'static str,
+    pub admin_email: String,
+    pub admin_password: String,
+    dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// Starts a server on the backend, after `tweak` of the test configuration.
+    pub async fn start_with(backend: (&'static str, Option<String>), tweak: impl FnOnce(&mut Config)) -> TestServer {
+        if std::env::var_os("RUST_LOG").is_some() {
+            service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url, pg) = match &backend.1 {
+            Some(base) => {
+                let (url, name) = service_kit::test_db::create(base, "booking_test").await;
+                (Some(url), Some((name, base.clone())))
+            }
+            None => (None, None),
+        };
+        let mut config = Config::for_tests(dir.path().to_path_buf(), url);
+        // Scenarios move the clock by days; tokens outlive that unless a test says otherwise.
+        config.policy.access_token_secs = 60 * 86_400;
+        tweak(&mut config);
+        let clock = ManualClock::new(epoch());
+        let parts = Parts {
+            clock: Arc::new(clock.clone()),
+            ..Parts::default()
+        };
+        let app = Application::build_with(config, parts).await.expect("build app");
+        let admin = app.initial_admin().cloned().expect("first start creates an admin");
+        let addr = app.local_addr();
+        let state = app.state();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestServer {
+            addr,
+            state,
+            clock,
+            backend: backend.0,
+            admin_email: admin.email,
+            admin_password: admin.password,
+            dir,
+            pg,
+            task,
+        }
+    }
+
+    /// Starts a server with the test configuration.
+    pub async fn start(backend: (&'static str, Option<String>)) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Stops the server and drops its PostgreSQL database.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        if let Some((name, base)) = self.pg {
+            service_kit::test_db::drop(&base, &name).await;
+        }
+    }
+
+    /// A request with an optional bearer token, JSON body and extra headers.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        send(self.addr, method, path, token, body, extra).await
+    }
+
+    /// A request with a bearer token (or none) and optional JSON body.
+    pub async fn req(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        self.call(method, path, token, body, &[]).await
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, identifier: &str, password: &str) -> String {
+        let r = self
+            .req(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({ "identifier": identifier, "password": password })),
+            )
+            .await
+            .expect(200);
+        r["accessToken"].as_str().unwrap().to_string()
+    }
+
+    /// The admin's token.
+    pub async fn admin(&self) -> String {
+        self.login(&self.admin_email.clone(), &self.admin_password.clone())
+            .await
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    extra: &[(&str, &str)],
+) -> Resp {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(t) = token {
+        builder = builder.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
+    }
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+    let response = sender
+        .send_request(builder.body(Full::new(bytes::Bytes::from(bytes))).unwrap())
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let raw = response.into_body().collect().await.expect("body").to_bytes();
+    let body =
+        serde_json::from_slice(&raw).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
+    Resp { status, headers, body }
+}
+
+/// Daily 06:00-22:00 in every weekday.
+pub fn every_day() -> Value {
+    let weekly: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| json!({ "day": d, "open": "06:00", "close": "22:00" }))
+        .collect();
+    json!({ "weekly": weekly, "exceptions": [] })
+}
+
+/// A station body in Colombo with `bookable` bookable CCS2 connectors (and one non-bookable).
+pub fn station_body(central_id: &str, bookable: usize, auto_approve: bool, lat: f64, lon: f64) -> Value {
+    let mut connectors: Vec<Value> = (1..=bookable)
+        .map(|i| json!({ "connectorId": i, "type": "CCS2", "maxPowerKw": 50 }))
+        .collect();
+    connectors.push(json!({ "connectorId": bookable + 1, "type": "Type2", "maxPowerKw": 22, "bookable": false }));
+    json!({
+        "centralStationId": central_id,
+        "name": format!("Station {central_id}"),
+        "address": "1 Galle Road, Colombo",
+        "latitude": lat,
+        "longitude": lon,
+        "timeZone": "Asia/Colombo",
+        "slotMinutes": 60,
+        "autoApprove": auto_approve,
+        "tariffRef": "STD-1",
+        "connectors": connectors,
+        "schedule": every_day(),
+    })
+}
+
+/// The UTC start of the slot at `hour`:00 Colombo time, `days` after the epoch's date.
+pub fn slot(days: i64, hour: u32) -> String {
+    // Colombo is UTC+05:30 all year.
+    let local = chrono::NaiveDate::from_ymd_opt(2030, 1, 7).unwrap() + chrono::Duration::days(days);
+    let utc = local.and_hms_opt(hour, 0, 0).unwrap() - chrono::Duration::minutes(330);
+    Utc.from_utc_datetime(&utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Everyone a scenario needs, with tokens: admin, two BackOffices with stations, their
+/// operators, two owners.
+pub struct World {
+    pub admin: String,
+    pub bo_a: String,
+    pub bo_a_id: i64,
+    pub bo_b: String,
+    pub op_a: String,
+    pub op_a_id: i64,
+    pub op_b: String,
+    pub owner1: String,
+    pub owner1_id: i64,
+    pub owner1_nic: String,
+    pub owner2: String,
+    /// BackOffice A's station needing approval, capacity 1.
+    pub s1: i64,
+    /// BackOffice A's auto-approving station, capacity 2.
+    pub s2: i64,
+    /// BackOffice B's station, capacity 1.
+    pub s3: i64,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Applies as a BackOffice, gets approved, logs in; returns (token, id).
+pub async fn backoffice(s: &TestServer, admin: &str, email: &str) -> (String, i64) {
+    let app = s
+        .req(
+            "POST",
+            "/api/v1/backoffice-applications",
+            None,
+            Some(json!({ "email": email, "name": "Biz Owner", "phone": "+94771234567", "password": PASSWORD, "businessName": format!("{email} Ltd") })),
+        )
+        .await
+        .expect(201);
+    let id = app["id"].as_i64().unwrap();
+    s.req(
+        "POST",
+        &format!("/api/v1/backoffice-applications/{id}/approve"),
+        Some(admin),
+        None,
+    )
+    .await
+    .expect(200);
+    (s.login(email, PASSWORD).await, id)
+}
+
+/// Registers an owner and logs in; returns (token, id).
+pub async fn owner(s: &TestServer, nic: &str, email: &str) -> (String, i64) {
+    let r = s
+        .req(
+            "POST",
+            "/api/v1/owners",
+            None,
+            Some(json!({ "nic": nic, "name": "Ev Owner", "email": email, "phone": "+94770000001", "password": PASSWORD })),
+        )
+        .await
+        .expect(201);
+    (s.login(nic, PASSWORD).await, r["id"].as_i64().unwrap())
+}
+
+/// Creates a station; returns its id.
+pub async fn station(s: &TestServer, token: &str, body: Value) -> i64 {
+    s.req("POST", "/api/v1/stations", Some(token), Some(body))
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Creates an operator of the BackOffice `token` with `stations`, logs in; returns (token, id).
+pub async fn operator(s: &TestServer, token: &str, email: &str, stations: &[i64]) -> (String, i64) {
+    let r = s
+        .req(
+            "POST",
+            "/api/v1/operators",
+            Some(token),
+            Some(json!({ "email": email, "name": "Op", "phone": "+94770000002", "password": PASSWORD, "stationIds": stations })),
+        )
+        .await
+        .expect(201);
+    (s.login(email, PASSWORD).await, r["id"].as_i64().unwrap())
+}
+
+impl World {
+    /// Builds the world on `s`.
+    pub async fn build(s: &TestServer) -> World {
+        let admin = s.admin().await;
+        let (bo_a, bo_a_id) = backoffice(s, &admin, "a@biz.lk").await;
+        let (bo_b, _) = backoffice(s, &admin, "b@biz.lk").await;
+        let s1 = station(s, &bo_a, station_body("CP-A1", 1, false, 6.9271, 79.8612)).await;
+        let s2 = station(s, &bo_a, station_body("CP-A2", 2, true, 6.95, 79.87)).await;
+        let s3 = station(s, &bo_b, station_body("CP-B1", 1, false, 7.2906, 80.6337)).await;
+        let (op_a, op_a_id) = operator(s, &bo_a, "op-a@biz.lk", &[s1, s2]).await;
+        let (op_b, _) = operator(s, &bo_b, "op-b@biz.lk", &[s3]).await;
+        let (owner1, owner1_id) = owner(s, "912345678V", "one@mail.lk").await;
+        let (owner2, _) = owner(s, "199012345678", "two@mail.lk").await;
+        World {
+            admin,
+            bo_a,
+            bo_a_id,
+            bo_b,
+            op_a,
+            op_a_id,
+            op_b,
+            owner1,
+            owner1_id,
+            owner1_nic: "912345678V".into(),
+            owner2,
+            s1,
+            s2,
+            s3,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! One query code path over SQLite (embedded default) and PostgreSQL (production).
+//!
+//! Every query is written once with `$n` placeholders and portable SQL, and run through
+//! [`on_db!`], which expands the same code for each pool type. Timestamps are BIGINT
+//! milliseconds (UTC), flags BIGINT 0/1, because those types decode the same way on both
+//! backends (the pitfalls of sqlx's `Any` driver are avoided on purpose).
+
+use anyhow::Context;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A connection pool of either backend.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// Embedded SQLite file.
+    Sqlite(SqlitePool),
+    /// PostgreSQL server.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, so one piece of query code serves both.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub use on_db;
+
+/// Storage errors that callers treat differently from failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. an id that already exists).
+    #[error("already exists")]
+    Conflict,
+    /// The row to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Anything else: the database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps unique violations to [`StoreError::Conflict`], in one place for both backends.
+    pub fn from_sqlx(err: sqlx::Error) -> StoreError {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return StoreError::Conflict;
+            }
+        }
+        StoreError::Database(err)
+    }
+}
+
+/// The migrations of one service, one folder per backend (`sqlx::migrate!` of each).
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    /// Applied to SQLite databases.
+    pub sqlite: &'static Migrator,
+    /// Applied to PostgreSQL databases.
+    pub postgres: &'static Migrator,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies the service's migrations.
+    pub async fn connect(url: &str, migrations: Migrations) -> anyhow::Result<Db> {
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).context("parsing the PostgreSQL URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("connecting to PostgreSQL")?;
+            migrations
+                .postgres
+                .run(&pool)
+                .await
+                .context("migrating the PostgreSQL database")?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .context("parsing the SQLite URL")?
+                .create_if_missing(true)
+                // WAL lets readers run while a writer commits.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                // A 64 MiB page cache keeps big batches from spilling mid-transaction, and
+                // statement journals in memory spare a temp-file write per INSERT statement.
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory");
+            if let Some(parent) = std::path::Path::new(options.get_filename()).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("opening the SQLite database")?;
+            migrations
+                .sqlite
+                .run(&pool)
+                .await
+                .context("migrating the SQLite database")?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://): {url}");
+        }
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`), for logs and readiness.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A trivial query, for `/ready`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_db!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pool after in-flight queries finish.
+    pub async fn close(&self) {
+        on_db!(self, |pool| pool.close().await)
+    }
+}
+
+/// An open transaction of either backend; [`on_tx!`] runs one piece of query code on it.
+#[derive(Debug)]
+pub enum Tx {
+    /// SQLite transaction.
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// PostgreSQL transaction.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection (`&mut` of the backend's
+/// connection type), so helpers that join a caller's transaction are written once.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::db::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+pub use on_tx;
+
+impl Db {
+    /// Starts a transaction meant to write. On SQLite it is `BEGIN IMMEDIATE`: the write lock
+    /// is taken (waiting up to the busy timeout) before the first read, because a deferred
+    /// transaction that reads and then writes fails at once with SQLITE_BUSY_SNAPSHOT when
+    /// another writer committed in between.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    /// Rolls back (dropping a transaction also rolls it back).
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await,
+            Tx::Postgres(tx) => tx.rollback().await,
+        }
+    }
+}
