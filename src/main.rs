@@ -1,6 +1,7 @@
-//! `evcs`: the whole system in one process on the embedded defaults (SQLite under `./data`).
-//! For now that is the central system, optionally with simulated demo chargers; the booking API
-//! joins it in its own issue.
+//! `evcs`: the whole system in one process on the embedded defaults (SQLite files under
+//! `./data`): the central system (OCPP and operator API, port 9000) and the booking API (port
+//! 9100), optionally with simulated demo chargers. The event/command bus between the two
+//! services comes in its own issue.
 
 // glibc malloc fragments and contends under many small per-message allocations; mimalloc
 // measured markedly faster on the MeterValues path (see docs/benchmarks.md).
@@ -10,31 +11,71 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod demo;
 
 use clap::Parser;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
     name = "evcs",
     version,
-    about = "EV charging backend: OCPP central system (and soon the booking API) in one process"
+    about = "EV charging backend: OCPP central system and booking API in one process",
+    after_help = "The booking API also reads its own EVCS_BOOKING_* variables (policies, token \
+                  lifetimes, admin e-mail; see booking-api/README.md)."
 )]
 struct Cli {
     #[command(flatten)]
     central: central_system::Config,
+    /// Booking API listen address.
+    #[arg(long, env = "EVCS_BOOKING_LISTEN", default_value = "0.0.0.0:9100")]
+    booking_listen: SocketAddr,
+    /// Booking API database (default: `booking.db`, SQLite, in the data directory).
+    #[arg(long, env = "EVCS_BOOKING_DATABASE_URL", hide_env_values = true)]
+    booking_database_url: Option<String>,
     /// Start this many simulated chargers (alternating OCPP 1.6 and 2.0.1) that charge in a
     /// loop against this process, so sessions show up in the API at once.
     #[arg(long, env = "EVCS_DEMO", default_value_t = 0)]
     demo: usize,
 }
 
+/// The booking API's settings alone, read from the environment (flags would clash with the
+/// central system's).
+#[derive(Parser)]
+struct BookingEnv {
+    #[command(flatten)]
+    config: booking_api::Config,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     central_system::telemetry::init(cli.central.log_format);
-    let app = central_system::Application::build(cli.central).await?;
-    let state = app.state();
-    service_kit::shutdown::cancel_on_signal(state.shutdown.clone());
+
+    // The booking API's own settings come from its EVCS_BOOKING_* variables; the data directory
+    // is the central system's unless EVCS_BOOKING_DATA_DIR says otherwise.
+    let mut booking_config = BookingEnv::try_parse_from(["evcs"])?.config;
+    if std::env::var_os("EVCS_BOOKING_DATA_DIR").is_none() {
+        booking_config.data_dir = cli.central.data_dir.clone();
+    }
+    booking_config.listen = cli.booking_listen;
+    booking_config.database_url = cli.booking_database_url.clone();
+
+    let central = central_system::Application::build(cli.central).await?;
+    let booking = booking_api::Application::build(booking_config).await?;
+    let state = central.state();
+
+    // One stop signal, or either service ending, stops both.
+    let stop = CancellationToken::new();
+    service_kit::shutdown::cancel_on_signal(stop.clone());
+    {
+        let (stop, c, b) = (stop.clone(), state.shutdown.clone(), booking.state().shutdown.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            c.cancel();
+            b.cancel();
+        });
+    }
     let _demo = if cli.demo > 0 {
-        let handles = demo::start(&state, app.local_addr(), cli.demo).await?;
+        let handles = demo::start(&state, central.local_addr(), cli.demo).await?;
         println!(
             "started {} demo chargers (DEMO-01..) presenting {}01..",
             handles.len(),
@@ -44,5 +85,18 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    app.run_until_stopped().await
+    let (central_done, booking_done) = tokio::join!(
+        async {
+            let r = central.run_until_stopped().await;
+            stop.cancel();
+            r
+        },
+        async {
+            let r = booking.run_until_stopped().await;
+            stop.cancel();
+            r
+        }
+    );
+    central_done?;
+    booking_done
 }
