@@ -78,19 +78,6 @@ async fn add_token(server: &TestServer, token: &str) {
         .await;
 }
 
-async fn transactions(server: &TestServer, station: &str) -> Vec<Value> {
-    let (status, page) = server
-        .api(
-            "GET",
-            &format!("/api/v1/transactions?stationId={station}"),
-            Some(Role::Operator),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{page}");
-    page["items"].as_array().cloned().unwrap_or_default()
-}
-
 async fn command(server: &TestServer, station: &str, command: &str, body: Value) -> Value {
     let (status, answer) = server
         .api(

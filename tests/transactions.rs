@@ -15,19 +15,6 @@ fn meter(ts: &str, wh: i64) -> Value {
     ]})
 }
 
-async fn transactions(server: &TestServer, station: &str) -> Vec<Value> {
-    let (status, page) = server
-        .api(
-            "GET",
-            &format!("/api/v1/transactions?stationId={station}"),
-            Some(Role::Operator),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{page}");
-    page["items"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn v16_transaction_replayed_after_reconnect_is_stored_once() {
     for (backend, url) in backends().await {

@@ -343,3 +343,17 @@ where
     }
     panic!("condition not met within 10 s");
 }
+
+/// The transactions of a station, newest first, as the operator API lists them.
+pub async fn transactions(server: &TestServer, station: &str) -> Vec<Value> {
+    let (status, page) = server
+        .api(
+            "GET",
+            &format!("/api/v1/transactions?stationId={station}"),
+            Some(Role::Operator),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().cloned().unwrap_or_default()
+}

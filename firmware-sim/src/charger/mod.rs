@@ -4,7 +4,8 @@
 //! - [`engine`]: the station task: link (connect, backoff, reboot), registration, the one call
 //!   in flight, timers, and dispatch of everything the central system sends.
 //! - [`session`]: plug, authorise, start, meter, stop: the charging session, shared by both
-//!   versions; `v16` and `v201` write its messages and answer the central system's calls.
+//!   versions; `v16` and `v201` write its messages and answer the central system's calls,
+//!   through `operations` where both versions do the same thing.
 //! - [`connector`], [`ev`], [`profiles`], [`settings`], [`local_auth`], [`outbox`]: plain state
 //!   and rules, unit-tested without a socket.
 //!
@@ -16,6 +17,7 @@ pub mod connector;
 mod engine;
 pub mod ev;
 pub mod local_auth;
+mod operations;
 pub mod outbox;
 pub mod profiles;
 mod session;

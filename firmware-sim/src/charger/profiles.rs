@@ -16,6 +16,18 @@ pub enum Purpose {
     Tx,
 }
 
+impl Purpose {
+    /// Reads a purpose in either version's spelling.
+    pub fn from_name(name: &str) -> Option<Purpose> {
+        match name {
+            "ChargePointMaxProfile" | "ChargingStationMaxProfile" => Some(Purpose::StationMax),
+            "TxDefaultProfile" => Some(Purpose::TxDefault),
+            "TxProfile" => Some(Purpose::Tx),
+            _ => None,
+        }
+    }
+}
+
 /// How the schedule's start is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -66,10 +78,8 @@ impl Profile {
     /// Reads a 1.6 `csChargingProfiles` or a 2.0.1 `chargingProfile` for `connector`.
     pub fn from_json(p: &Value, connector: u32) -> Result<Profile, String> {
         let purpose = match p["chargingProfilePurpose"].as_str() {
-            Some("ChargePointMaxProfile" | "ChargingStationMaxProfile") => Purpose::StationMax,
-            Some("TxDefaultProfile") => Purpose::TxDefault,
-            Some("TxProfile") => Purpose::Tx,
-            other => return Err(format!("unsupported purpose {other:?}")),
+            Some(name) => Purpose::from_name(name).ok_or_else(|| format!("unsupported purpose {name}"))?,
+            None => return Err("no chargingProfilePurpose".into()),
         };
         // 1.6 has one schedule object; 2.0.1 a list of one to three, of which we honour the first.
         let schedule = if p["chargingSchedule"].is_array() {

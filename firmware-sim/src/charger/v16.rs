@@ -1,36 +1,22 @@
 //! OCPP 1.6J: the station's answers to the central system's calls.
 
 use super::connector::{Availability, Reservation};
-use super::engine::{now_rfc3339, Charger, Job, Reboot};
+use super::engine::{now_rfc3339, Charger, Reboot};
+use super::operations::{data_transfer, firmware_from_location, time, until};
 use super::outbox::Purpose;
 use super::profiles::{self, Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
 use super::settings::Refusal;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ocpp::ErrorCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The vendor id this simulator answers DataTransfer for (it echoes the data).
-pub const VENDOR_ID: &str = "org.evcs.firmware-sim";
-
 type Answer = Result<Value, (ErrorCode, String)>;
 
 fn status(s: &str) -> Answer {
     Ok(json!({ "status": s }))
-}
-
-/// Parses an RFC 3339 time (the schema already checked the format).
-pub(super) fn time(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// How long until a wall-clock instant, from now (zero if past).
-pub(super) fn until(t: Option<DateTime<Utc>>) -> Duration {
-    t.and_then(|t| (t - Utc::now()).to_std().ok()).unwrap_or_default()
 }
 
 impl Charger {
@@ -95,19 +81,7 @@ impl Charger {
                         None => return status("Rejected"),
                     }
                 };
-                let mut scheduled = false;
-                for i in indices {
-                    let c = &mut self.connectors[i];
-                    if c.tx.is_some() && target == Availability::Inoperative {
-                        c.scheduled = Some(target);
-                        scheduled = true;
-                    } else {
-                        c.availability = target;
-                        c.scheduled = None;
-                        self.report_status(i);
-                    }
-                }
-                status(if scheduled { "Scheduled" } else { "Accepted" })
+                status(self.set_availability(&indices, target))
             }
             "UnlockConnector" => match self.connector(&p["connectorId"]) {
                 None => status("NotSupported"),
@@ -167,34 +141,10 @@ impl Charger {
                 self.auth.clear_cache();
                 status("Accepted")
             }
-            "DataTransfer" => {
-                if p["vendorId"] == VENDOR_ID {
-                    let mut answer = json!({"status": "Accepted"});
-                    if let Some(d) = p["data"].as_str() {
-                        answer["data"] = json!(d);
-                    }
-                    Ok(answer)
-                } else {
-                    status("UnknownVendorId")
-                }
-            }
+            "DataTransfer" => Ok(data_transfer(p)),
             "TriggerMessage" => self.trigger_v16(p),
             "ReserveNow" => self.reserve_v16(p),
-            "CancelReservation" => {
-                let id = p["reservationId"].as_i64();
-                match self
-                    .connectors
-                    .iter()
-                    .position(|c| c.reservation.as_ref().map(|r| r.id) == id)
-                {
-                    Some(i) => {
-                        self.connectors[i].reservation = None;
-                        self.report_status(i);
-                        status("Accepted")
-                    }
-                    None => status("Rejected"),
-                }
-            }
+            "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
                 let connector = p["connectorId"].as_u64().unwrap_or(0) as u32;
                 if connector as usize > self.connectors.len() {
@@ -210,12 +160,7 @@ impl Charger {
                 status("Accepted")
             }
             "ClearChargingProfile" => {
-                let purpose = match p["chargingProfilePurpose"].as_str() {
-                    Some("ChargePointMaxProfile") => Some(ProfilePurpose::StationMax),
-                    Some("TxDefaultProfile") => Some(ProfilePurpose::TxDefault),
-                    Some("TxProfile") => Some(ProfilePurpose::Tx),
-                    _ => None,
-                };
+                let purpose = p["chargingProfilePurpose"].as_str().and_then(ProfilePurpose::from_name);
                 let n = self.profiles.clear(
                     p["id"].as_i64(),
                     p["connectorId"].as_u64().map(|c| c as u32),
@@ -249,16 +194,7 @@ impl Charger {
                     self.spec.id,
                     Utc::now().format("%Y%m%dT%H%M%S")
                 );
-                let step = Duration::from_secs_f64(self.spec.timing.step_secs.max(0.0));
-                let now = Instant::now();
-                self.jobs.push((
-                    now + step,
-                    Job::Send("DiagnosticsStatusNotification", json!({"status": "Uploading"})),
-                ));
-                self.jobs.push((
-                    now + step * 2,
-                    Job::Send("DiagnosticsStatusNotification", json!({"status": "Uploaded"})),
-                ));
+                self.schedule_upload("DiagnosticsStatusNotification", |s| json!({ "status": s }));
                 Ok(json!({ "fileName": name }))
             }
             "UpdateFirmware" => {
@@ -399,122 +335,15 @@ impl Charger {
         if verdict != "Accepted" {
             return status(verdict);
         }
-        for c in &mut self.connectors {
-            if c.reservation.as_ref().is_some_and(|r| r.id == id) {
-                c.reservation = None;
-            }
-        }
-        self.connectors[i].reservation = Some(Reservation {
-            id,
-            token: p["idTag"].as_str().unwrap_or_default().to_string(),
-            group: p["parentIdTag"].as_str().map(str::to_string),
-            expiry: time(&p["expiryDate"]).unwrap_or_else(Utc::now),
-        });
-        self.report_status(i);
-        status("Accepted")
-    }
-
-    /// Whether connector `i` can take reservation `id`: Accepted or the reason it cannot.
-    pub(super) fn reservation_verdict(&self, i: usize, id: i64) -> &'static str {
-        let c = &self.connectors[i];
-        if c.fault.is_some() {
-            "Faulted"
-        } else if c.availability == Availability::Inoperative {
-            "Unavailable"
-        } else if c.tx.is_some() || c.ev.is_some() || c.reservation.as_ref().is_some_and(|r| r.id != id) {
-            "Occupied"
-        } else {
-            "Accepted"
-        }
-    }
-
-    /// Whether a profile may be installed where it says.
-    pub(super) fn profile_fits(&self, profile: &Profile) -> bool {
-        match profile.purpose {
-            ProfilePurpose::StationMax => profile.connector == 0,
-            ProfilePurpose::TxDefault => true,
-            ProfilePurpose::Tx => {
-                profile.connector > 0
-                    && self
-                        .connectors
-                        .get(profile.connector as usize - 1)
-                        .is_some_and(|c| c.tx.is_some())
-            }
-        }
-    }
-
-    /// Composite schedule of connector `connector` (0: the station) and its phase count.
-    pub(super) fn composite(&self, connector: u32, duration: i64) -> (Vec<(i64, f64)>, u8) {
-        let (start, max_w, phases) = match connector.checked_sub(1).and_then(|i| self.connectors.get(i as usize)) {
-            Some(c) => (c.tx.as_ref().map(|t| t.started), c.max_w, c.phases),
-            None => (None, self.connectors.iter().map(|c| c.max_w).sum(), 3),
-        };
-        (
-            self.profiles
-                .composite(connector, Utc::now(), duration, start, phases, max_w),
-            phases,
-        )
-    }
-
-    /// A setting changed: apply what takes effect at once.
-    pub(super) fn setting_changed(&mut self, key: &str) {
-        match key {
-            "HeartbeatInterval" => {
-                self.heartbeat_every = Duration::from_secs(self.settings.int("HeartbeatInterval").max(1));
-            }
-            "MeterValueSampleInterval" => {
-                let every = self.settings.int("MeterValueSampleInterval");
-                for i in 0..self.connectors.len() {
-                    if self.connectors[i].tx.is_some() {
-                        self.next_sample[i] = (every > 0).then(|| Instant::now() + Duration::from_secs(every));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Queues the firmware-update sequence from `start`, then the reboot into the new version.
-    pub(super) fn schedule_firmware(
-        &mut self,
-        start: Instant,
-        payload: impl Fn(&str) -> Value,
-        version: Option<String>,
-    ) {
-        let step = Duration::from_secs_f64(self.spec.timing.step_secs.max(0.0));
-        for (n, s) in ["Downloading", "Downloaded", "Installing"].iter().enumerate() {
-            self.jobs.push((
-                start + step * n as u32,
-                Job::Send("FirmwareStatusNotification", payload(s)),
-            ));
-        }
-        self.jobs.push((
-            start + step * 3,
-            Job::Send("FirmwareStatusNotification", payload("Installed")),
-        ));
-        self.jobs
-            .push((start + step * 4, Job::Reboot("FirmwareUpdate", version)));
-    }
-}
-
-/// The firmware version a download location names (its file name without extension).
-pub(super) fn firmware_from_location(location: &str) -> Option<String> {
-    let file = location.rsplit('/').next()?.split(['?', '#']).next()?;
-    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
-    (!stem.is_empty()).then(|| stem.chars().take(50).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn firmware_version_from_location() {
-        assert_eq!(
-            firmware_from_location("https://fw.example/sim-2.1.0.bin").as_deref(),
-            Some("sim-2.1.0")
+        self.place_reservation(
+            i,
+            Reservation {
+                id,
+                token: p["idTag"].as_str().unwrap_or_default().to_string(),
+                group: p["parentIdTag"].as_str().map(str::to_string),
+                expiry: time(&p["expiryDate"]).unwrap_or_else(Utc::now),
+            },
         );
-        assert_eq!(firmware_from_location("ftp://x/fw?token=1").as_deref(), Some("fw"));
-        assert_eq!(firmware_from_location("https://x/"), None);
+        status("Accepted")
     }
 }

@@ -1,12 +1,12 @@
 //! OCPP 2.0.1: the station's answers to the central system's calls.
 
 use super::connector::{Availability, Reservation};
-use super::engine::{now_rfc3339, Charger, Job, Reboot};
+use super::engine::{now_rfc3339, Charger, Reboot};
+use super::operations::{data_transfer, firmware_from_location, time, until};
 use super::outbox::Purpose;
 use super::profiles::{self, Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
 use super::settings::Refusal;
-use super::v16::{firmware_from_location, time, until, VENDOR_ID};
 use chrono::Utc;
 use ocpp::ErrorCode;
 use serde_json::{json, Value};
@@ -82,19 +82,7 @@ impl Charger {
                         _ => return status("Rejected"),
                     },
                 };
-                let mut scheduled = false;
-                for i in indices {
-                    let c = &mut self.connectors[i];
-                    if c.tx.is_some() && target == Availability::Inoperative {
-                        c.scheduled = Some(target);
-                        scheduled = true;
-                    } else {
-                        c.availability = target;
-                        c.scheduled = None;
-                        self.report_status(i);
-                    }
-                }
-                status(if scheduled { "Scheduled" } else { "Accepted" })
+                status(self.set_availability(&indices, target))
             }
             "UnlockConnector" => match self.evse(&p["evseId"]) {
                 Some(i) if p["connectorId"] == 1 => {
@@ -143,33 +131,9 @@ impl Charger {
                 self.auth.clear_cache();
                 status("Accepted")
             }
-            "DataTransfer" => {
-                if p["vendorId"] == VENDOR_ID {
-                    let mut answer = json!({"status": "Accepted"});
-                    if !p["data"].is_null() {
-                        answer["data"] = p["data"].clone();
-                    }
-                    Ok(answer)
-                } else {
-                    status("UnknownVendorId")
-                }
-            }
+            "DataTransfer" => Ok(data_transfer(p)),
             "ReserveNow" => self.reserve_v201(p),
-            "CancelReservation" => {
-                let id = p["reservationId"].as_i64();
-                match self
-                    .connectors
-                    .iter()
-                    .position(|c| c.reservation.as_ref().map(|r| r.id) == id)
-                {
-                    Some(i) => {
-                        self.connectors[i].reservation = None;
-                        self.report_status(i);
-                        status("Accepted")
-                    }
-                    None => status("Rejected"),
-                }
-            }
+            "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
                 let evse = p["evseId"].as_u64().unwrap_or(0) as u32;
                 if evse as usize > self.connectors.len() {
@@ -185,12 +149,9 @@ impl Charger {
             }
             "ClearChargingProfile" => {
                 let criteria = &p["chargingProfileCriteria"];
-                let purpose = match criteria["chargingProfilePurpose"].as_str() {
-                    Some("ChargingStationMaxProfile") => Some(ProfilePurpose::StationMax),
-                    Some("TxDefaultProfile") => Some(ProfilePurpose::TxDefault),
-                    Some("TxProfile") => Some(ProfilePurpose::Tx),
-                    _ => None,
-                };
+                let purpose = criteria["chargingProfilePurpose"]
+                    .as_str()
+                    .and_then(ProfilePurpose::from_name);
                 let n = self.profiles.clear(
                     p["chargingProfileId"].as_i64(),
                     criteria["evseId"].as_u64().map(|c| c as u32),
@@ -229,22 +190,10 @@ impl Charger {
             "GetLog" => {
                 let request_id = p["requestId"].as_i64().unwrap_or(0);
                 let name = format!("log-{}-{}.log", self.spec.id, Utc::now().format("%Y%m%dT%H%M%S"));
-                let step = Duration::from_secs_f64(self.spec.timing.step_secs.max(0.0));
-                let now = Instant::now();
-                self.jobs.push((
-                    now + step,
-                    Job::Send(
-                        "LogStatusNotification",
-                        json!({"status": "Uploading", "requestId": request_id}),
-                    ),
-                ));
-                self.jobs.push((
-                    now + step * 2,
-                    Job::Send(
-                        "LogStatusNotification",
-                        json!({"status": "Uploaded", "requestId": request_id}),
-                    ),
-                ));
+                self.schedule_upload(
+                    "LogStatusNotification",
+                    |s| json!({"status": s, "requestId": request_id}),
+                );
                 Ok(json!({"status": "Accepted", "filename": name}))
             }
             "SendLocalList" => {
@@ -413,18 +362,15 @@ impl Charger {
         if verdict != "Accepted" {
             return status(verdict);
         }
-        for c in &mut self.connectors {
-            if c.reservation.as_ref().is_some_and(|r| r.id == id) {
-                c.reservation = None;
-            }
-        }
-        self.connectors[i].reservation = Some(Reservation {
-            id,
-            token: p["idToken"]["idToken"].as_str().unwrap_or_default().to_string(),
-            group: p["groupIdToken"]["idToken"].as_str().map(str::to_string),
-            expiry: time(&p["expiryDateTime"]).unwrap_or_else(Utc::now),
-        });
-        self.report_status(i);
+        self.place_reservation(
+            i,
+            Reservation {
+                id,
+                token: p["idToken"]["idToken"].as_str().unwrap_or_default().to_string(),
+                group: p["groupIdToken"]["idToken"].as_str().map(str::to_string),
+                expiry: time(&p["expiryDateTime"]).unwrap_or_else(Utc::now),
+            },
+        );
         status("Accepted")
     }
 
