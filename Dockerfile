@@ -1,6 +1,7 @@
-# The central system as a container image.
-#   docker build -t evcs-central-system .
-#   docker run -p 9000:9000 -v evcs-data:/data evcs-central-system
+# The services as one container image: central-system (the entrypoint), booking-api and
+# firmware-sim (pick one with --entrypoint, as docker-compose.yml does).
+#   docker build -t evcs .
+#   docker run -p 9000:9000 -v evcs-data:/data evcs
 # The embedded default (SQLite under /data) works as is; pass --database-url postgres://... for
 # PostgreSQL (see docker-compose.yml).
 
@@ -10,7 +11,7 @@ WORKDIR /src
 # The whole workspace: Cargo needs every member's manifest, and the build embeds the SQL
 # migrations (migrations/) and the OCPP JSON schemas (ocpp/schemas/) into the binary.
 COPY . .
-RUN cargo build --release --locked -p central-system
+RUN cargo build --release --locked -p central-system -p booking-api -p firmware-sim
 
 # --- run -------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -23,8 +24,9 @@ RUN groupadd --system --gid 10001 evcs \
     && useradd --system --uid 10001 --gid evcs --home-dir /data --no-create-home evcs \
     && mkdir /data \
     && chown evcs:evcs /data
-COPY --from=builder /src/target/release/central-system /usr/local/bin/central-system
+COPY --from=builder /src/target/release/central-system /src/target/release/booking-api \
+     /src/target/release/firmware-sim /usr/local/bin/
 USER evcs
 WORKDIR /data
-EXPOSE 9000
+EXPOSE 9000 9100
 ENTRYPOINT ["central-system", "--listen", "0.0.0.0:9000", "--data-dir", "/data"]
