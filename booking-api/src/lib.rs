@@ -37,3 +37,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     service_kit::shutdown::cancel_on_signal(app.state().shutdown.clone());
     app.run_until_stopped().await
 }
+
+/// Creates the first admin of the configured database when it has none, and returns its
+/// generated credentials (None when an admin exists). For a host such as `evcs` that prints
+/// them itself before [`Application::build`], which then finds the admin and prints nothing.
+pub async fn initial_admin(config: &Config) -> anyhow::Result<Option<AdminCredentials>> {
+    let db = service_kit::db::Db::connect(&config.database_url(), app::MIGRATIONS).await?;
+    let created = bootstrap_admin(&db, &config.admin_email, chrono::Utc::now().timestamp_millis()).await;
+    db.close().await;
+    created
+}

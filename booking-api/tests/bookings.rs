@@ -650,6 +650,12 @@ async fn role_matrix() {
                 &["admin", "backoffice"],
             ),
             (
+                "PUT",
+                format!("/api/v1/stations/{s1}/connectors"),
+                body.clone(),
+                &["admin", "backoffice"],
+            ),
+            (
                 "POST",
                 format!("/api/v1/stations/{s1}/deactivate"),
                 None,

@@ -508,6 +508,22 @@ async fn vehicles_belong_to_their_owner() {
 }
 
 #[tokio::test]
+async fn initial_admin_is_created_once_per_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = booking_api::Config::for_tests(dir.path().to_path_buf(), None);
+    let created = booking_api::initial_admin(&config)
+        .await
+        .unwrap()
+        .expect("an empty database gets an admin");
+    assert_eq!(created.email, "admin@evcs.local");
+    assert!(created.password.len() >= 20);
+    assert!(booking_api::initial_admin(&config).await.unwrap().is_none());
+    // The service then starts without creating (or printing) another.
+    let app = booking_api::Application::build(config).await.unwrap();
+    assert!(app.initial_admin().is_none());
+}
+
+#[tokio::test]
 async fn first_start_creates_one_admin_and_serves_health_and_openapi() {
     for backend in backends() {
         let s = TestServer::start(backend).await;

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/stations/nearby", get(nearby))
         .route("/stations/{id}", get(detail).patch(update))
         .route("/stations/{id}/schedule", put(set_schedule))
+        .route("/stations/{id}/connectors", put(set_connectors))
         .route("/stations/{id}/deactivate", post(deactivate))
         .route("/stations/{id}/activate", post(activate))
 }
@@ -133,6 +134,14 @@ pub struct UpdateStation {
     pub address: Option<String>,
     pub auto_approve: Option<bool>,
     pub tariff_ref: Option<String>,
+}
+
+/// Body of `PUT /stations/{id}/connectors`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectorsUpdate {
+    /// The complete new set.
+    pub connectors: Vec<ConnectorInput>,
 }
 
 /// Body of `PUT /stations/{id}/schedule`.
@@ -485,6 +494,42 @@ async fn set_schedule(
     Ok(Json(
         save(&state, &caller, row, patch, "station.schedule_changed", payload).await?,
     ))
+}
+
+/// `PUT /stations/{id}/connectors` (owning BackOffice, admin): replaces the connectors; future
+/// slots take the new capacity (a slot already booked beyond it keeps its bookings).
+async fn set_connectors(
+    State(state): State<AppState>,
+    Only(caller, _): Only<Managers>,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ConnectorsUpdate>,
+) -> Result<Json<Station>, Problem> {
+    let row = manageable(&state, &caller, id).await?;
+    let mut fields = Fields::new();
+    let connectors = check_connectors(&mut fields, &req.connectors);
+    fields.finish()?;
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    store::replace_connectors(&mut tx, id, &connectors).await?;
+    let payload = json!({ "connectors": connectors, "capacity": capacity(&connectors) });
+    audit::record(
+        &mut tx,
+        "station",
+        &id.to_string(),
+        "station.connectors_changed",
+        Some(&caller),
+        &payload,
+        now,
+    )
+    .await
+    .map_err(Problem::internal)?;
+    if row.active.0 {
+        sync_inventory(&state, &mut tx, &row, &connectors)
+            .await
+            .map_err(Problem::internal)?;
+    }
+    tx.commit().await.map_err(Problem::internal)?;
+    Ok(Json(station_view(row, connectors)))
 }
 
 /// `POST /stations/{id}/deactivate` (owning BackOffice, admin): refused with 409
