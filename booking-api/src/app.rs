@@ -45,6 +45,8 @@ pub struct Shared {
     pub notifier: Arc<dyn Notifier>,
     /// Wakes the notification dispatcher after a commit that queued some.
     pub dispatch_wakeup: Notify,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
     /// Cancelled when the service shuts down.
     pub shutdown: CancellationToken,
 }
@@ -136,6 +138,7 @@ impl Application {
             dummy_hash,
             notifier: parts.notifier,
             dispatch_wakeup: Notify::new(),
+            metrics: crate::metrics::Metrics::new(),
             shutdown: CancellationToken::new(),
         }));
         crate::stations::sync_all(&state)

@@ -12,7 +12,8 @@
 //! - [`bookings`]: the state machine and policies ([`bookings::rules`]), idempotent creation.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
-//! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`].
+//! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
+//!   [`metrics`]: Prometheus metrics, with a request id on every request (service-kit).
 
 pub mod accounts;
 pub mod api;
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod bookings;
 pub mod clock;
 pub mod config;
+pub mod metrics;
 pub mod notifications;
 pub mod slots;
 pub mod stations;

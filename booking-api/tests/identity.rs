@@ -546,6 +546,26 @@ async fn first_start_creates_one_admin_and_serves_health_and_openapi() {
         s.req("PATCH", "/api/v1/auth/login", None, None)
             .await
             .problem(405, "METHOD_NOT_ALLOWED");
+        // Every request carries an id (the client's when sane), and metrics count routes and codes.
+        let r = s
+            .call("GET", "/api/v1/me", None, None, &[("x-request-id", "trace-42")])
+            .await;
+        assert_eq!(r.headers.get("x-request-id").unwrap(), "trace-42");
+        let r = s
+            .call("GET", "/health", None, None, &[("x-request-id", "bad id")])
+            .await;
+        assert_eq!(r.headers.get("x-request-id").unwrap().len(), 16);
+        let metrics = s.req("GET", "/metrics", None, None).await.expect(200);
+        let text = metrics.as_str().unwrap();
+        assert!(
+            text.contains(r#"booking_http_requests_total{method="GET",route="/api/v1/me",status="401"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"booking_problems_total{code="UNAUTHORIZED"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("booking_http_request_duration_seconds_bucket"), "{text}");
         s.stop().await;
     }
 }

@@ -142,6 +142,10 @@ impl From<crate::db::StoreError> for Problem {
     }
 }
 
+/// The `code` of a problem response, as a response extension (for metrics and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemCode(pub String);
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -155,6 +159,7 @@ impl IntoResponse for Problem {
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
+        response.extensions_mut().insert(ProblemCode(self.code));
         response
     }
 }
