@@ -540,6 +540,8 @@ async fn first_start_creates_one_admin_and_serves_health_and_openapi() {
         let doc = s.req("GET", "/api/v1/openapi.json", None, None).await.expect(200);
         assert!(doc["paths"]["/api/v1/bookings"]["post"].is_object());
         assert!(doc["components"]["schemas"]["Booking"].is_object());
+        let page = s.req("GET", "/api/v1/docs", None, None).await.expect(200);
+        assert!(page.as_str().unwrap().contains("/api/v1/openapi.json"));
         s.req("GET", "/api/v1/nothing-here", None, None)
             .await
             .problem(404, "NOT_FOUND");

@@ -104,7 +104,25 @@ pub fn document() -> Doc {
     service_kit::openapi::document(Schemas::openapi(), "/api/v1", ROUTES)
 }
 
-/// `GET /openapi.json` (public).
+/// The API reference page: Scalar's viewer over the document. Nothing is bundled at build
+/// time (the build stays offline); the browser fetches the viewer script when the page opens.
+const REFERENCE_PAGE: &str = r#"<!doctype html>
+<html>
+  <head>
+    <title>EVCS booking API</title>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+  </head>
+  <body>
+    <script id="api-reference" data-url="/api/v1/openapi.json"></script>
+    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+  </body>
+</html>
+"#;
+
+/// `GET /openapi.json` and `GET /docs` (public).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(document()) }))
+        .route("/docs", get(|| async { axum::response::Html(REFERENCE_PAGE) }))
 }
