@@ -165,6 +165,26 @@ async fn login_refresh_logout_and_rate_limit() {
             .status,
             401
         );
+        // Refresh tokens expire after 30 days.
+        let old = s
+            .req(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({ "identifier": "912345678V", "password": PASSWORD })),
+            )
+            .await
+            .expect(200);
+        s.clock
+            .advance(chrono::Duration::days(30) + chrono::Duration::seconds(1));
+        s.req(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refreshToken": old["refreshToken"] })),
+        )
+        .await
+        .problem(401, "REFRESH_TOKEN_EXPIRED");
         // Access tokens expire with the clock.
         let token = tokens["accessToken"].as_str().unwrap();
         s.clock.advance(chrono::Duration::seconds(901));
