@@ -319,17 +319,15 @@ async fn create_account(
         backoffice_id: extras.backoffice_id,
         password_hash: &hash,
     };
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     let id = store::insert(&mut tx, &new, now).await.map_err(conflict_taken)?;
     if !extras.stations.is_empty() {
         store::set_operator_stations(&mut tx, id, extras.stations).await?;
     }
     let action = format!("{}.created", role.as_str());
     let payload = json!({ "role": role, "status": status, "stationIds": extras.stations });
-    audit::record(&mut tx, "account", &id.to_string(), &action, actor, &payload, now)
-        .await
-        .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    audit::record(&mut tx, "account", &id.to_string(), &action, actor, &payload, now).await?;
+    tx.commit().await?;
     let account = store::by_id(&state.db, id)
         .await?
         .ok_or_else(|| Problem::internal("account vanished"))?;
@@ -397,7 +395,7 @@ async fn change_status(
     action: &str,
 ) -> Result<Account, Problem> {
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     if !store::set_status(&mut tx, account.id, from, to, now).await? {
         return Err(Problem::conflict(
             "ILLEGAL_TRANSITION",
@@ -413,9 +411,8 @@ async fn change_status(
         &json!({ "from": account.status, "to": to }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     if to != "active" {
         // A deactivated or rejected account keeps no session beyond its current access token.
         store::revoke_all_refresh(&state.db, account.id, now).await?;
@@ -681,7 +678,7 @@ async fn set_operator_stations(
     }
     let stations = own_stations(&state, caller.id, &req.station_ids).await?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     store::set_operator_stations(&mut tx, id, &stations).await?;
     audit::record(
         &mut tx,
@@ -692,9 +689,8 @@ async fn set_operator_stations(
         &json!({ "stationIds": stations }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     Ok(Json(view(&state.db, account).await?))
 }
 

@@ -202,7 +202,6 @@ async fn mine(
             .bind(limit)
             .fetch_all(pool)
             .await
-    })
-    .map_err(Problem::internal)?;
+    })?;
     Ok(Json(Page::new(rows, limit, |n| n.id.to_string())))
 }

@@ -295,7 +295,7 @@ async fn create(
     };
     let schedule_json = serde_json::to_string(&req.schedule).map_err(Problem::internal)?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     let id = store::insert(
         &mut tx,
         &store::NewStation {
@@ -330,17 +330,14 @@ async fn create(
         &json!({ "centralStationId": central_id, "name": name }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     let row = store::get(&state.db, id)
         .await?
         .ok_or_else(|| Problem::internal("station vanished"))?;
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
-    sync_inventory(&state, &mut tx, &row, &connectors)
-        .await
-        .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
+    sync_inventory(&state, &mut tx, &row, &connectors).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(station_view(row, connectors))))
 }
 
@@ -395,7 +392,7 @@ async fn save(
     payload: serde_json::Value,
 ) -> Result<Station, Problem> {
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     store::update(&mut tx, row.id, &patch, now).await?;
     audit::record(
         &mut tx,
@@ -406,8 +403,7 @@ async fn save(
         &payload,
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
+    .await?;
     let updated = StationRow {
         name: patch.name.to_string(),
         address: patch.address.to_string(),
@@ -419,11 +415,9 @@ async fn save(
     };
     let connectors = store::connectors(&state.db, updated.id).await?;
     if updated.active.0 {
-        sync_inventory(state, &mut tx, &updated, &connectors)
-            .await
-            .map_err(Problem::internal)?;
+        sync_inventory(state, &mut tx, &updated, &connectors).await?;
     }
-    tx.commit().await.map_err(Problem::internal)?;
+    tx.commit().await?;
     Ok(station_view(updated, connectors))
 }
 
@@ -509,7 +503,7 @@ async fn set_connectors(
     let connectors = check_connectors(&mut fields, &req.connectors);
     fields.finish()?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     store::replace_connectors(&mut tx, id, &connectors).await?;
     let payload = json!({ "connectors": connectors, "capacity": capacity(&connectors) });
     audit::record(
@@ -521,14 +515,11 @@ async fn set_connectors(
         &payload,
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
+    .await?;
     if row.active.0 {
-        sync_inventory(&state, &mut tx, &row, &connectors)
-            .await
-            .map_err(Problem::internal)?;
+        sync_inventory(&state, &mut tx, &row, &connectors).await?;
     }
-    tx.commit().await.map_err(Problem::internal)?;
+    tx.commit().await?;
     Ok(Json(station_view(row, connectors)))
 }
 
@@ -541,13 +532,13 @@ async fn deactivate(
 ) -> Result<Json<Station>, Problem> {
     let row = manageable(&state, &caller, id).await?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     // Deactivate first, then count: a booking racing this sees the station inactive once this
     // commits, and one that committed before is counted.
     store::set_active(&mut tx, id, false, now).await?;
     let future = store::future_bookings(&mut tx, id, now).await?;
     if future > 0 {
-        tx.rollback().await.map_err(Problem::internal)?;
+        tx.rollback().await?;
         return Err(Problem::conflict(
             "STATION_HAS_FUTURE_BOOKINGS",
             format!("{future} pending or approved bookings lie ahead; cancel or complete them first"),
@@ -562,9 +553,8 @@ async fn deactivate(
         &json!({}),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     let connectors = store::connectors(&state.db, id).await?;
     Ok(Json(station_view(
         StationRow {
@@ -588,7 +578,7 @@ async fn activate(
         active: Flag(true),
         ..row
     };
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     store::set_active(&mut tx, id, true, now).await?;
     audit::record(
         &mut tx,
@@ -599,12 +589,9 @@ async fn activate(
         &json!({}),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    sync_inventory(&state, &mut tx, &row, &connectors)
-        .await
-        .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    sync_inventory(&state, &mut tx, &row, &connectors).await?;
+    tx.commit().await?;
     Ok(Json(station_view(row, connectors)))
 }
 
