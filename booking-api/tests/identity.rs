@@ -324,7 +324,7 @@ async fn backoffice_applications_operators_and_owner_lifecycle() {
         let (op, op_id) = operator(&s, &bo_a, "op@biz.lk", &[s1]).await;
         let me = s.req("GET", "/api/v1/me", Some(&op), None).await.expect(200);
         assert_eq!(me["stationIds"], json!([s1]));
-        // The scope is a claim: the operator sees s1, not s2, until the BackOffice changes it.
+        // The operator sees s1, not s2, until the BackOffice changes its scope.
         s.req("GET", &format!("/api/v1/stations/{s1}"), Some(&op), None)
             .await
             .expect(200);
@@ -367,10 +367,32 @@ async fn backoffice_applications_operators_and_owner_lifecycle() {
             .await
             .expect(200);
         assert_eq!(changed["stationIds"], json!([s1, s2]));
-        let op = s.login("op@biz.lk", PASSWORD).await;
+        // The change applies at once, to tokens issued before it too.
         s.req("GET", &format!("/api/v1/stations/{s2}"), Some(&op), None)
             .await
             .expect(200);
+        s.req(
+            "PUT",
+            &format!("/api/v1/operators/{op_id}/stations"),
+            Some(&bo_a),
+            Some(json!({ "stationIds": [s2] })),
+        )
+        .await
+        .expect(200);
+        s.req("GET", &format!("/api/v1/stations/{s1}"), Some(&op), None)
+            .await
+            .problem(403, "FORBIDDEN");
+        // A new token's claim shows the new scope.
+        let fresh = s
+            .req(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({ "identifier": "op@biz.lk", "password": PASSWORD })),
+            )
+            .await
+            .expect(200);
+        assert_eq!(fresh["stationIds"], json!([s2]));
         // Operators are listed per BackOffice.
         let mine = s.req("GET", "/api/v1/operators", Some(&bo_a), None).await.expect(200);
         assert_eq!(mine["items"].as_array().unwrap().len(), 1);

@@ -662,7 +662,7 @@ async fn operators(
 }
 
 /// `PUT /operators/{id}/stations` (the operator's BackOffice): replaces the station scope. It
-/// takes effect in the operator's next access token (login or refresh).
+/// takes effect at once; the `stations` claim of tokens issued before shows the old scope.
 async fn set_operator_stations(
     State(state): State<AppState>,
     Only(caller, _): Only<BackOffices>,

@@ -80,7 +80,7 @@ async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Resul
     let ok = match caller.role {
         Role::Admin => true,
         Role::Owner => booking.owner_id == caller.id,
-        Role::Operator => caller.operates(booking.station_id),
+        Role::Operator => caller.operates(&state.db, booking.station_id).await?,
         Role::BackOffice => stations::store::owner_of(&state.db, booking.station_id).await? == Some(caller.id),
     };
     if ok {

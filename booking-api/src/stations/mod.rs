@@ -242,7 +242,7 @@ pub async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<Stati
     match caller.role {
         Role::Admin => {}
         Role::BackOffice if row.backoffice_id == caller.id => {}
-        Role::Operator if caller.operates(id) => {}
+        Role::Operator if caller.operates(&state.db, id).await? => {}
         Role::Owner if row.active.0 => {}
         Role::Owner => return Err(Problem::not_found("station")),
         _ => return Err(Problem::forbidden("this station is outside your scope")),
