@@ -89,6 +89,22 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on the backend, after `tweak` of the test configuration.
     pub async fn start_with(backend: (&'static str, Option<String>), tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_full(backend, tweak, None).await
+    }
+
+    /// Starts a server whose notifications go to `notifier`.
+    pub async fn start_with_notifier(
+        backend: (&'static str, Option<String>),
+        notifier: Arc<dyn booking_api::notifications::Notifier>,
+    ) -> TestServer {
+        Self::start_full(backend, |_| {}, Some(notifier)).await
+    }
+
+    async fn start_full(
+        backend: (&'static str, Option<String>),
+        tweak: impl FnOnce(&mut Config),
+        notifier: Option<Arc<dyn booking_api::notifications::Notifier>>,
+    ) -> TestServer {
         if std::env::var_os("RUST_LOG").is_some() {
             service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text);
         }
@@ -105,10 +121,13 @@ impl TestServer {
         config.policy.access_token_secs = 60 * 86_400;
         tweak(&mut config);
         let clock = ManualClock::new(epoch());
-        let parts = Parts {
+        let mut parts = Parts {
             clock: Arc::new(clock.clone()),
             ..Parts::default()
         };
+        if let Some(n) = notifier {
+            parts.notifier = n;
+        }
         let app = Application::build_with(config, parts).await.expect("build app");
         let admin = app.initial_admin().cloned().expect("first start creates an admin");
         let addr = app.local_addr();
