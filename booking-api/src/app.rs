@@ -76,6 +76,9 @@ pub struct Parts {
     pub clock: SharedClock,
     /// The notification adapter (default: the log).
     pub notifier: Arc<dyn Notifier>,
+    /// Run the maintenance worker and the notification dispatcher (default: yes). Tests that
+    /// drive [`run_maintenance`] and [`notifications::dispatch`] themselves turn them off.
+    pub background: bool,
 }
 
 impl Default for Parts {
@@ -83,6 +86,7 @@ impl Default for Parts {
         Parts {
             clock: Arc::new(SystemClock),
             notifier: Arc::new(LogNotifier),
+            background: true,
         }
     }
 }
@@ -92,6 +96,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     initial_admin: Option<AdminCredentials>,
+    background: bool,
 }
 
 impl Application {
@@ -116,6 +121,7 @@ impl Application {
 
     /// Like [`Application::build`] with a given clock and notifier, without printing.
     pub async fn build_with(config: Config, parts: Parts) -> anyhow::Result<Application> {
+        let background = parts.background;
         let db = Db::connect(&config.database_url(), MIGRATIONS).await?;
         let secret = service_kit::secrets::stored_secret(
             config.jwt_secret.as_ref().map(|s| s.expose()),
@@ -148,6 +154,7 @@ impl Application {
             listener,
             state,
             initial_admin,
+            background,
         })
     }
 
@@ -168,23 +175,35 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, state, .. } = self;
+        let Application {
+            listener,
+            state,
+            background,
+            ..
+        } = self;
         let router = api::router(state.clone());
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             backend = state.db.backend(),
             "booking API listening"
         );
-        let workers = tokio::spawn(run_workers(state.clone()));
-        let dispatcher = tokio::spawn(run_dispatcher(state.clone()));
+        let (workers, dispatcher) = if background {
+            (
+                Some(tokio::spawn(run_workers(state.clone()))),
+                Some(tokio::spawn(run_dispatcher(state.clone()))),
+            )
+        } else {
+            (None, None)
+        };
         let shutdown = state.shutdown.clone();
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
             .context("serving HTTP")?;
         state.shutdown.cancel();
-        let _ = workers.await;
-        let _ = dispatcher.await;
+        for task in [workers, dispatcher].into_iter().flatten() {
+            let _ = task.await;
+        }
         // Deliver what the last requests queued.
         if let Err(e) = notifications::dispatch(&state).await {
             tracing::warn!(error = %e, "final notification dispatch failed");

@@ -85,6 +85,43 @@ async fn adapter_receives_each_notification_once_and_failures_are_retried() {
         recorder.fail.store(false, Ordering::SeqCst);
         assert_eq!(booking_api::notifications::dispatch(&s.state).await.unwrap(), 0);
         assert_eq!(recorder.sent.lock().unwrap().len(), 1);
+        // Dispatchers running at once (replicas) lease disjoint batches: each notification is
+        // delivered once.
+        for hour in 11..17 {
+            let b = s
+                .req(
+                    "POST",
+                    "/api/v1/bookings",
+                    Some(&token),
+                    Some(json!({ "stationId": st, "slotStart": slot(1, hour) })),
+                )
+                .await
+                .expect(201);
+            s.req(
+                "POST",
+                &format!("/api/v1/bookings/{}/reject", b["id"]),
+                Some(&admin),
+                None,
+            )
+            .await
+            .expect(200);
+        }
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let state = s.state.clone();
+                tokio::spawn(async move { booking_api::notifications::dispatch(&state).await.unwrap() })
+            })
+            .collect();
+        for run in runs {
+            run.await.unwrap();
+        }
+        booking_api::notifications::dispatch(&s.state).await.unwrap();
+        let sent = recorder.sent.lock().unwrap().clone();
+        assert_eq!(
+            sent.iter().filter(|(kind, _, _)| kind == "BookingRejected").count(),
+            6,
+            "{sent:?}"
+        );
         s.stop().await;
     }
 }

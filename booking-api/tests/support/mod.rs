@@ -88,8 +88,16 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server on the backend, after `tweak` of the test configuration.
+    /// Tests drive the maintenance round and the notification dispatcher themselves
+    /// ([`booking_api::app::run_maintenance`], [`booking_api::notifications::dispatch`]), so
+    /// nothing runs behind their back; [`TestServer::start_live`] runs them as in production.
     pub async fn start_with(backend: (&'static str, Option<String>), tweak: impl FnOnce(&mut Config)) -> TestServer {
-        Self::start_full(backend, tweak, None).await
+        Self::start_full(backend, tweak, None, false).await
+    }
+
+    /// Starts a server with its background workers, as in production.
+    pub async fn start_live(backend: (&'static str, Option<String>)) -> TestServer {
+        Self::start_full(backend, |_| {}, None, true).await
     }
 
     /// Starts a server whose notifications go to `notifier`.
@@ -97,13 +105,14 @@ impl TestServer {
         backend: (&'static str, Option<String>),
         notifier: Arc<dyn booking_api::notifications::Notifier>,
     ) -> TestServer {
-        Self::start_full(backend, |_| {}, Some(notifier)).await
+        Self::start_full(backend, |_| {}, Some(notifier), false).await
     }
 
     async fn start_full(
         backend: (&'static str, Option<String>),
         tweak: impl FnOnce(&mut Config),
         notifier: Option<Arc<dyn booking_api::notifications::Notifier>>,
+        background: bool,
     ) -> TestServer {
         if std::env::var_os("RUST_LOG").is_some() {
             service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text);
@@ -125,6 +134,7 @@ impl TestServer {
             clock: Arc::new(clock.clone()),
             ..Parts::default()
         };
+        parts.background = background;
         if let Some(n) = notifier {
             parts.notifier = n;
         }
