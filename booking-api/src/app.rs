@@ -237,6 +237,10 @@ async fn run_workers(state: AppState) {
     }
 }
 
+/// Notifications queued within this window after a wake-up are delivered together: under load
+/// the dispatcher then runs a few times a second instead of once per commit.
+const DISPATCH_COALESCE: Duration = Duration::from_millis(50);
+
 async fn run_dispatcher(state: AppState) {
     loop {
         tokio::select! {
@@ -244,8 +248,20 @@ async fn run_dispatcher(state: AppState) {
             _ = state.dispatch_wakeup.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
         }
-        if let Err(e) = notifications::dispatch(&state).await {
-            tracing::warn!(error = %e, "notification dispatch failed");
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DISPATCH_COALESCE) => {}
+        }
+        // Drain: a full batch means more may be waiting.
+        loop {
+            match notifications::dispatch(&state).await {
+                Ok(n) if n >= 100 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification dispatch failed");
+                    break;
+                }
+            }
         }
     }
 }

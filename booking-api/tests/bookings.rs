@@ -619,6 +619,7 @@ async fn role_matrix() {
             ("POST", format!("/api/v1/owners/{nic}/reactivate"), None, &["admin"]),
             ("POST", "/api/v1/admins".into(), body.clone(), &["admin"]),
             ("GET", "/api/v1/backoffice-applications".into(), None, &["admin"]),
+            ("GET", "/api/v1/owners?status=active".into(), None, &["admin"]),
             (
                 "POST",
                 "/api/v1/backoffice-applications/1/approve".into(),

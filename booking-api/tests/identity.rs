@@ -445,6 +445,11 @@ async fn backoffice_applications_operators_and_owner_lifecycle() {
         s.req("POST", "/api/v1/owners/912345678V/reactivate", Some(&owner_token), None)
             .await
             .problem(403, "FORBIDDEN");
+        let inactive = s
+            .req("GET", "/api/v1/owners?status=inactive", Some(&admin), None)
+            .await
+            .expect(200);
+        assert_eq!(inactive["items"][0]["nic"], "912345678V");
         s.req("POST", "/api/v1/owners/912345678V/reactivate", Some(&admin), None)
             .await
             .expect(200);

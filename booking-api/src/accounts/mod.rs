@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/refresh", post(refresh))
         .route("/auth/logout", post(logout))
         .route("/me", get(me))
-        .route("/owners", post(register_owner))
+        .route("/owners", post(register_owner).get(owners))
         .route("/owners/{nic}", get(owner))
         .route("/owners/{nic}/deactivate", post(deactivate_owner))
         .route("/owners/{nic}/reactivate", post(reactivate_owner))
@@ -528,6 +528,28 @@ async fn apply(
     create_account(&state, Role::BackOffice, "pending", p, extras, None).await
 }
 
+/// A page of accounts of `role` (optionally of one employer), with operators' scopes.
+async fn list_accounts(
+    state: &AppState,
+    role: Role,
+    q: ListQuery,
+    employer: Option<i64>,
+) -> Result<Json<Page<AccountView>>, Problem> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let rows = store::list(&state.db, role, q.status.as_deref(), employer, page.int_key()?, limit).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for account in rows {
+        items.push(view(&state.db, account).await?);
+    }
+    Ok(Json(Page::new(items, limit, |a: &AccountView| {
+        a.account.id.to_string()
+    })))
+}
+
 /// `GET /backoffice-applications?status=` (admin).
 async fn applications(
     State(state): State<AppState>,
@@ -535,24 +557,17 @@ async fn applications(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<AccountView>>, Problem> {
     caller.require(&[Role::Admin])?;
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let limit = page.limit()?;
-    let rows = store::list(
-        &state.db,
-        Role::BackOffice,
-        q.status.as_deref(),
-        None,
-        page.int_key()?,
-        limit,
-    )
-    .await?;
-    let items = rows.into_iter().map(AccountView::from).collect();
-    Ok(Json(Page::new(items, limit, |a: &AccountView| {
-        a.account.id.to_string()
-    })))
+    list_accounts(&state, Role::BackOffice, q, None).await
+}
+
+/// `GET /owners?status=` (admin).
+async fn owners(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<AccountView>>, Problem> {
+    caller.require(&[Role::Admin])?;
+    list_accounts(&state, Role::Owner, q, None).await
 }
 
 async fn review(
@@ -637,28 +652,8 @@ async fn operators(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<AccountView>>, Problem> {
     caller.require(&[Role::Admin, Role::BackOffice])?;
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let limit = page.limit()?;
     let employer = (caller.role == Role::BackOffice).then_some(caller.id);
-    let rows = store::list(
-        &state.db,
-        Role::Operator,
-        q.status.as_deref(),
-        employer,
-        page.int_key()?,
-        limit,
-    )
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for account in rows {
-        items.push(view(&state.db, account).await?);
-    }
-    Ok(Json(Page::new(items, limit, |a: &AccountView| {
-        a.account.id.to_string()
-    })))
+    list_accounts(&state, Role::Operator, q, employer).await
 }
 
 /// `PUT /operators/{id}/stations` (the operator's BackOffice): replaces the station scope. It

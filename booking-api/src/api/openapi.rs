@@ -60,6 +60,7 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/auth/logout", "Revoke a refresh token", "public (refresh token)", Some("RefreshRequest"), None),
     (HttpMethod::Get, "/me", "The caller's account", "every role", None, Some("AccountView")),
     (HttpMethod::Post, "/owners", "Register as an EV owner", "public", Some("RegisterOwner"), Some("AccountView")),
+    (HttpMethod::Get, "/owners", "EV owners (?status=active|inactive)", "admin", None, Some("AccountView")),
     (HttpMethod::Get, "/owners/{nic}", "An owner's account", "admin; owner (self)", None, Some("AccountView")),
     (HttpMethod::Post, "/owners/{nic}/deactivate", "Deactivate an owner", "admin; owner (self)", None, Some("AccountView")),
     (HttpMethod::Post, "/owners/{nic}/reactivate", "Reactivate an owner", "admin", None, Some("AccountView")),
