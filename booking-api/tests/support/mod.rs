@@ -83,7 +83,7 @@ pub struct TestServer {
     pub admin_password: String,
     dir: tempfile::TempDir,
     pg: Option<(String, String)>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
@@ -152,7 +152,7 @@ impl TestServer {
             admin_password: admin.password,
             dir,
             pg,
-            task,
+            task: Some(task),
         }
     }
 
@@ -162,10 +162,12 @@ impl TestServer {
     }
 
     /// Stops the server and drops its PostgreSQL database.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.state.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-        if let Some((name, base)) = self.pg {
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+        if let Some((name, base)) = self.pg.take() {
             service_kit::test_db::drop(&base, &name).await;
         }
     }
@@ -205,6 +207,22 @@ impl TestServer {
     pub async fn admin(&self) -> String {
         self.login(&self.admin_email.clone(), &self.admin_password.clone())
             .await
+    }
+}
+
+/// A test that fails before `stop` still drops its PostgreSQL database (on a thread of its
+/// own: the test's runtime may be shutting down).
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.state.shutdown.cancel();
+        if let Some((name, base)) = self.pg.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(service_kit::test_db::drop(&base, &name));
+                }
+            })
+            .join();
+        }
     }
 }
 
