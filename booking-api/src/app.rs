@@ -45,6 +45,8 @@ pub struct Shared {
     pub notifier: Arc<dyn Notifier>,
     /// Wakes the notification dispatcher after a commit that queued some.
     pub dispatch_wakeup: Notify,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
     /// Cancelled when the service shuts down.
     pub shutdown: CancellationToken,
 }
@@ -74,6 +76,9 @@ pub struct Parts {
     pub clock: SharedClock,
     /// The notification adapter (default: the log).
     pub notifier: Arc<dyn Notifier>,
+    /// Run the maintenance worker and the notification dispatcher (default: yes). Tests that
+    /// drive [`run_maintenance`] and [`notifications::dispatch`] themselves turn them off.
+    pub background: bool,
 }
 
 impl Default for Parts {
@@ -81,6 +86,7 @@ impl Default for Parts {
         Parts {
             clock: Arc::new(SystemClock),
             notifier: Arc::new(LogNotifier),
+            background: true,
         }
     }
 }
@@ -90,6 +96,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     initial_admin: Option<AdminCredentials>,
+    background: bool,
 }
 
 impl Application {
@@ -114,6 +121,7 @@ impl Application {
 
     /// Like [`Application::build`] with a given clock and notifier, without printing.
     pub async fn build_with(config: Config, parts: Parts) -> anyhow::Result<Application> {
+        let background = parts.background;
         let db = Db::connect(&config.database_url(), MIGRATIONS).await?;
         let secret = service_kit::secrets::stored_secret(
             config.jwt_secret.as_ref().map(|s| s.expose()),
@@ -136,6 +144,7 @@ impl Application {
             dummy_hash,
             notifier: parts.notifier,
             dispatch_wakeup: Notify::new(),
+            metrics: crate::metrics::Metrics::new(),
             shutdown: CancellationToken::new(),
         }));
         crate::stations::sync_all(&state)
@@ -145,6 +154,7 @@ impl Application {
             listener,
             state,
             initial_admin,
+            background,
         })
     }
 
@@ -165,23 +175,35 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, state, .. } = self;
+        let Application {
+            listener,
+            state,
+            background,
+            ..
+        } = self;
         let router = api::router(state.clone());
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             backend = state.db.backend(),
             "booking API listening"
         );
-        let workers = tokio::spawn(run_workers(state.clone()));
-        let dispatcher = tokio::spawn(run_dispatcher(state.clone()));
+        let (workers, dispatcher) = if background {
+            (
+                Some(tokio::spawn(run_workers(state.clone()))),
+                Some(tokio::spawn(run_dispatcher(state.clone()))),
+            )
+        } else {
+            (None, None)
+        };
         let shutdown = state.shutdown.clone();
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
             .context("serving HTTP")?;
         state.shutdown.cancel();
-        let _ = workers.await;
-        let _ = dispatcher.await;
+        for task in [workers, dispatcher].into_iter().flatten() {
+            let _ = task.await;
+        }
         // Deliver what the last requests queued.
         if let Err(e) = notifications::dispatch(&state).await {
             tracing::warn!(error = %e, "final notification dispatch failed");
@@ -215,6 +237,10 @@ async fn run_workers(state: AppState) {
     }
 }
 
+/// Notifications queued within this window after a wake-up are delivered together: under load
+/// the dispatcher then runs a few times a second instead of once per commit.
+const DISPATCH_COALESCE: Duration = Duration::from_millis(50);
+
 async fn run_dispatcher(state: AppState) {
     loop {
         tokio::select! {
@@ -222,8 +248,20 @@ async fn run_dispatcher(state: AppState) {
             _ = state.dispatch_wakeup.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
         }
-        if let Err(e) = notifications::dispatch(&state).await {
-            tracing::warn!(error = %e, "notification dispatch failed");
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DISPATCH_COALESCE) => {}
+        }
+        // Drain: a full batch means more may be waiting.
+        loop {
+            match notifications::dispatch(&state).await {
+                Ok(n) if n >= 100 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification dispatch failed");
+                    break;
+                }
+            }
         }
     }
 }

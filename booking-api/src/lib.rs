@@ -12,7 +12,8 @@
 //! - [`bookings`]: the state machine and policies ([`bookings::rules`]), idempotent creation.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
-//! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`].
+//! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
+//!   [`metrics`]: Prometheus metrics, with a request id on every request (service-kit).
 
 pub mod accounts;
 pub mod api;
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod bookings;
 pub mod clock;
 pub mod config;
+pub mod metrics;
 pub mod notifications;
 pub mod slots;
 pub mod stations;
@@ -36,4 +38,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     service_kit::shutdown::cancel_on_signal(app.state().shutdown.clone());
     app.run_until_stopped().await
+}
+
+/// Creates the first admin of the configured database when it has none, and returns its
+/// generated credentials (None when an admin exists). For a host such as `evcs` that prints
+/// them itself before [`Application::build`], which then finds the admin and prints nothing.
+pub async fn initial_admin(config: &Config) -> anyhow::Result<Option<AdminCredentials>> {
+    let db = service_kit::db::Db::connect(&config.database_url(), app::MIGRATIONS).await?;
+    let created = bootstrap_admin(&db, &config.admin_email, chrono::Utc::now().timestamp_millis()).await;
+    db.close().await;
+    created
 }

@@ -41,6 +41,30 @@ async fn lifecycle_policies_and_scope() {
         for token in [&w.admin, &w.bo_a, &w.op_a] {
             book(&s, token, w.s1, &slot(1, 11)).await.problem(403, "FORBIDDEN");
         }
+        // A deactivated owner's still-valid token cannot book.
+        let nic2 = "199012345678";
+        s.req(
+            "POST",
+            &format!("/api/v1/owners/{nic2}/deactivate"),
+            Some(&w.admin),
+            None,
+        )
+        .await
+        .expect(200);
+        book(&s, &w.owner2, w.s1, &slot(1, 11))
+            .await
+            .problem(403, "ACCOUNT_INACTIVE");
+        book(&s, &w.owner2, w.s1, &slot(1, 3))
+            .await
+            .problem(403, "ACCOUNT_INACTIVE");
+        s.req(
+            "POST",
+            &format!("/api/v1/owners/{nic2}/reactivate"),
+            Some(&w.admin),
+            None,
+        )
+        .await
+        .expect(200);
         // Every creation policy.
         book(&s, &w.owner2, w.s1, &slot(1, 10)).await.problem(409, "SLOT_FULL");
         book(&s, &w.owner2, w.s1, &slot(8, 10))
@@ -595,6 +619,7 @@ async fn role_matrix() {
             ("POST", format!("/api/v1/owners/{nic}/reactivate"), None, &["admin"]),
             ("POST", "/api/v1/admins".into(), body.clone(), &["admin"]),
             ("GET", "/api/v1/backoffice-applications".into(), None, &["admin"]),
+            ("GET", "/api/v1/owners?status=active".into(), None, &["admin"]),
             (
                 "POST",
                 "/api/v1/backoffice-applications/1/approve".into(),
@@ -646,6 +671,12 @@ async fn role_matrix() {
             (
                 "PUT",
                 format!("/api/v1/stations/{s1}/schedule"),
+                body.clone(),
+                &["admin", "backoffice"],
+            ),
+            (
+                "PUT",
+                format!("/api/v1/stations/{s1}/connectors"),
                 body.clone(),
                 &["admin", "backoffice"],
             ),

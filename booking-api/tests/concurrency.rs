@@ -10,7 +10,8 @@ use support::{backends, backoffice, owner, send, slot, station, station_body, Te
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_simultaneous_bookings_for_one_unit() {
     for backend in backends() {
-        let s = TestServer::start(backend).await;
+        // With the background workers running, as in production.
+        let s = TestServer::start_live(backend).await;
         let admin = s.admin().await;
         let (bo, _) = backoffice(&s, &admin, "a@biz.lk").await;
         let station_id = station(&s, &bo, station_body("CP-RACE", 1, true, 6.9, 79.8)).await;
@@ -59,6 +60,20 @@ async fn hundred_simultaneous_bookings_for_one_unit() {
         );
         let mine = s.req("GET", "/api/v1/bookings", Some(&token), None).await.expect(200);
         assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+        // The dispatcher, woken by the commit, delivers the auto-approval notification.
+        let mut delivered = false;
+        for _ in 0..250 {
+            let notes = s
+                .req("GET", "/api/v1/notifications", Some(&token), None)
+                .await
+                .expect(200);
+            if notes["items"][0]["sentAt"].is_string() {
+                delivered = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(delivered, "{}: the background dispatcher did not deliver", s.backend);
         s.stop().await;
     }
 }

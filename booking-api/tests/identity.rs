@@ -165,6 +165,26 @@ async fn login_refresh_logout_and_rate_limit() {
             .status,
             401
         );
+        // Refresh tokens expire after 30 days.
+        let old = s
+            .req(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({ "identifier": "912345678V", "password": PASSWORD })),
+            )
+            .await
+            .expect(200);
+        s.clock
+            .advance(chrono::Duration::days(30) + chrono::Duration::seconds(1));
+        s.req(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refreshToken": old["refreshToken"] })),
+        )
+        .await
+        .problem(401, "REFRESH_TOKEN_EXPIRED");
         // Access tokens expire with the clock.
         let token = tokens["accessToken"].as_str().unwrap();
         s.clock.advance(chrono::Duration::seconds(901));
@@ -304,7 +324,7 @@ async fn backoffice_applications_operators_and_owner_lifecycle() {
         let (op, op_id) = operator(&s, &bo_a, "op@biz.lk", &[s1]).await;
         let me = s.req("GET", "/api/v1/me", Some(&op), None).await.expect(200);
         assert_eq!(me["stationIds"], json!([s1]));
-        // The scope is a claim: the operator sees s1, not s2, until the BackOffice changes it.
+        // The operator sees s1, not s2, until the BackOffice changes its scope.
         s.req("GET", &format!("/api/v1/stations/{s1}"), Some(&op), None)
             .await
             .expect(200);
@@ -347,10 +367,32 @@ async fn backoffice_applications_operators_and_owner_lifecycle() {
             .await
             .expect(200);
         assert_eq!(changed["stationIds"], json!([s1, s2]));
-        let op = s.login("op@biz.lk", PASSWORD).await;
+        // The change applies at once, to tokens issued before it too.
         s.req("GET", &format!("/api/v1/stations/{s2}"), Some(&op), None)
             .await
             .expect(200);
+        s.req(
+            "PUT",
+            &format!("/api/v1/operators/{op_id}/stations"),
+            Some(&bo_a),
+            Some(json!({ "stationIds": [s2] })),
+        )
+        .await
+        .expect(200);
+        s.req("GET", &format!("/api/v1/stations/{s1}"), Some(&op), None)
+            .await
+            .problem(403, "FORBIDDEN");
+        // A new token's claim shows the new scope.
+        let fresh = s
+            .req(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({ "identifier": "op@biz.lk", "password": PASSWORD })),
+            )
+            .await
+            .expect(200);
+        assert_eq!(fresh["stationIds"], json!([s2]));
         // Operators are listed per BackOffice.
         let mine = s.req("GET", "/api/v1/operators", Some(&bo_a), None).await.expect(200);
         assert_eq!(mine["items"].as_array().unwrap().len(), 1);
@@ -403,6 +445,11 @@ async fn backoffice_applications_operators_and_owner_lifecycle() {
         s.req("POST", "/api/v1/owners/912345678V/reactivate", Some(&owner_token), None)
             .await
             .problem(403, "FORBIDDEN");
+        let inactive = s
+            .req("GET", "/api/v1/owners?status=inactive", Some(&admin), None)
+            .await
+            .expect(200);
+        assert_eq!(inactive["items"][0]["nic"], "912345678V");
         s.req("POST", "/api/v1/owners/912345678V/reactivate", Some(&admin), None)
             .await
             .expect(200);
@@ -508,6 +555,22 @@ async fn vehicles_belong_to_their_owner() {
 }
 
 #[tokio::test]
+async fn initial_admin_is_created_once_per_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = booking_api::Config::for_tests(dir.path().to_path_buf(), None);
+    let created = booking_api::initial_admin(&config)
+        .await
+        .unwrap()
+        .expect("an empty database gets an admin");
+    assert_eq!(created.email, "admin@evcs.local");
+    assert!(created.password.len() >= 20);
+    assert!(booking_api::initial_admin(&config).await.unwrap().is_none());
+    // The service then starts without creating (or printing) another.
+    let app = booking_api::Application::build(config).await.unwrap();
+    assert!(app.initial_admin().is_none());
+}
+
+#[tokio::test]
 async fn first_start_creates_one_admin_and_serves_health_and_openapi() {
     for backend in backends() {
         let s = TestServer::start(backend).await;
@@ -524,12 +587,34 @@ async fn first_start_creates_one_admin_and_serves_health_and_openapi() {
         let doc = s.req("GET", "/api/v1/openapi.json", None, None).await.expect(200);
         assert!(doc["paths"]["/api/v1/bookings"]["post"].is_object());
         assert!(doc["components"]["schemas"]["Booking"].is_object());
+        let page = s.req("GET", "/api/v1/docs", None, None).await.expect(200);
+        assert!(page.as_str().unwrap().contains("/api/v1/openapi.json"));
         s.req("GET", "/api/v1/nothing-here", None, None)
             .await
             .problem(404, "NOT_FOUND");
         s.req("PATCH", "/api/v1/auth/login", None, None)
             .await
             .problem(405, "METHOD_NOT_ALLOWED");
+        // Every request carries an id (the client's when sane), and metrics count routes and codes.
+        let r = s
+            .call("GET", "/api/v1/me", None, None, &[("x-request-id", "trace-42")])
+            .await;
+        assert_eq!(r.headers.get("x-request-id").unwrap(), "trace-42");
+        let r = s
+            .call("GET", "/health", None, None, &[("x-request-id", "bad id")])
+            .await;
+        assert_eq!(r.headers.get("x-request-id").unwrap().len(), 16);
+        let metrics = s.req("GET", "/metrics", None, None).await.expect(200);
+        let text = metrics.as_str().unwrap();
+        assert!(
+            text.contains(r#"booking_http_requests_total{method="GET",route="/api/v1/me",status="401"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"booking_problems_total{code="UNAUTHORIZED"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("booking_http_request_duration_seconds_bucket"), "{text}");
         s.stop().await;
     }
 }

@@ -270,6 +270,49 @@ async fn schedule_changes_regenerate_the_inventory() {
             .await
             .expect(200);
         assert_eq!(slots(day2), 0);
+        // More connectors: future slots take the new capacity; a bad set names its fields.
+        let r = s
+            .req(
+                "PUT",
+                &format!("/api/v1/stations/{}/connectors", w.s1),
+                Some(&w.bo_a),
+                Some(json!({ "connectors": [{ "connectorId": 1, "type": "CCS9", "maxPowerKw": 0 }] })),
+            )
+            .await;
+        assert_eq!(r.fields(), ["connectors[0].type", "connectors[0].maxPowerKw"]);
+        s.req(
+            "PUT",
+            &format!("/api/v1/stations/{}/connectors", w.s1),
+            Some(&w.bo_b),
+            Some(json!({ "connectors": [] })),
+        )
+        .await
+        .problem(403, "FORBIDDEN");
+        let three = json!({ "connectors": [
+            { "connectorId": 1, "type": "CCS2", "maxPowerKw": 50 },
+            { "connectorId": 2, "type": "CCS2", "maxPowerKw": 50 },
+            { "connectorId": 3, "type": "CHAdeMO", "maxPowerKw": 50 },
+        ] });
+        let updated = s
+            .req(
+                "PUT",
+                &format!("/api/v1/stations/{}/connectors", w.s1),
+                Some(&w.admin),
+                Some(three),
+            )
+            .await
+            .expect(200);
+        assert_eq!(updated["connectors"].as_array().unwrap().len(), 3);
+        let today = s
+            .req(
+                "GET",
+                &format!("/api/v1/stations/{}/slots", w.s1),
+                Some(&w.owner1),
+                None,
+            )
+            .await
+            .expect(200);
+        assert_eq!(today[0]["capacity"], 3);
         // The worker extends the horizon as time passes.
         s.clock.advance(chrono::Duration::days(3));
         booking_api::app::run_maintenance(&s.state).await.unwrap();

@@ -9,7 +9,7 @@
 //!   details.
 //! - [`extract`]: JSON body and query extractors whose rejections are problems, and the 404/405
 //!   fallbacks.
-//! - [`page`]: cursor pagination.
+//! - [`page`]: cursor pagination; [`request_id`]: an id on every request, its logs and response.
 //! - [`password`]: argon2id hashing off the async threads.
 //! - [`jwt`]: HS256 tokens over any claims type.
 //! - [`secrets`]: secrets generated on first start and kept in the data directory.
@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod page;
 pub mod password;
 pub mod problem;
+pub mod request_id;
 pub mod secrets;
 pub mod shutdown;
 pub mod sql_types;

@@ -142,6 +142,18 @@ impl From<crate::db::StoreError> for Problem {
     }
 }
 
+/// The `code` of a problem response, as a response extension (for metrics and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemCode(pub String);
+
+/// A database failure the caller did not map is an opaque 500 (logged, never shown); map
+/// constraint violations first (see [`crate::db::StoreError::from_sqlx`]).
+impl From<sqlx::Error> for Problem {
+    fn from(e: sqlx::Error) -> Problem {
+        Problem::internal(e)
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -155,6 +167,7 @@ impl IntoResponse for Problem {
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
+        response.extensions_mut().insert(ProblemCode(self.code));
         response
     }
 }

@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/refresh", post(refresh))
         .route("/auth/logout", post(logout))
         .route("/me", get(me))
-        .route("/owners", post(register_owner))
+        .route("/owners", post(register_owner).get(owners))
         .route("/owners/{nic}", get(owner))
         .route("/owners/{nic}/deactivate", post(deactivate_owner))
         .route("/owners/{nic}/reactivate", post(reactivate_owner))
@@ -319,17 +319,15 @@ async fn create_account(
         backoffice_id: extras.backoffice_id,
         password_hash: &hash,
     };
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     let id = store::insert(&mut tx, &new, now).await.map_err(conflict_taken)?;
     if !extras.stations.is_empty() {
         store::set_operator_stations(&mut tx, id, extras.stations).await?;
     }
     let action = format!("{}.created", role.as_str());
     let payload = json!({ "role": role, "status": status, "stationIds": extras.stations });
-    audit::record(&mut tx, "account", &id.to_string(), &action, actor, &payload, now)
-        .await
-        .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    audit::record(&mut tx, "account", &id.to_string(), &action, actor, &payload, now).await?;
+    tx.commit().await?;
     let account = store::by_id(&state.db, id)
         .await?
         .ok_or_else(|| Problem::internal("account vanished"))?;
@@ -397,7 +395,7 @@ async fn change_status(
     action: &str,
 ) -> Result<Account, Problem> {
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     if !store::set_status(&mut tx, account.id, from, to, now).await? {
         return Err(Problem::conflict(
             "ILLEGAL_TRANSITION",
@@ -413,9 +411,8 @@ async fn change_status(
         &json!({ "from": account.status, "to": to }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     if to != "active" {
         // A deactivated or rejected account keeps no session beyond its current access token.
         store::revoke_all_refresh(&state.db, account.id, now).await?;
@@ -531,6 +528,28 @@ async fn apply(
     create_account(&state, Role::BackOffice, "pending", p, extras, None).await
 }
 
+/// A page of accounts of `role` (optionally of one employer), with operators' scopes.
+async fn list_accounts(
+    state: &AppState,
+    role: Role,
+    q: ListQuery,
+    employer: Option<i64>,
+) -> Result<Json<Page<AccountView>>, Problem> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let rows = store::list(&state.db, role, q.status.as_deref(), employer, page.int_key()?, limit).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for account in rows {
+        items.push(view(&state.db, account).await?);
+    }
+    Ok(Json(Page::new(items, limit, |a: &AccountView| {
+        a.account.id.to_string()
+    })))
+}
+
 /// `GET /backoffice-applications?status=` (admin).
 async fn applications(
     State(state): State<AppState>,
@@ -538,24 +557,17 @@ async fn applications(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<AccountView>>, Problem> {
     caller.require(&[Role::Admin])?;
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let limit = page.limit()?;
-    let rows = store::list(
-        &state.db,
-        Role::BackOffice,
-        q.status.as_deref(),
-        None,
-        page.int_key()?,
-        limit,
-    )
-    .await?;
-    let items = rows.into_iter().map(AccountView::from).collect();
-    Ok(Json(Page::new(items, limit, |a: &AccountView| {
-        a.account.id.to_string()
-    })))
+    list_accounts(&state, Role::BackOffice, q, None).await
+}
+
+/// `GET /owners?status=` (admin).
+async fn owners(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<AccountView>>, Problem> {
+    caller.require(&[Role::Admin])?;
+    list_accounts(&state, Role::Owner, q, None).await
 }
 
 async fn review(
@@ -640,32 +652,12 @@ async fn operators(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<AccountView>>, Problem> {
     caller.require(&[Role::Admin, Role::BackOffice])?;
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let limit = page.limit()?;
     let employer = (caller.role == Role::BackOffice).then_some(caller.id);
-    let rows = store::list(
-        &state.db,
-        Role::Operator,
-        q.status.as_deref(),
-        employer,
-        page.int_key()?,
-        limit,
-    )
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for account in rows {
-        items.push(view(&state.db, account).await?);
-    }
-    Ok(Json(Page::new(items, limit, |a: &AccountView| {
-        a.account.id.to_string()
-    })))
+    list_accounts(&state, Role::Operator, q, employer).await
 }
 
 /// `PUT /operators/{id}/stations` (the operator's BackOffice): replaces the station scope. It
-/// takes effect in the operator's next access token (login or refresh).
+/// takes effect at once; the `stations` claim of tokens issued before shows the old scope.
 async fn set_operator_stations(
     State(state): State<AppState>,
     Only(caller, _): Only<BackOffices>,
@@ -681,7 +673,7 @@ async fn set_operator_stations(
     }
     let stations = own_stations(&state, caller.id, &req.station_ids).await?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     store::set_operator_stations(&mut tx, id, &stations).await?;
     audit::record(
         &mut tx,
@@ -692,9 +684,8 @@ async fn set_operator_stations(
         &json!({ "stationIds": stations }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     Ok(Json(view(&state.db, account).await?))
 }
 

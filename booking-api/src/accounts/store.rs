@@ -196,6 +196,18 @@ pub async fn operator_stations(db: &Db, operator_id: i64) -> Result<Vec<i64>, St
     })?)
 }
 
+/// Whether an operator is assigned to a station.
+pub async fn operator_assigned(db: &Db, operator_id: i64, station_id: i64) -> Result<bool, StoreError> {
+    let n: i64 = on_db!(db, |pool| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM operator_stations WHERE operator_id = $1 AND station_id = $2")
+            .bind(operator_id)
+            .bind(station_id)
+            .fetch_one(pool)
+            .await
+    })?;
+    Ok(n > 0)
+}
+
 /// Replaces an operator's station scope.
 pub async fn set_operator_stations(tx: &mut Tx, operator_id: i64, stations: &[i64]) -> Result<(), StoreError> {
     on_tx!(tx, |conn| {

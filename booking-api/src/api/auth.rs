@@ -1,8 +1,10 @@
 //! Roles, access-token claims and the bearer-token extractor.
 //!
-//! Every handler takes a [`Caller`] and states the roles it admits with [`Caller::require`];
-//! station scope (an operator's assigned stations, a BackOffice's own stations) is checked by
-//! the feature that loads the station.
+//! Every handler takes a [`Caller`] (or [`Only`], which refuses other roles before the body is
+//! read) and states the roles it admits; station scope (an operator's assigned stations, a
+//! BackOffice's own stations) is checked against the database by the feature that loads the
+//! station, so scope changes apply at once. The token's `stations` claim tells clients the
+//! scope at issue time.
 
 use crate::app::AppState;
 use axum::extract::FromRequestParts;
@@ -90,9 +92,13 @@ impl Caller {
         }
     }
 
-    /// Whether this operator is assigned to `station_id`.
-    pub fn operates(&self, station_id: i64) -> bool {
-        self.role == Role::Operator && self.stations.contains(&station_id)
+    /// Whether this caller is an operator assigned to `station_id` now. The database decides,
+    /// not the token's claim, so a BackOffice that takes a station away takes it at once.
+    pub async fn operates(&self, db: &service_kit::db::Db, station_id: i64) -> Result<bool, Problem> {
+        if self.role != Role::Operator {
+            return Ok(false);
+        }
+        Ok(crate::accounts::store::operator_assigned(db, self.id, station_id).await?)
     }
 }
 

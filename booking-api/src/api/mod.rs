@@ -1,6 +1,6 @@
 //! The HTTP surface under `/api/v1`: JSON with camelCase fields, RFC 9457 problems with a stable
 //! `code`, cursor pagination, bearer JWTs with role and station-scope claims; plus `/health`,
-//! `/ready` and the OpenAPI document.
+//! `/ready`, `/metrics` and the OpenAPI document. Every request gets an `X-Request-Id`.
 
 pub mod auth;
 pub mod openapi;
@@ -27,9 +27,17 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
+        .route("/metrics", get(crate::metrics::render))
         .nest("/api/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Route layers see the matched path; the request id wraps the metrics so their logs
+        // carry it.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::observe,
+        ))
+        .route_layer(axum::middleware::from_fn(service_kit::request_id::layer))
         .with_state(state)
 }
 

@@ -28,6 +28,7 @@ use utoipa::OpenApi;
         crate::stations::CreateStation,
         crate::stations::UpdateStation,
         crate::stations::ScheduleUpdate,
+        crate::stations::ConnectorsUpdate,
         crate::stations::ConnectorInput,
         crate::stations::NearbyStation,
         crate::stations::DayAvailability,
@@ -59,6 +60,7 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/auth/logout", "Revoke a refresh token", "public (refresh token)", Some("RefreshRequest"), None),
     (HttpMethod::Get, "/me", "The caller's account", "every role", None, Some("AccountView")),
     (HttpMethod::Post, "/owners", "Register as an EV owner", "public", Some("RegisterOwner"), Some("AccountView")),
+    (HttpMethod::Get, "/owners", "EV owners (?status=active|inactive)", "admin", None, Some("AccountView")),
     (HttpMethod::Get, "/owners/{nic}", "An owner's account", "admin; owner (self)", None, Some("AccountView")),
     (HttpMethod::Post, "/owners/{nic}/deactivate", "Deactivate an owner", "admin; owner (self)", None, Some("AccountView")),
     (HttpMethod::Post, "/owners/{nic}/reactivate", "Reactivate an owner", "admin", None, Some("AccountView")),
@@ -79,6 +81,7 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/stations/{id}", "A station", "every role within its scope", None, Some("Station")),
     (HttpMethod::Patch, "/stations/{id}", "Change name, address, auto-approval, tariff", "admin; backoffice (owner)", Some("UpdateStation"), Some("Station")),
     (HttpMethod::Put, "/stations/{id}/schedule", "Replace the opening schedule (regenerates slots)", "admin; backoffice (owner)", Some("ScheduleUpdate"), Some("Station")),
+    (HttpMethod::Put, "/stations/{id}/connectors", "Replace the connectors (future slots take the new capacity)", "admin; backoffice (owner)", Some("ConnectorsUpdate"), Some("Station")),
     (HttpMethod::Post, "/stations/{id}/deactivate", "Deactivate (409 STATION_HAS_FUTURE_BOOKINGS)", "admin; backoffice (owner)", None, Some("Station")),
     (HttpMethod::Post, "/stations/{id}/activate", "Reactivate", "admin; backoffice (owner)", None, Some("Station")),
     (HttpMethod::Get, "/stations/{id}/slots", "Slots (?from &days &available)", "every role within the station's scope", None, Some("Slot")),
@@ -102,7 +105,25 @@ pub fn document() -> Doc {
     service_kit::openapi::document(Schemas::openapi(), "/api/v1", ROUTES)
 }
 
-/// `GET /openapi.json` (public).
+/// The API reference page: Scalar's viewer over the document. Nothing is bundled at build
+/// time (the build stays offline); the browser fetches the viewer script when the page opens.
+const REFERENCE_PAGE: &str = r#"<!doctype html>
+<html>
+  <head>
+    <title>EVCS booking API</title>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+  </head>
+  <body>
+    <script id="api-reference" data-url="/api/v1/openapi.json"></script>
+    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+  </body>
+</html>
+"#;
+
+/// `GET /openapi.json` and `GET /docs` (public).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(document()) }))
+        .route("/docs", get(|| async { axum::response::Html(REFERENCE_PAGE) }))
 }

@@ -132,8 +132,7 @@ async fn search(
         .bind(limit)
         .fetch_all(pool)
         .await
-    })
-    .map_err(Problem::internal)?;
+    })?;
     let items = rows
         .into_iter()
         .map(|event| AuditEventView {

@@ -80,7 +80,7 @@ async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Resul
     let ok = match caller.role {
         Role::Admin => true,
         Role::Owner => booking.owner_id == caller.id,
-        Role::Operator => caller.operates(booking.station_id),
+        Role::Operator => caller.operates(&state.db, booking.station_id).await?,
         Role::BackOffice => stations::store::owner_of(&state.db, booking.station_id).await? == Some(caller.id),
     };
     if ok {
@@ -253,11 +253,8 @@ async fn create(
     } else {
         Status::Pending
     };
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
-    if !slots::reserve(&mut tx, target.slot_id)
-        .await
-        .map_err(Problem::internal)?
-    {
+    let mut tx = state.db.begin().await?;
+    if !slots::reserve(&mut tx, target.slot_id).await? {
         return Err(Problem::conflict("SLOT_FULL", "every connector of this slot is booked"));
     }
     let booking = store::insert(
@@ -269,8 +266,7 @@ async fn create(
         status,
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
+    .await?;
     let payload = json!({
         "status": booking.status,
         "stationId": booking.station_id,
@@ -287,12 +283,9 @@ async fn create(
         &payload,
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
+    .await?;
     if status == Status::Approved {
-        notify(&mut tx, &booking, Action::Approve, now)
-            .await
-            .map_err(Problem::internal)?;
+        notify(&mut tx, &booking, Action::Approve, now).await?;
     }
     let body = serde_json::to_string(&booking).map_err(Problem::internal)?;
     if let Some(key) = &key {
@@ -301,7 +294,7 @@ async fn create(
             Ok(()) => {}
             Err(StoreError::Conflict) => {
                 // A concurrent request with the same key won; answer as it did.
-                tx.rollback().await.map_err(Problem::internal)?;
+                tx.rollback().await?;
                 let stored = store::idempotent(&state.db, caller.id, key, now)
                     .await?
                     .ok_or_else(changed_meanwhile)?;
@@ -310,7 +303,7 @@ async fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    tx.commit().await.map_err(Problem::internal)?;
+    tx.commit().await?;
     state.wake_dispatcher();
     Ok(created(StatusCode::CREATED, booking.id, body, false))
 }
@@ -421,27 +414,20 @@ async fn transition(
         Action::NoShow => rules::check_no_show(policy, now, booking.starts_at.0)?,
         _ => {}
     }
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
-    if !store::set_status(&mut tx, booking.id, from, to, now)
-        .await
-        .map_err(Problem::internal)?
-    {
+    let mut tx = state.db.begin().await?;
+    if !store::set_status(&mut tx, booking.id, from, to, now).await? {
         return Err(changed_meanwhile());
     }
     if from.holds_slot() && !to.holds_slot() && booking.starts_at.0 > now {
-        slots::release(&mut tx, booking.slot_id)
-            .await
-            .map_err(Problem::internal)?;
+        slots::release(&mut tx, booking.slot_id).await?;
     }
     let updated = Booking {
         status: to.as_str().to_string(),
         updated_at: service_kit::sql_types::Ts(now),
         ..booking
     };
-    record(&mut tx, &updated, action, actor, json!({ "from": from.as_str() }), now)
-        .await
-        .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    record(&mut tx, &updated, action, actor, json!({ "from": from.as_str() }), now).await?;
+    tx.commit().await?;
     state.wake_dispatcher();
     Ok(updated)
 }
@@ -527,8 +513,8 @@ async fn reschedule(
     if slot.id == booking.slot_id {
         return Ok(Json(booking));
     }
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
-    if !slots::reserve(&mut tx, slot.id).await.map_err(Problem::internal)? {
+    let mut tx = state.db.begin().await?;
+    if !slots::reserve(&mut tx, slot.id).await? {
         return Err(Problem::conflict(
             "SLOT_FULL",
             "every connector of the new slot is booked",
@@ -542,14 +528,11 @@ async fn reschedule(
         (slot.id, slot.starts_at.0, slot.ends_at.0),
         now,
     )
-    .await
-    .map_err(Problem::internal)?
+    .await?
     {
         return Err(changed_meanwhile());
     }
-    slots::release(&mut tx, booking.slot_id)
-        .await
-        .map_err(Problem::internal)?;
+    slots::release(&mut tx, booking.slot_id).await?;
     let updated = Booking {
         slot_id: slot.id,
         starts_at: slot.starts_at,
@@ -566,9 +549,8 @@ async fn reschedule(
         json!({ "from": from.as_str(), "previousSlotId": booking.slot_id, "previousStartsAt": booking.starts_at }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     Ok(Json(updated))
 }
 

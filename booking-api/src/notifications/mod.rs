@@ -110,16 +110,49 @@ struct Queued {
     phone: Option<String>,
 }
 
-/// Delivers up to 100 queued notifications in one blocking task and marks them in one
-/// statement each for the delivered and the failed; returns how many were delivered.
+/// How long a dispatcher holds a batch before another may take it.
+const LEASE_MS: i64 = 60_000;
+
+/// `$from, $from+1, ...` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Leases up to 100 deliverable notifications, delivers them in one blocking task, marks the
+/// delivered as sent and releases the failed for the next round; returns how many were
+/// delivered. Delivery is at least once: a dispatcher that dies holding a lease leaves its
+/// batch to be sent again when the lease runs out.
 pub async fn dispatch(state: &AppState) -> anyhow::Result<usize> {
-    let sql = "SELECT n.id, n.kind, n.recipient_id, n.subject, n.message, n.payload, n.created_at, n.sent_at, \
-               a.name, a.email, a.phone FROM notifications n JOIN accounts a ON a.id = n.recipient_id \
-               WHERE n.sent_at IS NULL AND n.attempts < 10 ORDER BY n.id LIMIT 100";
-    let queued: Vec<Queued> = on_db!(&state.db, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
-    if queued.is_empty() {
+    let now = state.clock.now_ms();
+    // The outer conditions are checked again on PostgreSQL after waiting for a concurrent
+    // claim, so two dispatchers never lease the same row.
+    let claim = "UPDATE notifications SET leased_until = $1, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM notifications WHERE sent_at IS NULL AND attempts < 10 \
+                              AND (leased_until IS NULL OR leased_until <= $2) ORDER BY id LIMIT 100) \
+                 AND sent_at IS NULL AND (leased_until IS NULL OR leased_until <= $2) RETURNING id";
+    let ids: Vec<i64> = on_db!(&state.db, |pool| {
+        sqlx::query_scalar(claim)
+            .bind(now + LEASE_MS)
+            .bind(now)
+            .fetch_all(pool)
+            .await
+    })?;
+    if ids.is_empty() {
         return Ok(0);
     }
+    let sql = format!(
+        "SELECT n.id, n.kind, n.recipient_id, n.subject, n.message, n.payload, n.created_at, n.sent_at, \
+         a.name, a.email, a.phone FROM notifications n JOIN accounts a ON a.id = n.recipient_id \
+         WHERE n.id IN ({}) ORDER BY n.id",
+        placeholders(1, ids.len())
+    );
+    let queued: Vec<Queued> = on_db!(&state.db, |pool| {
+        let mut query = sqlx::query_as(&sql);
+        for id in &ids {
+            query = query.bind(id);
+        }
+        query.fetch_all(pool).await
+    })?;
     let notifier = state.notifier.clone();
     let outcomes: Vec<(i64, bool)> = tokio::task::spawn_blocking(move || {
         queued
@@ -139,26 +172,31 @@ pub async fn dispatch(state: &AppState) -> anyhow::Result<usize> {
             .collect()
     })
     .await?;
-    let now = state.clock.now_ms();
     let delivered: Vec<i64> = outcomes.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id).collect();
     let failed: Vec<i64> = outcomes.iter().filter(|(_, ok)| !*ok).map(|(id, _)| *id).collect();
-    mark(state, &delivered, Some(now)).await?;
+    mark(state, &delivered, Some(state.clock.now_ms())).await?;
     mark(state, &failed, None).await?;
     Ok(delivered.len())
 }
 
-/// Counts an attempt on each of `ids`, and sets `sent_at` when given.
+/// Ends the lease of each of `ids`: as sent at `sent_at`, or (None) free for the next round.
 async fn mark(state: &AppState, ids: &[i64], sent_at: Option<i64>) -> Result<(), sqlx::Error> {
     if ids.is_empty() {
         return Ok(());
     }
-    let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+    let (set, first) = match sent_at {
+        Some(_) => ("sent_at = $1, leased_until = NULL", 2),
+        None => ("leased_until = NULL", 1),
+    };
     let sql = format!(
-        "UPDATE notifications SET sent_at = COALESCE($1, sent_at), attempts = attempts + 1 WHERE id IN ({})",
-        placeholders.join(", ")
+        "UPDATE notifications SET {set} WHERE id IN ({})",
+        placeholders(first, ids.len())
     );
     on_db!(&state.db, |pool| {
-        let mut query = sqlx::query(&sql).bind(sent_at);
+        let mut query = sqlx::query(&sql);
+        if let Some(t) = sent_at {
+            query = query.bind(t);
+        }
         for id in ids {
             query = query.bind(id);
         }
@@ -202,7 +240,6 @@ async fn mine(
             .bind(limit)
             .fetch_all(pool)
             .await
-    })
-    .map_err(Problem::internal)?;
+    })?;
     Ok(Json(Page::new(rows, limit, |n| n.id.to_string())))
 }

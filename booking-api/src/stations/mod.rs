@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/stations/nearby", get(nearby))
         .route("/stations/{id}", get(detail).patch(update))
         .route("/stations/{id}/schedule", put(set_schedule))
+        .route("/stations/{id}/connectors", put(set_connectors))
         .route("/stations/{id}/deactivate", post(deactivate))
         .route("/stations/{id}/activate", post(activate))
 }
@@ -135,6 +136,14 @@ pub struct UpdateStation {
     pub tariff_ref: Option<String>,
 }
 
+/// Body of `PUT /stations/{id}/connectors`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectorsUpdate {
+    /// The complete new set.
+    pub connectors: Vec<ConnectorInput>,
+}
+
 /// Body of `PUT /stations/{id}/schedule`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -233,7 +242,7 @@ pub async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<Stati
     match caller.role {
         Role::Admin => {}
         Role::BackOffice if row.backoffice_id == caller.id => {}
-        Role::Operator if caller.operates(id) => {}
+        Role::Operator if caller.operates(&state.db, id).await? => {}
         Role::Owner if row.active.0 => {}
         Role::Owner => return Err(Problem::not_found("station")),
         _ => return Err(Problem::forbidden("this station is outside your scope")),
@@ -286,7 +295,7 @@ async fn create(
     };
     let schedule_json = serde_json::to_string(&req.schedule).map_err(Problem::internal)?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     let id = store::insert(
         &mut tx,
         &store::NewStation {
@@ -321,17 +330,14 @@ async fn create(
         &json!({ "centralStationId": central_id, "name": name }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     let row = store::get(&state.db, id)
         .await?
         .ok_or_else(|| Problem::internal("station vanished"))?;
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
-    sync_inventory(&state, &mut tx, &row, &connectors)
-        .await
-        .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
+    sync_inventory(&state, &mut tx, &row, &connectors).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(station_view(row, connectors))))
 }
 
@@ -386,7 +392,7 @@ async fn save(
     payload: serde_json::Value,
 ) -> Result<Station, Problem> {
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     store::update(&mut tx, row.id, &patch, now).await?;
     audit::record(
         &mut tx,
@@ -397,8 +403,7 @@ async fn save(
         &payload,
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
+    .await?;
     let updated = StationRow {
         name: patch.name.to_string(),
         address: patch.address.to_string(),
@@ -410,11 +415,9 @@ async fn save(
     };
     let connectors = store::connectors(&state.db, updated.id).await?;
     if updated.active.0 {
-        sync_inventory(state, &mut tx, &updated, &connectors)
-            .await
-            .map_err(Problem::internal)?;
+        sync_inventory(state, &mut tx, &updated, &connectors).await?;
     }
-    tx.commit().await.map_err(Problem::internal)?;
+    tx.commit().await?;
     Ok(station_view(updated, connectors))
 }
 
@@ -487,6 +490,39 @@ async fn set_schedule(
     ))
 }
 
+/// `PUT /stations/{id}/connectors` (owning BackOffice, admin): replaces the connectors; future
+/// slots take the new capacity (a slot already booked beyond it keeps its bookings).
+async fn set_connectors(
+    State(state): State<AppState>,
+    Only(caller, _): Only<Managers>,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ConnectorsUpdate>,
+) -> Result<Json<Station>, Problem> {
+    let row = manageable(&state, &caller, id).await?;
+    let mut fields = Fields::new();
+    let connectors = check_connectors(&mut fields, &req.connectors);
+    fields.finish()?;
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    store::replace_connectors(&mut tx, id, &connectors).await?;
+    let payload = json!({ "connectors": connectors, "capacity": capacity(&connectors) });
+    audit::record(
+        &mut tx,
+        "station",
+        &id.to_string(),
+        "station.connectors_changed",
+        Some(&caller),
+        &payload,
+        now,
+    )
+    .await?;
+    if row.active.0 {
+        sync_inventory(&state, &mut tx, &row, &connectors).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(station_view(row, connectors)))
+}
+
 /// `POST /stations/{id}/deactivate` (owning BackOffice, admin): refused with 409
 /// `STATION_HAS_FUTURE_BOOKINGS` while pending or approved bookings lie ahead.
 async fn deactivate(
@@ -496,13 +532,13 @@ async fn deactivate(
 ) -> Result<Json<Station>, Problem> {
     let row = manageable(&state, &caller, id).await?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     // Deactivate first, then count: a booking racing this sees the station inactive once this
     // commits, and one that committed before is counted.
     store::set_active(&mut tx, id, false, now).await?;
     let future = store::future_bookings(&mut tx, id, now).await?;
     if future > 0 {
-        tx.rollback().await.map_err(Problem::internal)?;
+        tx.rollback().await?;
         return Err(Problem::conflict(
             "STATION_HAS_FUTURE_BOOKINGS",
             format!("{future} pending or approved bookings lie ahead; cancel or complete them first"),
@@ -517,9 +553,8 @@ async fn deactivate(
         &json!({}),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     let connectors = store::connectors(&state.db, id).await?;
     Ok(Json(station_view(
         StationRow {
@@ -543,7 +578,7 @@ async fn activate(
         active: Flag(true),
         ..row
     };
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     store::set_active(&mut tx, id, true, now).await?;
     audit::record(
         &mut tx,
@@ -554,12 +589,9 @@ async fn activate(
         &json!({}),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    sync_inventory(&state, &mut tx, &row, &connectors)
-        .await
-        .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    sync_inventory(&state, &mut tx, &row, &connectors).await?;
+    tx.commit().await?;
     Ok(Json(station_view(row, connectors)))
 }
 

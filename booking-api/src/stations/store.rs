@@ -99,6 +99,23 @@ pub async fn insert(tx: &mut Tx, s: &NewStation<'_>, connectors: &[Connector], n
         .await
     })
     .map_err(StoreError::from_sqlx)?;
+    insert_connectors(tx, id, connectors).await?;
+    Ok(id)
+}
+
+/// Replaces a station's connectors.
+pub async fn replace_connectors(tx: &mut Tx, id: i64, connectors: &[Connector]) -> Result<(), StoreError> {
+    on_tx!(tx, |conn| {
+        sqlx::query("DELETE FROM station_connectors WHERE station_id = $1")
+            .bind(id)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    insert_connectors(tx, id, connectors).await
+}
+
+async fn insert_connectors(tx: &mut Tx, id: i64, connectors: &[Connector]) -> Result<(), StoreError> {
     for c in connectors {
         on_tx!(tx, |conn| {
             sqlx::query(
@@ -110,10 +127,11 @@ pub async fn insert(tx: &mut Tx, s: &NewStation<'_>, connectors: &[Connector], n
             .bind(c.max_power_w)
             .bind(i64::from(c.bookable.0))
             .execute(conn)
-            .await.map(|r| r.rows_affected())
+            .await
+            .map(|r| r.rows_affected())
         })?;
     }
-    Ok(id)
+    Ok(())
 }
 
 /// One station.

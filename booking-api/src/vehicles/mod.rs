@@ -105,8 +105,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<
     let rows: Vec<Row> = on_db!(&state.db, |pool| sqlx::query_as(&sql)
         .bind(caller.id)
         .fetch_all(pool)
-        .await)
-    .map_err(Problem::internal)?;
+        .await)?;
     Ok(Json(rows.into_iter().map(Vehicle::from).collect()))
 }
 
@@ -143,7 +142,7 @@ async fn create(
         "INSERT INTO vehicles (owner_id, make, model, plate, battery_wh, connector_types, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     );
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     let row: Row = on_tx!(&mut tx, |conn| {
         sqlx::query_as(&sql)
             .bind(caller.id)
@@ -169,9 +168,8 @@ async fn create(
         &json!({ "plate": plate }),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
@@ -182,7 +180,7 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
         return Err(Problem::not_found("vehicle"));
     }
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(Problem::internal)?;
+    let mut tx = state.db.begin().await?;
     on_tx!(&mut tx, |conn| {
         let detached = sqlx::query("UPDATE bookings SET vehicle_id = NULL WHERE vehicle_id = $1")
             .bind(id)
@@ -197,8 +195,7 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
                 .map(|r| r.rows_affected()),
             Err(e) => Err(e),
         }
-    })
-    .map_err(Problem::internal)?;
+    })?;
     audit::record(
         &mut tx,
         "vehicle",
@@ -208,8 +205,7 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
         &json!({}),
         now,
     )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
+    .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -83,12 +83,37 @@ pub struct TestServer {
     pub admin_password: String,
     dir: tempfile::TempDir,
     pg: Option<(String, String)>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
     /// Starts a server on the backend, after `tweak` of the test configuration.
+    /// Tests drive the maintenance round and the notification dispatcher themselves
+    /// ([`booking_api::app::run_maintenance`], [`booking_api::notifications::dispatch`]), so
+    /// nothing runs behind their back; [`TestServer::start_live`] runs them as in production.
     pub async fn start_with(backend: (&'static str, Option<String>), tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_full(backend, tweak, None, false).await
+    }
+
+    /// Starts a server with its background workers, as in production.
+    pub async fn start_live(backend: (&'static str, Option<String>)) -> TestServer {
+        Self::start_full(backend, |_| {}, None, true).await
+    }
+
+    /// Starts a server whose notifications go to `notifier`.
+    pub async fn start_with_notifier(
+        backend: (&'static str, Option<String>),
+        notifier: Arc<dyn booking_api::notifications::Notifier>,
+    ) -> TestServer {
+        Self::start_full(backend, |_| {}, Some(notifier), false).await
+    }
+
+    async fn start_full(
+        backend: (&'static str, Option<String>),
+        tweak: impl FnOnce(&mut Config),
+        notifier: Option<Arc<dyn booking_api::notifications::Notifier>>,
+        background: bool,
+    ) -> TestServer {
         if std::env::var_os("RUST_LOG").is_some() {
             service_kit::telemetry::init(service_kit::telemetry::LogFormat::Text);
         }
@@ -105,10 +130,14 @@ impl TestServer {
         config.policy.access_token_secs = 60 * 86_400;
         tweak(&mut config);
         let clock = ManualClock::new(epoch());
-        let parts = Parts {
+        let mut parts = Parts {
             clock: Arc::new(clock.clone()),
             ..Parts::default()
         };
+        parts.background = background;
+        if let Some(n) = notifier {
+            parts.notifier = n;
+        }
         let app = Application::build_with(config, parts).await.expect("build app");
         let admin = app.initial_admin().cloned().expect("first start creates an admin");
         let addr = app.local_addr();
@@ -123,7 +152,7 @@ impl TestServer {
             admin_password: admin.password,
             dir,
             pg,
-            task,
+            task: Some(task),
         }
     }
 
@@ -133,10 +162,12 @@ impl TestServer {
     }
 
     /// Stops the server and drops its PostgreSQL database.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.state.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-        if let Some((name, base)) = self.pg {
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+        if let Some((name, base)) = self.pg.take() {
             service_kit::test_db::drop(&base, &name).await;
         }
     }
@@ -176,6 +207,22 @@ impl TestServer {
     pub async fn admin(&self) -> String {
         self.login(&self.admin_email.clone(), &self.admin_password.clone())
             .await
+    }
+}
+
+/// A test that fails before `stop` still drops its PostgreSQL database (on a thread of its
+/// own: the test's runtime may be shutting down).
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.state.shutdown.cancel();
+        if let Some((name, base)) = self.pg.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(service_kit::test_db::drop(&base, &name));
+                }
+            })
+            .join();
+        }
     }
 }
 

@@ -148,7 +148,9 @@ CREATE INDEX audit_events_actor ON audit_events (actor_id, id);
 CREATE INDEX audit_events_time ON audit_events (created_at);
 
 -- Notification outbox: queued in the transaction of the change, delivered by the dispatcher
--- through the configured adapter, sent_at set once delivered.
+-- through the configured adapter, sent_at set once delivered. A dispatcher leases a batch
+-- (leased_until, attempts + 1) before delivering it, so replicas do not send the same
+-- notification twice; a crashed dispatcher's lease runs out and the batch is retried.
 CREATE TABLE notifications (
     id BIGSERIAL PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -158,6 +160,7 @@ CREATE TABLE notifications (
     payload TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     sent_at BIGINT,
+    leased_until BIGINT,
     attempts BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX notifications_recipient ON notifications (recipient_id, id);
