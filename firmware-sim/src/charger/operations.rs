@@ -10,6 +10,14 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A station's answer to a central-system call: the payload, or a CALLERROR.
+pub(super) type Answer = Result<Value, (ocpp::ErrorCode, String)>;
+
+/// An answer that is just `{"status": s}`.
+pub(super) fn status(s: &str) -> Answer {
+    Ok(json!({ "status": s }))
+}
+
 /// The vendor id this simulator answers DataTransfer for (it echoes the data).
 pub const VENDOR_ID: &str = "org.evcs.firmware-sim";
 
@@ -45,6 +53,12 @@ pub(super) fn firmware_from_location(location: &str) -> Option<String> {
 }
 
 impl Charger {
+    /// The index of connector (1.6) or EVSE (2.0.1) `id`, if it names one.
+    pub(super) fn index_of(&self, id: &Value) -> Option<usize> {
+        let id = id.as_u64()?;
+        (id as usize).checked_sub(1).filter(|i| *i < self.connectors.len())
+    }
+
     /// ChangeAvailability on some connectors: Scheduled where a transaction runs (applied when
     /// it ends), at once elsewhere.
     pub(super) fn set_availability(&mut self, indices: &[usize], target: Availability) -> &'static str {

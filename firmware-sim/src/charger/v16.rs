@@ -2,7 +2,7 @@
 
 use super::connector::{Availability, Reservation};
 use super::engine::{now_rfc3339, Charger, Reboot};
-use super::operations::{data_transfer, firmware_from_location, time, until};
+use super::operations::{data_transfer, firmware_from_location, status, time, until, Answer};
 use super::outbox::Purpose;
 use super::profiles::{self, Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
@@ -13,19 +13,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;
 
-type Answer = Result<Value, (ErrorCode, String)>;
-
-fn status(s: &str) -> Answer {
-    Ok(json!({ "status": s }))
-}
-
 impl Charger {
-    /// Connector index for a 1.6 connector id, if it names a real connector.
-    fn connector(&self, id: &Value) -> Option<usize> {
-        let id = id.as_u64()?;
-        (id as usize).checked_sub(1).filter(|i| *i < self.connectors.len())
-    }
-
     /// Answers one call from the central system.
     pub(super) fn handle_v16(&mut self, action: &str, p: &Value) -> Answer {
         match action {
@@ -76,14 +64,14 @@ impl Charger {
                 let indices: Vec<usize> = if p["connectorId"] == 0 {
                     (0..self.connectors.len()).collect()
                 } else {
-                    match self.connector(&p["connectorId"]) {
+                    match self.index_of(&p["connectorId"]) {
                         Some(i) => vec![i],
                         None => return status("Rejected"),
                     }
                 };
                 status(self.set_availability(&indices, target))
             }
-            "UnlockConnector" => match self.connector(&p["connectorId"]) {
+            "UnlockConnector" => match self.index_of(&p["connectorId"]) {
                 None => status("NotSupported"),
                 Some(i) => {
                     if self.connectors[i].tx.is_some() {
@@ -239,7 +227,7 @@ impl Charger {
                 .connectors
                 .iter()
                 .position(|c| c.usable() && c.authorized.is_none()),
-            id => self.connector(id),
+            id => self.index_of(id),
         };
         let Some(i) =
             i.filter(|i| self.connectors[*i].usable() && self.connectors[*i].reservation_admits(&token, None))
@@ -270,7 +258,7 @@ impl Charger {
     fn trigger_v16(&mut self, p: &Value) -> Answer {
         let only = match &p["connectorId"] {
             Value::Null => None,
-            id => match self.connector(id) {
+            id => match self.index_of(id) {
                 Some(i) => Some(i),
                 None if id == 0 => None,
                 None => return status("Rejected"),
@@ -326,7 +314,7 @@ impl Charger {
     }
 
     fn reserve_v16(&mut self, p: &Value) -> Answer {
-        let Some(i) = self.connector(&p["connectorId"]) else {
+        let Some(i) = self.index_of(&p["connectorId"]) else {
             // Connector 0 needs ReserveConnectorZeroSupported, which this station does not offer.
             return status("Rejected");
         };

@@ -2,7 +2,7 @@
 
 use super::connector::{Availability, Reservation};
 use super::engine::{now_rfc3339, Charger, Reboot};
-use super::operations::{data_transfer, firmware_from_location, time, until};
+use super::operations::{data_transfer, firmware_from_location, status, time, until, Answer};
 use super::outbox::Purpose;
 use super::profiles::{self, Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
@@ -13,18 +13,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;
 
-type Answer = Result<Value, (ErrorCode, String)>;
-
-fn status(s: &str) -> Answer {
-    Ok(json!({ "status": s }))
-}
-
 impl Charger {
-    fn evse(&self, id: &Value) -> Option<usize> {
-        let id = id.as_u64()?;
-        (id as usize).checked_sub(1).filter(|i| *i < self.connectors.len())
-    }
-
     /// Answers one call from the central system.
     pub(super) fn handle_v201(&mut self, action: &str, p: &Value) -> Answer {
         match action {
@@ -77,14 +66,14 @@ impl Charger {
                 let indices: Vec<usize> = match &p["evse"]["id"] {
                     Value::Null => (0..self.connectors.len()).collect(),
                     v if v == 0 => (0..self.connectors.len()).collect(),
-                    v => match self.evse(v) {
+                    v => match self.index_of(v) {
                         Some(i) if p["evse"]["connectorId"].as_u64().is_none_or(|c| c == 1) => vec![i],
                         _ => return status("Rejected"),
                     },
                 };
                 status(self.set_availability(&indices, target))
             }
-            "UnlockConnector" => match self.evse(&p["evseId"]) {
+            "UnlockConnector" => match self.index_of(&p["evseId"]) {
                 Some(i) if p["connectorId"] == 1 => {
                     if self.connectors[i].tx.is_some() {
                         status("OngoingAuthorizedTransaction")
@@ -248,7 +237,7 @@ impl Charger {
                 .connectors
                 .iter()
                 .position(|c| c.usable() && c.authorized.is_none()),
-            id => self.evse(id),
+            id => self.index_of(id),
         };
         let Some(i) = i else { return status("Rejected") };
         if let Some(tx) = &self.connectors[i].tx {
@@ -282,7 +271,7 @@ impl Charger {
     fn trigger_v201(&mut self, p: &Value) -> Answer {
         let only = match &p["evse"]["id"] {
             Value::Null => None,
-            id => match self.evse(id) {
+            id => match self.index_of(id) {
                 Some(i) => Some(i),
                 None => return status("Rejected"),
             },
@@ -350,7 +339,7 @@ impl Charger {
                     && c.usable()
                     && c.ev.is_none()
             }),
-            v => self.evse(v),
+            v => self.index_of(v),
         };
         let Some(i) = i else {
             return status(if p["evseId"].is_null() { "Occupied" } else { "Rejected" });
