@@ -625,7 +625,12 @@ fn last_power(frames: &[String]) -> Option<f64> {
 /// triggers, local lists, DataTransfer and a firmware update that reboots into the new version.
 #[tokio::test]
 async fn firmware_behaviour_under_operator_calls() {
-    let (backend, url) = backends().await.remove(0);
+    for (backend, url) in backends().await {
+        firmware_behaviour_on(backend, url).await;
+    }
+}
+
+async fn firmware_behaviour_on(backend: &'static str, url: Option<String>) {
     let server = TestServer::start(backend, url).await;
     add_token(&server, "FW-TAG").await;
     for version in VERSIONS {
@@ -898,8 +903,13 @@ async fn firmware_behaviour_under_operator_calls() {
 /// custom CA) and 3 (a client certificate), each refused with wrong credentials.
 #[tokio::test]
 async fn security_profiles_one_two_and_three() {
+    for (backend, url) in backends().await {
+        security_profiles_on(backend, url).await;
+    }
+}
+
+async fn security_profiles_on(backend: &'static str, url: Option<String>) {
     use support::pki::Pki;
-    let (backend, url) = backends().await.remove(0);
     let pki = Pki::new();
     let files = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
@@ -943,8 +953,13 @@ async fn security_profiles_one_two_and_three() {
     }
 
     // Profile 1 and then profile 2 (TLS with the test CA).
+    let mut first_url = Some(url);
     for tls in [false, true] {
-        let server = TestServer::start_with(backend, url.clone(), |c| {
+        let db = match first_url.take() {
+            Some(u) => u,
+            None => fresh_url(backend).await,
+        };
+        let server = TestServer::start_with(backend, db, |c| {
             if tls {
                 pki.configure(c, false);
             }
@@ -990,7 +1005,7 @@ async fn security_profiles_one_two_and_three() {
     }
 
     // Profile 3: the client certificate names the station.
-    let server = TestServer::start_with(backend, url, |c| pki.configure(c, true)).await;
+    let server = TestServer::start_with(backend, fresh_url(backend).await, |c| pki.configure(c, true)).await;
     let base = format!("wss://localhost:{}/ocpp", server.addr.port());
     let mut s = StationSpec::new("SIM-SP3", Version::V201, &base);
     s.timing.reconnect_min_ms = 100;

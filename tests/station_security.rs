@@ -501,18 +501,6 @@ async fn unknown_station_policies_and_require_auth() {
     }
 }
 
-/// SQLite servers each get their own temp dir; PostgreSQL needs a fresh database per server.
-async fn fresh_url(backend: &str) -> Option<String> {
-    if backend != "postgres" {
-        return None;
-    }
-    backends()
-        .await
-        .into_iter()
-        .find(|(b, _)| *b == "postgres")
-        .and_then(|(_, url)| url)
-}
-
 // ---------------------------------------------------------------------------------------------
 // 3. Handshake refusals and subprotocol selection.
 // ---------------------------------------------------------------------------------------------

@@ -20,36 +20,33 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// Test databases are named `{TEST_DB_PREFIX}_{random}`; only those are ever dropped.
+const TEST_DB_PREFIX: &str = "evcs_test";
+
 /// The backends a storage test runs on: `("sqlite", None)` and, when configured, a fresh
 /// PostgreSQL database URL.
 pub async fn backends() -> Vec<(&'static str, Option<String>)> {
     let mut out = vec![("sqlite", None)];
     if let Ok(base) = std::env::var("EVCS_TEST_POSTGRES_URL") {
         if !base.is_empty() {
-            out.push(("postgres", Some(fresh_postgres_database(&base).await)));
+            let (url, _) = service_kit::test_db::create(&base, TEST_DB_PREFIX).await;
+            out.push(("postgres", Some(url)));
         }
     }
     out
 }
 
-async fn fresh_postgres_database(base: &str) -> String {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(base)
-        .await
-        .unwrap_or_else(|e| panic!("EVCS_TEST_POSTGRES_URL is set but PostgreSQL is unreachable at {base}: {e}"));
-    let name = format!("evcs_test_{}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let _ = conn.close().await;
-    match base.rsplit_once('/') {
-        Some((prefix, db)) if !prefix.ends_with('/') => {
-            let query = db.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-            format!("{prefix}/{name}{query}")
-        }
-        _ => format!("{}/{name}", base.trim_end_matches('/')),
+/// Another database for one more server of `backend`: SQLite servers each get their own temp
+/// dir, PostgreSQL needs a fresh database per server.
+pub async fn fresh_url(backend: &str) -> Option<String> {
+    if backend != "postgres" {
+        return None;
     }
+    backends()
+        .await
+        .into_iter()
+        .find(|(b, _)| *b == "postgres")
+        .and_then(|(_, url)| url)
 }
 
 /// A running central system.
@@ -123,22 +120,10 @@ impl TestServer {
         let url = self.state.config.database_url.clone();
         let _ = self.stop().await;
         if let (Some(url), Ok(base)) = (url, std::env::var("EVCS_TEST_POSTGRES_URL")) {
-            use sqlx::Connection;
-            let name = url
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .split('?')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            if name.starts_with("evcs_test_") {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = conn.close().await;
-                }
+            let name = url.rsplit('/').next().unwrap_or_default();
+            let name = name.split('?').next().unwrap_or_default();
+            if name.starts_with(TEST_DB_PREFIX) {
+                service_kit::test_db::drop(&base, name).await;
             }
         }
     }
