@@ -185,15 +185,20 @@ impl Charger {
         }
         self.advance();
         self.save();
-        if let Some(mut ws) = self.ws.take() {
-            let _ = ws
-                .close(Some(CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: "shutdown".into(),
-                }))
-                .await;
-        }
+        self.close_socket(Some("shutdown")).await;
         Ok(())
+    }
+
+    /// Closes the WebSocket cleanly (code 1000 with `reason`, or a bare close), waiting at most
+    /// two seconds for the peer; the link state is the caller's to update.
+    async fn close_socket(&mut self, reason: Option<&'static str>) {
+        let frame = reason.map(|r| CloseFrame {
+            code: CloseCode::Normal,
+            reason: r.into(),
+        });
+        if let Some(ws) = self.ws.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(frame)).await;
+        }
     }
 
     /// Publishes an event (nobody listening is fine).
@@ -726,10 +731,7 @@ impl Charger {
             .is_some_and(|c| now >= c.sent_at + self.spec.timing.call_timeout())
         {
             // An unanswered call means a dead link; the durable message is resent after reconnecting.
-            if let Some(mut ws) = self.ws.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-                self.ws = Some(ws);
-            }
+            self.close_socket(None).await;
             self.lost_link("call timed out");
         }
         self.sample_due(now);
@@ -805,18 +807,8 @@ impl Charger {
     async fn do_reboot(&mut self) {
         let Some(reboot) = self.reboot.take() else { return };
         self.emit(Event::Rebooting);
-        if let Some(mut ws) = self.ws.take() {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(2),
-                ws.close(Some(CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: "rebooting".into(),
-                })),
-            )
-            .await;
-            self.ws = Some(ws);
-            self.lost_link("rebooting");
-        }
+        self.close_socket(Some("rebooting")).await;
+        self.lost_link("rebooting");
         self.registration = Registration::Unbooted;
         self.boot_reason = reboot.reason;
         self.auth.clear_cache();

@@ -131,6 +131,32 @@ impl Charger {
         }
     }
 
+    /// SetChargingProfile for connector/EVSE `connector` (0: the station): Accepted when the
+    /// profile reads and fits there.
+    pub(super) fn set_profile(&mut self, connector: u32, profile: &Value) -> &'static str {
+        if connector as usize > self.connectors.len() {
+            return "Rejected";
+        }
+        match Profile::from_json(profile, connector) {
+            Ok(profile) if self.profile_fits(&profile) => {
+                self.profiles.install(profile);
+                "Accepted"
+            }
+            _ => "Rejected",
+        }
+    }
+
+    /// GetCompositeSchedule: the duration (at least 1 s) and the periods in the asked unit, or
+    /// `None` when `connector` names no connector.
+    pub(super) fn composite_schedule(&self, connector: u32, duration: &Value, amps: bool) -> Option<(i64, Vec<Value>)> {
+        if connector as usize > self.connectors.len() {
+            return None;
+        }
+        let duration = duration.as_i64().unwrap_or(0).max(1);
+        let (periods, phases) = self.composite(connector, duration);
+        Some((duration, super::profiles::periods_json(&periods, amps, phases)))
+    }
+
     /// Whether a profile may be installed where it says.
     pub(super) fn profile_fits(&self, profile: &Profile) -> bool {
         match profile.purpose {

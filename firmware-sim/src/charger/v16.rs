@@ -4,7 +4,7 @@ use super::connector::{Availability, Reservation};
 use super::engine::{now_rfc3339, Charger, Reboot};
 use super::operations::{data_transfer, firmware_from_location, status, time, until, Answer};
 use super::outbox::Purpose;
-use super::profiles::{self, Profile, Purpose as ProfilePurpose};
+use super::profiles::{Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
 use super::settings::Refusal;
 use chrono::Utc;
@@ -135,17 +135,7 @@ impl Charger {
             "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
                 let connector = p["connectorId"].as_u64().unwrap_or(0) as u32;
-                if connector as usize > self.connectors.len() {
-                    return status("Rejected");
-                }
-                let Ok(profile) = Profile::from_json(&p["csChargingProfiles"], connector) else {
-                    return status("Rejected");
-                };
-                if !self.profile_fits(&profile) {
-                    return status("Rejected");
-                }
-                self.profiles.install(profile);
-                status("Accepted")
+                status(self.set_profile(connector, &p["csChargingProfiles"]))
             }
             "ClearChargingProfile" => {
                 let purpose = p["chargingProfilePurpose"].as_str().and_then(ProfilePurpose::from_name);
@@ -159,12 +149,10 @@ impl Charger {
             }
             "GetCompositeSchedule" => {
                 let connector = p["connectorId"].as_u64().unwrap_or(0) as u32;
-                if connector as usize > self.connectors.len() {
-                    return status("Rejected");
-                }
-                let duration = p["duration"].as_i64().unwrap_or(0).max(1);
                 let amps = p["chargingRateUnit"] == "A";
-                let (periods, phases) = self.composite(connector, duration);
+                let Some((duration, periods)) = self.composite_schedule(connector, &p["duration"], amps) else {
+                    return status("Rejected");
+                };
                 Ok(json!({
                     "status": "Accepted",
                     "connectorId": connector,
@@ -172,7 +160,7 @@ impl Charger {
                     "chargingSchedule": {
                         "duration": duration,
                         "chargingRateUnit": if amps { "A" } else { "W" },
-                        "chargingSchedulePeriod": profiles::periods_json(&periods, amps, phases),
+                        "chargingSchedulePeriod": periods,
                     },
                 }))
             }

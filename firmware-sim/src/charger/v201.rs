@@ -4,7 +4,7 @@ use super::connector::{Availability, Reservation};
 use super::engine::{now_rfc3339, Charger, Reboot};
 use super::operations::{data_transfer, firmware_from_location, status, time, until, Answer};
 use super::outbox::Purpose;
-use super::profiles::{self, Profile, Purpose as ProfilePurpose};
+use super::profiles::{Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
 use super::settings::Refusal;
 use chrono::Utc;
@@ -125,16 +125,7 @@ impl Charger {
             "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
                 let evse = p["evseId"].as_u64().unwrap_or(0) as u32;
-                if evse as usize > self.connectors.len() {
-                    return status("Rejected");
-                }
-                match Profile::from_json(&p["chargingProfile"], evse) {
-                    Ok(profile) if self.profile_fits(&profile) => {
-                        self.profiles.install(profile);
-                        status("Accepted")
-                    }
-                    _ => status("Rejected"),
-                }
+                status(self.set_profile(evse, &p["chargingProfile"]))
             }
             "ClearChargingProfile" => {
                 let criteria = &p["chargingProfileCriteria"];
@@ -151,12 +142,10 @@ impl Charger {
             }
             "GetCompositeSchedule" => {
                 let evse = p["evseId"].as_u64().unwrap_or(0) as u32;
-                if evse as usize > self.connectors.len() {
-                    return status("Rejected");
-                }
-                let duration = p["duration"].as_i64().unwrap_or(0).max(1);
                 let amps = p["chargingRateUnit"] == "A";
-                let (periods, phases) = self.composite(evse, duration);
+                let Some((duration, periods)) = self.composite_schedule(evse, &p["duration"], amps) else {
+                    return status("Rejected");
+                };
                 Ok(json!({
                     "status": "Accepted",
                     "schedule": {
@@ -164,7 +153,7 @@ impl Charger {
                         "duration": duration,
                         "scheduleStart": now_rfc3339(),
                         "chargingRateUnit": if amps { "A" } else { "W" },
-                        "chargingSchedulePeriod": profiles::periods_json(&periods, amps, phases),
+                        "chargingSchedulePeriod": periods,
                     },
                 }))
             }

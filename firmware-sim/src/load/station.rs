@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -97,14 +97,14 @@ struct Traffic<'a> {
 
 impl Traffic<'_> {
     /// Sends one CALL and waits for its answer, recording the latency. `Err(())`: connection lost.
-    async fn call(&mut self, action: &str, payload: &str) -> Result<Option<String>, ()> {
+    async fn call(&mut self, action: &str, payload: &str) -> Result<Option<Utf8Bytes>, ()> {
         self.seq += 1;
         let id = self.seq.to_string();
         let text = format!("[2,\"{id}\",\"{action}\",{payload}]");
         self.send_and_await(&id, text).await
     }
 
-    async fn send_and_await(&mut self, msg_id: &str, text: String) -> Result<Option<String>, ()> {
+    async fn send_and_await(&mut self, msg_id: &str, text: String) -> Result<Option<Utf8Bytes>, ()> {
         let sent = Instant::now();
         if self.ws.send(Message::Text(text.into())).await.is_err() {
             return Err(());
@@ -207,7 +207,7 @@ impl Traffic<'_> {
                 match self.call("StartTransaction", &start).await {
                     Err(()) => return Ended::Lost,
                     Ok(answer) => answer
-                        .and_then(|a| serde_json::from_str::<Value>(&a).ok())
+                        .and_then(|a| serde_json::from_str::<Value>(a.as_str()).ok())
                         .and_then(|v| v[2]["transactionId"].as_i64())
                         .unwrap_or(0)
                         .to_string(),
@@ -309,21 +309,24 @@ async fn connect_and_boot(id: &str, args: &LoadArgs) -> anyhow::Result<Ws> {
 ///
 /// Matches on the frame's prefix instead of parsing it: the generator must stay cheaper than
 /// the server it measures.
-async fn await_answer(ws: &mut Ws, id: &str) -> Option<Result<String, String>> {
-    let result_prefix = format!("[3,\"{id}\"");
-    let error_prefix = format!("[4,\"{id}\"");
+async fn await_answer(ws: &mut Ws, id: &str) -> Option<Result<Utf8Bytes, String>> {
+    // `[3,"ID"` or `[4,"ID"`, compared in place: nothing is allocated per message.
+    let answers = |text: &str, kind: &str| {
+        text.strip_prefix(kind)
+            .and_then(|rest| rest.strip_prefix(id))
+            .is_some_and(|rest| rest.starts_with('"'))
+    };
     while let Some(msg) = ws.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         };
-        let compact: &str = text.as_str();
-        if compact.starts_with(&result_prefix) {
-            return Some(Ok(text.to_string()));
+        if answers(text.as_str(), "[3,\"") {
+            return Some(Ok(text));
         }
-        if compact.starts_with(&error_prefix) {
-            let code = serde_json::from_str::<Value>(compact)
+        if answers(text.as_str(), "[4,\"") {
+            let code = serde_json::from_str::<Value>(text.as_str())
                 .ok()
                 .and_then(|v| v.get(2).and_then(Value::as_str).map(str::to_string))
                 .unwrap_or_else(|| "?".into());
