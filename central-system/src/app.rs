@@ -60,7 +60,6 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    writer_task: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -80,15 +79,16 @@ impl Application {
             _ => None,
         };
         let secret = crate::secrets::jwt_secret(&config)?;
-        let (writer, writer_task) = BatchWriter::spawn(
-            store.clone(),
+        let writer = BatchWriter::spawn(
+            &config.database_url(),
             WriterConfig {
                 flush_interval: Duration::from_millis(config.meter_flush_ms.max(1)),
                 frames_per_station: config.frame_log_size.max(1),
                 log_frames: config.frame_log,
                 ..WriterConfig::default()
             },
-        );
+        )
+        .await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -103,12 +103,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         }));
-        Ok(Application {
-            listener,
-            state,
-            tls,
-            writer_task,
-        })
+        Ok(Application { listener, state, tls })
     }
 
     /// The bound address (useful with port 0).
@@ -123,12 +118,7 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains and flushes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application {
-            listener,
-            state,
-            tls,
-            writer_task,
-        } = self;
+        let Application { listener, state, tls } = self;
         let router = router(state.clone());
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -154,7 +144,6 @@ impl Application {
             tracing::warn!("some connections did not close within 10 s");
         }
         state.writer.flush().await;
-        drop(writer_task);
         state.store.close().await;
         tracing::info!("central system stopped");
         Ok(())

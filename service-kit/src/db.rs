@@ -72,19 +72,33 @@ pub struct Migrations {
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies the service's migrations.
     pub async fn connect(url: &str, migrations: Migrations) -> anyhow::Result<Db> {
+        let db = Db::open(url, 16).await?;
+        match &db {
+            Db::Postgres(pool) => migrations
+                .postgres
+                .run(pool)
+                .await
+                .context("migrating the PostgreSQL database")?,
+            Db::Sqlite(pool) => migrations
+                .sqlite
+                .run(pool)
+                .await
+                .context("migrating the SQLite database")?,
+        }
+        Ok(db)
+    }
+
+    /// Opens a pool of at most `max_connections` without touching the schema: for a second pool
+    /// on a database that [`Db::connect`] has already migrated (e.g. a writer on its own thread).
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).context("parsing the PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
                 .context("connecting to PostgreSQL")?;
-            migrations
-                .postgres
-                .run(&pool)
-                .await
-                .context("migrating the PostgreSQL database")?;
             Ok(Db::Postgres(pool))
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
@@ -104,17 +118,13 @@ impl Db {
                     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }
             }
+            // SQLite has one writer at a time; more connections only serve concurrent readers.
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(max_connections.min(8))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
                 .context("opening the SQLite database")?;
-            migrations
-                .sqlite
-                .run(&pool)
-                .await
-                .context("migrating the SQLite database")?;
             Ok(Db::Sqlite(pool))
         } else {
             anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://): {url}");

@@ -5,7 +5,7 @@
 
 use super::types::Ts;
 use super::{on_db, Store, StoreError};
-use ocpp::model::meter::energy_register_wh;
+use ocpp::model::meter::{energy_register_wh, DEFAULT_CONTEXT, DEFAULT_LOCATION};
 use ocpp::model::Sample;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -32,21 +32,55 @@ pub struct MeterRow {
     pub samples: String,
 }
 
-/// A sampled value as stored inside a row's JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A sampled value as read back from a row's JSON. Location and context are left out when
+/// they are the specification's defaults, which are most readings.
+#[derive(Debug, Clone, Deserialize)]
 struct StoredSample {
     #[serde(rename = "m")]
     measurand: String,
-    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "p", default)]
     phase: Option<String>,
-    #[serde(rename = "l")]
+    #[serde(rename = "l", default = "default_location")]
     location: String,
-    #[serde(rename = "c")]
+    #[serde(rename = "c", default = "default_context")]
     context: String,
     #[serde(rename = "u")]
     unit: String,
     #[serde(rename = "v")]
     value: f64,
+}
+
+fn default_location() -> String {
+    DEFAULT_LOCATION.to_owned()
+}
+
+fn default_context() -> String {
+    DEFAULT_CONTEXT.to_owned()
+}
+
+/// A sampled value as written into a row's JSON (borrowed: the hot path copies no strings).
+#[derive(Serialize)]
+struct StoredSampleRef<'a> {
+    #[serde(rename = "m")]
+    measurand: &'a str,
+    #[serde(rename = "p", skip_serializing_if = "Option::is_none")]
+    phase: Option<&'a str>,
+    #[serde(rename = "l", skip_serializing_if = "is_default_location")]
+    location: &'a str,
+    #[serde(rename = "c", skip_serializing_if = "is_default_context")]
+    context: &'a str,
+    #[serde(rename = "u")]
+    unit: &'static str,
+    #[serde(rename = "v")]
+    value: f64,
+}
+
+fn is_default_location(location: &&str) -> bool {
+    *location == DEFAULT_LOCATION
+}
+
+fn is_default_context(context: &&str) -> bool {
+    *context == DEFAULT_CONTEXT
 }
 
 impl MeterRow {
@@ -58,6 +92,23 @@ impl MeterRow {
         connector_id: i64,
         samples: Vec<Sample>,
     ) -> Vec<MeterRow> {
+        let row = |group: &[Sample]| MeterRow {
+            station_id: station_id.clone(),
+            transaction_id,
+            evse_id,
+            connector_id,
+            sampled_at: Ts::from_datetime(group[0].timestamp),
+            sample_key: sample_key(group),
+            energy_wh: energy_register_wh(group),
+            samples: stored_json(group),
+        };
+        let Some(first) = samples.first() else {
+            return Vec::new();
+        };
+        // Nearly every message samples one instant: that needs no regrouping.
+        if samples.iter().all(|s| s.timestamp == first.timestamp) {
+            return vec![row(&samples)];
+        }
         let mut groups: Vec<Vec<Sample>> = Vec::new();
         for s in samples {
             match groups.iter_mut().find(|g| g[0].timestamp == s.timestamp) {
@@ -65,47 +116,48 @@ impl MeterRow {
                 None => groups.push(vec![s]),
             }
         }
-        groups
-            .into_iter()
-            .map(|g| {
-                let stored: Vec<StoredSample> = g
-                    .iter()
-                    .map(|s| StoredSample {
-                        measurand: s.measurand.clone(),
-                        phase: s.phase.clone(),
-                        location: s.location.clone(),
-                        context: s.context.clone(),
-                        unit: s.unit.as_str().to_string(),
-                        value: s.value,
-                    })
-                    .collect();
-                MeterRow {
-                    station_id: station_id.clone(),
-                    transaction_id,
-                    evse_id,
-                    connector_id,
-                    sampled_at: Ts::from_datetime(g[0].timestamp),
-                    sample_key: sample_key(&g),
-                    energy_wh: energy_register_wh(&g),
-                    samples: serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into()),
-                }
-            })
-            .collect()
+        groups.iter().map(|g| row(g)).collect()
     }
 }
 
-/// A stable digest (FNV-1a, 64 bit) of the sorted measurand/phase/location set of an instant.
-/// Stable across releases on purpose: it is part of the stored replay key.
-pub fn sample_key(samples: &[Sample]) -> String {
-    let mut parts: Vec<String> = samples
+/// The JSON array stored in a row's `samples` column.
+fn stored_json(group: &[Sample]) -> String {
+    let stored: Vec<StoredSampleRef<'_>> = group
         .iter()
-        .map(|s| format!("{}|{}|{}", s.measurand, s.phase.as_deref().unwrap_or(""), s.location))
+        .map(|s| StoredSampleRef {
+            measurand: &s.measurand,
+            phase: s.phase.as_deref(),
+            location: &s.location,
+            context: &s.context,
+            unit: s.unit.as_str(),
+            value: s.value,
+        })
         .collect();
-    parts.sort_unstable();
+    // Serialising plain strings and finite floats cannot fail; an empty array keeps the row valid.
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
+}
+
+/// A stable digest (FNV-1a, 64 bit) of the sorted measurand/phase/location set of an instant.
+/// Stable across releases on purpose: it is part of the stored replay key. It hashes the lines
+/// `measurand|phase|location`, sorted bytewise and joined with newlines, without building them.
+pub fn sample_key(samples: &[Sample]) -> String {
+    fn line(s: &Sample) -> impl Iterator<Item = u8> + '_ {
+        s.measurand
+            .bytes()
+            .chain(std::iter::once(b'|'))
+            .chain(s.phase.as_deref().unwrap_or("").bytes())
+            .chain(std::iter::once(b'|'))
+            .chain(s.location.bytes())
+    }
+    let mut sorted: Vec<&Sample> = samples.iter().collect();
+    sorted.sort_unstable_by(|a, b| line(a).cmp(line(b)));
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in parts.join("\n").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    for (i, s) in sorted.into_iter().enumerate() {
+        let separator = (i > 0).then_some(b'\n');
+        for byte in separator.into_iter().chain(line(s)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
     }
     format!("{hash:016x}")
 }
@@ -287,5 +339,66 @@ mod tests {
         // Pinned: the key is stored, so it must never change between releases.
         assert_eq!(sample_key(&samples[..1]), rows[1].sample_key);
         assert_eq!(rows[1].sample_key.len(), 16);
+    }
+
+    /// The stored replay key must never change: compare with the definition it was first
+    /// written with (format each line, sort, join, hash), on sets where a byte-level and a
+    /// field-level sort would disagree.
+    #[test]
+    fn sample_key_matches_its_original_definition() {
+        fn original(samples: &[Sample]) -> String {
+            let mut parts: Vec<String> = samples
+                .iter()
+                .map(|s| format!("{}|{}|{}", s.measurand, s.phase.as_deref().unwrap_or(""), s.location))
+                .collect();
+            parts.sort_unstable();
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for byte in parts.join("\n").bytes() {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+            format!("{hash:016x}")
+        }
+        let sets = [
+            vec![sample(1, "Energy.Active.Import.Register", None, Unit::Wh, 1.0)],
+            vec![
+                sample(1, "Power.Active.Import", Some("L1"), Unit::W, 1.0),
+                sample(1, "Power.Active.Import", None, Unit::W, 1.0),
+                sample(1, "Power.Active", Some("L2"), Unit::W, 1.0),
+                sample(1, "Current.Import", Some("L1-N"), Unit::A, 1.0),
+                sample(1, "Current.Import", Some("L1"), Unit::A, 1.0),
+            ],
+            vec![
+                sample(1, "SoC", None, Unit::Percent, 1.0),
+                sample(1, "SoC", None, Unit::Percent, 2.0),
+            ],
+        ];
+        for set in &sets {
+            assert_eq!(sample_key(set), original(set), "{set:?}");
+        }
+        assert_eq!(sample_key(&sets[0]), "d562e0221b5f169c");
+    }
+
+    #[test]
+    fn stored_json_leaves_out_defaults_and_reads_back_whole() {
+        let mut inlet = sample(5, "Voltage", Some("L1-N"), Unit::V, 230.5);
+        inlet.location = "Inlet".into();
+        inlet.context = "Transaction.Begin".into();
+        let group = vec![sample(5, "Energy.Active.Import.Register", None, Unit::Wh, 10.0), inlet];
+        let json = stored_json(&group);
+        assert_eq!(
+            json,
+            r#"[{"m":"Energy.Active.Import.Register","u":"Wh","v":10.0},{"m":"Voltage","p":"L1-N","l":"Inlet","c":"Transaction.Begin","u":"V","v":230.5}]"#
+        );
+        let back: Vec<StoredSample> = serde_json::from_str(&json).expect("readable");
+        assert_eq!(
+            (back[0].location.as_str(), back[0].context.as_str()),
+            ("Outlet", "Sample.Periodic")
+        );
+        assert_eq!(
+            (back[1].location.as_str(), back[1].context.as_str()),
+            ("Inlet", "Transaction.Begin")
+        );
+        assert_eq!(back[1].phase.as_deref(), Some("L1-N"));
     }
 }

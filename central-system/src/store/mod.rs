@@ -40,6 +40,13 @@ impl Store {
         Ok(Store { db })
     }
 
+    /// Opens a second pool of at most `max_connections` on an already migrated database.
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        Ok(Store {
+            db: Db::open(url, max_connections).await?,
+        })
+    }
+
     /// The underlying pool.
     pub fn db(&self) -> &Db {
         &self.db

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// Tuning of the batch writer.
 #[derive(Debug, Clone)]
@@ -86,31 +85,63 @@ impl std::fmt::Debug for Op {
 }
 
 impl BatchWriter {
-    /// Starts the writer; the task ends after every handle is dropped and the last batch is written.
-    pub fn spawn(store: Store, config: WriterConfig) -> (BatchWriter, JoinHandle<()>) {
+    /// Starts the writer on its own thread with its own connection to `database_url` (already
+    /// migrated); the thread ends after every handle is dropped and the last batch is written.
+    ///
+    /// Why a thread: as a task among thousands of busy charger sessions, every wake-up of the
+    /// writer (one per statement it awaits) queued behind all of them, so with 10,000 stations
+    /// a commit took most of a second and the full queue stalled every charger.
+    pub async fn spawn(database_url: &str, config: WriterConfig) -> anyhow::Result<BatchWriter> {
         let (tx, rx) = mpsc::channel(16_384);
         let stats = Arc::new(WriterStats::default());
         let frames = Arc::new(Mutex::new(Vec::new()));
         let flush_now = Arc::new(tokio::sync::Notify::new());
-        let handle = tokio::spawn(run(
-            store,
-            config.clone(),
-            rx,
-            frames.clone(),
-            flush_now.clone(),
-            stats.clone(),
-        ));
-        (
-            BatchWriter {
-                tx,
-                log_frames: config.log_frames,
-                max_frames: config.max_frames_per_flush,
-                frames,
-                flush_now,
-                stats,
-            },
-            handle,
-        )
+        let (opened, open_result) = oneshot::channel::<anyhow::Result<()>>();
+        let url = database_url.to_owned();
+        let (thread_config, thread_frames, thread_flush, thread_stats) =
+            (config.clone(), frames.clone(), flush_now.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name("evcs-batch-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = opened.send(Err(e.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let store = match Store::open(&url, 2).await {
+                        Ok(store) => store,
+                        Err(e) => {
+                            let _ = opened.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = opened.send(Ok(()));
+                    run(
+                        store.clone(),
+                        thread_config,
+                        rx,
+                        thread_frames,
+                        thread_flush,
+                        thread_stats,
+                    )
+                    .await;
+                    store.close().await;
+                });
+            })?;
+        open_result
+            .await
+            .map_err(|_| anyhow::anyhow!("the batch writer thread ended before opening the database"))??;
+        Ok(BatchWriter {
+            tx,
+            log_frames: config.log_frames,
+            max_frames: config.max_frames_per_flush,
+            frames,
+            flush_now,
+            stats,
+        })
     }
 
     /// Queues readings, waiting while the queue is full.
