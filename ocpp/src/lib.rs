@@ -18,6 +18,7 @@
 
 pub mod catalogue;
 pub mod error_code;
+pub mod fast_path;
 pub mod frame;
 pub mod messages;
 pub mod model;

@@ -106,6 +106,43 @@ impl Ctx<'_> {
     }
 }
 
+/// MeterValues of either version once read (by the general path or [`ocpp::fast_path`]): links
+/// the readings to their transaction and queues them. `target` is the 1.6 connector or the
+/// 2.0.1 EVSE; `transaction_id` the 1.6 one, trusted only if it belongs to this station.
+pub async fn meter_values(
+    ctx: &mut Ctx<'_>,
+    target: u32,
+    transaction_id: Option<i64>,
+    samples: Vec<Sample>,
+) -> Result<(), Violation> {
+    let (location, tx) = match ctx.version {
+        Version::V16 => {
+            let tx = match transaction_id {
+                Some(id) if ctx.owns_transaction(id).await? => Some(id),
+                _ => None,
+            };
+            (Location::from_v16_connector(target), tx)
+        }
+        Version::V201 => {
+            // Readings of an EVSE during a transaction count towards it; EVSE 0 is the main meter.
+            let tx = if target == 0 {
+                None
+            } else {
+                ctx.active_on_evse(target).await?
+            };
+            (
+                Location {
+                    evse_id: target,
+                    connector_id: 0,
+                },
+                tx,
+            )
+        }
+    };
+    ctx.queue_samples(location, tx, samples).await;
+    Ok(())
+}
+
 /// Answers one CALL: checks direction and state, validates, and runs the version's handler.
 pub async fn dispatch(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> {
     let Some(initiator) = catalogue::initiator(ctx.version, &call.action) else {

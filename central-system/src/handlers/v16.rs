@@ -50,12 +50,8 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
                 ));
             };
             let samples = meter::from_json(&p["meterValue"])?;
-            let tx = match p.get("transactionId").and_then(Value::as_i64) {
-                Some(id) if ctx.owns_transaction(id).await? => Some(id),
-                _ => None,
-            };
-            ctx.queue_samples(Location::from_v16_connector(connector), tx, samples)
-                .await;
+            let tx = p.get("transactionId").and_then(Value::as_i64);
+            super::meter_values(ctx, connector, tx, samples).await?;
             Ok(json!({}))
         }
         "DataTransfer" => {

@@ -49,21 +49,7 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
                 ));
             };
             let samples = meter::from_json(&p["meterValue"])?;
-            // Readings of an EVSE during a transaction count towards it.
-            let tx = if evse_id == 0 {
-                None
-            } else {
-                ctx.active_on_evse(evse_id).await?
-            };
-            ctx.queue_samples(
-                Location {
-                    evse_id,
-                    connector_id: 0,
-                },
-                tx,
-                samples,
-            )
-            .await;
+            super::meter_values(ctx, evse_id, None, samples).await?;
             Ok(json!({}))
         }
         "DataTransfer" => {

@@ -18,6 +18,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chrono::Utc;
 use ocpp::frame::{Call, CallError, CallResult, Frame};
 use ocpp::{Fault, Version, Violation};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -213,6 +214,13 @@ impl Session {
 
     async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), axum::Error> {
         self.log_frame("in", text);
+        // Most traffic is MeterValues: read it without a JSON tree when it is plainly valid.
+        // Anything the fast path declines (including every error) takes the general path below.
+        if self.registration == "Accepted" && text.len() <= self.state.config.max_frame_bytes {
+            if let Some(call) = ocpp::fast_path::meter_values(self.version, text) {
+                return self.on_meter_values(socket, call).await;
+            }
+        }
         let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err(e) => {
@@ -250,15 +258,7 @@ impl Session {
         // Label values come from the catalogue only: a charger inventing action names must not
         // be able to create unbounded metric series.
         let label = ocpp::catalogue::canonical(self.version, &call.action).unwrap_or("unknown");
-        let metrics = &self.state.metrics;
-        metrics
-            .messages
-            .get_or_create(&MessageLabels {
-                action: label,
-                direction: "in",
-                kind: "call",
-            })
-            .inc();
+        self.count_call(label);
         let result = if size > self.state.config.max_frame_bytes {
             Err(Violation::new(
                 Fault::Generic,
@@ -268,25 +268,72 @@ impl Session {
                 ),
             ))
         } else {
-            let mut ctx = Ctx {
-                state: &self.state,
-                station_id: &self.station_id,
-                version: self.version,
-                registration: &mut self.registration,
-                known_transactions: &mut self.known_transactions,
-                active_by_evse: &mut self.active_by_evse,
-                now: Utc::now(),
-            };
-            handlers::dispatch(&mut ctx, &call).await
+            handlers::dispatch(&mut self.ctx(), &call).await
         };
+        self.answer(socket, &call.id, &call.action, label, started, result)
+            .await
+    }
+
+    async fn on_meter_values(
+        &mut self,
+        socket: &mut WebSocket,
+        call: ocpp::fast_path::MeterValuesCall<'_>,
+    ) -> Result<(), axum::Error> {
+        let started = std::time::Instant::now();
+        self.count_call("MeterValues");
+        let result = handlers::meter_values(&mut self.ctx(), call.target, call.transaction_id, call.samples)
+            .await
+            .map(|()| Value::Object(Default::default()));
+        self.answer(socket, call.id, "MeterValues", "MeterValues", started, result)
+            .await
+    }
+
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            state: &self.state,
+            station_id: &self.station_id,
+            version: self.version,
+            registration: &mut self.registration,
+            known_transactions: &mut self.known_transactions,
+            active_by_evse: &mut self.active_by_evse,
+            now: Utc::now(),
+        }
+    }
+
+    fn count_call(&self, label: &'static str) {
+        self.state
+            .metrics
+            .messages
+            .get_or_create(&MessageLabels {
+                action: label,
+                direction: "in",
+                kind: "call",
+            })
+            .inc();
+    }
+
+    /// Sends the CALLRESULT or CALLERROR for a handled CALL and records its handling time.
+    async fn answer(
+        &self,
+        socket: &mut WebSocket,
+        id: &str,
+        action: &str,
+        label: &'static str,
+        started: std::time::Instant,
+        result: Result<Value, Violation>,
+    ) -> Result<(), axum::Error> {
         let sent = match result {
             Ok(payload) => {
-                let text = Frame::CallResult(CallResult { id: call.id, payload }).to_text();
+                let text = Frame::CallResult(CallResult {
+                    id: id.to_owned(),
+                    payload,
+                })
+                .to_text();
                 self.send_text(socket, text).await
             }
             Err(violation) => {
-                tracing::info!(station = %self.station_id, action = %call.action, error = %violation, "CALL refused");
-                let error = CallError::from_violation(Some(&call.id), &violation, self.version);
+                tracing::info!(station = %self.station_id, action = %action, error = %violation, "CALL refused");
+                let error = CallError::from_violation(Some(id), &violation, self.version);
                 self.send_error(socket, error, label).await
             }
         };

@@ -171,37 +171,88 @@ pub fn from_json(meter_values: &serde_json::Value) -> Result<Vec<Sample>, Violat
             if text("format") == Some("SignedData") {
                 continue;
             }
-            let measurand = text("measurand").unwrap_or(DEFAULT_MEASURAND);
             // 1.6 sends the value as a string with the unit beside it; 2.0.1 as a number with a
             // unitOfMeasure {unit, multiplier}.
-            let (raw, unit, multiplier) = match sampled.get("value") {
-                Some(Value::String(v)) => (v.trim().to_string(), text("unit"), 0),
+            let sample = match sampled.get("value") {
+                Some(Value::String(v)) => raw_sample(
+                    timestamp,
+                    RawReading {
+                        value: v,
+                        unit: text("unit"),
+                        multiplier: 0,
+                        measurand: text("measurand"),
+                        phase: text("phase"),
+                        location: text("location"),
+                        context: text("context"),
+                    },
+                )?,
                 Some(Value::Number(n)) => {
                     let uom = sampled.get("unitOfMeasure");
-                    let unit = uom.and_then(|u| u.get("unit")).and_then(Value::as_str);
+                    // JSON Schema counts 3.0 as an integer, so the multiplier may be written so.
                     let multiplier = uom
                         .and_then(|u| u.get("multiplier"))
-                        .and_then(Value::as_i64)
+                        .and_then(|m| {
+                            m.as_i64()
+                                .or_else(|| m.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                        })
                         .unwrap_or(0);
-                    (n.to_string(), unit, i32::try_from(multiplier).unwrap_or(0))
+                    raw_sample(
+                        timestamp,
+                        RawReading {
+                            value: &n.to_string(),
+                            unit: uom.and_then(|u| u.get("unit")).and_then(Value::as_str),
+                            multiplier: i32::try_from(multiplier).unwrap_or(0),
+                            measurand: text("measurand"),
+                            phase: text("phase"),
+                            location: text("location"),
+                            context: text("context"),
+                        },
+                    )?
                 }
                 _ => return Err(not_a_decimal("")),
             };
-            let (mantissa, exponent) = split_decimal(&raw).ok_or_else(|| not_a_decimal(&raw))?;
-            let (unit, value) = normalise(mantissa, exponent.saturating_add(multiplier), unit, measurand)
-                .ok_or_else(|| out_of_range(&raw))?;
-            samples.push(Sample {
-                timestamp,
-                measurand: measurand.to_string(),
-                phase: text("phase").map(str::to_string),
-                location: text("location").unwrap_or(DEFAULT_LOCATION).to_string(),
-                context: text("context").unwrap_or(DEFAULT_CONTEXT).to_string(),
-                unit,
-                value,
-            });
+            samples.push(sample);
         }
     }
     Ok(samples)
+}
+
+/// One sampled value as the charger wrote it, before normalisation (absent qualifiers are `None`).
+#[derive(Debug, Clone, Copy)]
+pub struct RawReading<'a> {
+    /// The decimal text (1.6's string, or 2.0.1's number as written).
+    pub value: &'a str,
+    /// The unit name, if given.
+    pub unit: Option<&'a str>,
+    /// 2.0.1's power-of-ten multiplier (0 in 1.6).
+    pub multiplier: i32,
+    /// Measurand, if given.
+    pub measurand: Option<&'a str>,
+    /// Phase, if given.
+    pub phase: Option<&'a str>,
+    /// Location, if given.
+    pub location: Option<&'a str>,
+    /// Context, if given.
+    pub context: Option<&'a str>,
+}
+
+/// Normalises one schema-valid reading: the spec defaults filled in, the value scaled to the
+/// base unit. Every reader of meter JSON goes through here, so they agree on the result.
+pub fn raw_sample(timestamp: DateTime<Utc>, raw: RawReading<'_>) -> Result<Sample, Violation> {
+    let measurand = raw.measurand.unwrap_or(DEFAULT_MEASURAND);
+    let text = raw.value.trim();
+    let (mantissa, exponent) = split_decimal(text).ok_or_else(|| not_a_decimal(text))?;
+    let (unit, value) = normalise(mantissa, exponent.saturating_add(raw.multiplier), raw.unit, measurand)
+        .ok_or_else(|| out_of_range(text))?;
+    Ok(Sample {
+        timestamp,
+        measurand: measurand.to_owned(),
+        phase: raw.phase.map(str::to_owned),
+        location: raw.location.unwrap_or(DEFAULT_LOCATION).to_owned(),
+        context: raw.context.unwrap_or(DEFAULT_CONTEXT).to_owned(),
+        unit,
+        value,
+    })
 }
 
 /// The `Energy.Active.Import.Register` reading in Wh, rounded; the latest one when several match.
@@ -767,5 +818,14 @@ mod fast_path_tests {
         );
         let bad_time = json!([{"timestamp": "yesterday", "sampledValue": [{"value": "1"}]}]);
         assert_eq!(from_json(&bad_time).map_err(|v| v.fault), Err(Fault::TypeConstraint));
+    }
+
+    #[test]
+    fn a_multiplier_written_as_an_integral_float_still_scales() {
+        let readings = json!([{"timestamp": "2026-01-01T10:00:00Z", "sampledValue": [
+            {"value": 1.5, "unitOfMeasure": {"unit": "Wh", "multiplier": 3.0}}
+        ]}]);
+        let samples = from_json(&readings).expect("valid");
+        assert_eq!((samples[0].unit, samples[0].value), (Unit::Wh, 1500.0));
     }
 }

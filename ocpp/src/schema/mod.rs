@@ -117,8 +117,53 @@ fn compile(source: &str) -> Result<Validator, String> {
 /// jsonschema's own date-time check is replaced so that the schema accepts exactly what
 /// deserialisation into `DateTime` accepts afterwards; the `T` is required because chrono also
 /// takes a space there, which RFC 3339's grammar does not.
-fn is_rfc3339_instant(text: &str) -> bool {
+pub(crate) fn is_rfc3339_instant(text: &str) -> bool {
     matches!(text.as_bytes().get(10), Some(b'T' | b't')) && chrono::DateTime::parse_from_rfc3339(text).is_ok()
+}
+
+/// The `enum` values a request schema allows at `path`: property names, with `[]` stepping into
+/// an array's items and local `$ref`s followed. Empty when the path leads to no enum (a test
+/// pins every path that is used).
+///
+/// Lets a hand-written reader check enum values against the official schema's own lists
+/// rather than a copy that could drift.
+pub(crate) fn request_enum(version: Version, action: &str, path: &[&str]) -> Vec<String> {
+    let Some(schema) = SCHEMAS.get(&(version, action, Direction::Request)) else {
+        return Vec::new();
+    };
+    let Ok(root) = serde_json::from_str::<Value>(schema.source) else {
+        return Vec::new();
+    };
+    let resolve = |node: &Value| -> Option<Value> {
+        let mut node = node.clone();
+        // Local references only, and a bounded number of hops in case of a cycle.
+        for _ in 0..8 {
+            let Some(target) = node.get("$ref").and_then(Value::as_str) else {
+                return Some(node);
+            };
+            node = root.pointer(target.strip_prefix('#')?)?.clone();
+        }
+        None
+    };
+    let mut node = root.clone();
+    for step in path {
+        let Some(here) = resolve(&node) else {
+            return Vec::new();
+        };
+        let next = if *step == "[]" {
+            here.get("items")
+        } else {
+            here.get("properties").and_then(|p| p.get(*step))
+        };
+        let Some(next) = next else {
+            return Vec::new();
+        };
+        node = next.clone();
+    }
+    resolve(&node)
+        .and_then(|n| n.get("enum").cloned())
+        .and_then(|e| serde_json::from_value::<Vec<String>>(e).ok())
+        .unwrap_or_default()
 }
 
 type Key = (Version, &'static str, Direction);
