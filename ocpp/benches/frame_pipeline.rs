@@ -3,7 +3,8 @@
 //! the one every connection starts with (BootNotification).
 //!
 //! `pipeline/*` measures the whole path; `validate/*` measures `schema::validate` alone on an
-//! already parsed payload, to show its share.
+//! already parsed payload, to show its share. `meter_values_to_samples/*` compares the general
+//! path from MeterValues text to normalised samples with `ocpp::fast_path`.
 //!
 //! Quick run: `cargo bench -p ocpp --bench frame_pipeline -- --warm-up-time 1 --measurement-time 3`
 
@@ -117,6 +118,35 @@ fn bench_pipeline(c: &mut Criterion) {
         let (action, payload) = payload_of(text);
         group.bench_function(name, |b| {
             b.iter(|| schema::validate(version, black_box(&action), Direction::Request, &payload))
+        });
+    }
+    group.finish();
+
+    // What the central system does with a MeterValues text: the general path (tree, schema,
+    // samples) against the fast path that reads it into borrowed types.
+    let mut group = c.benchmark_group("meter_values_to_samples");
+    group.throughput(Throughput::Elements(1));
+    for (name, version, text) in [
+        ("v16_9_samples", Version::V16, V16_METER),
+        ("v201_9_samples", Version::V201, V201_METER),
+    ] {
+        group.bench_function(format!("general/{name}"), |b| {
+            b.iter(|| {
+                let (action, payload) = payload_of(black_box(text));
+                if let Err(v) = schema::validate(version, &action, Direction::Request, &payload) {
+                    panic!("{action} invalid: {v}");
+                }
+                match ocpp::model::meter::from_json(&payload["meterValue"]) {
+                    Ok(samples) => samples,
+                    Err(v) => panic!("{v}"),
+                }
+            })
+        });
+        group.bench_function(format!("fast/{name}"), |b| {
+            b.iter(|| match ocpp::fast_path::meter_values(version, black_box(text)) {
+                Some(call) => call.samples,
+                None => panic!("the fast path declined {name}"),
+            })
         });
     }
     group.finish();

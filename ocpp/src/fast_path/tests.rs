@@ -222,7 +222,8 @@ fn frames_the_fast_path_leaves_to_the_general_path() {
         // Frame shape.
         format!("{ok} "),
         format!("{ok}x"),
-        ok.replacen("]", ",1]", 1).replacen("}]}]}]", "}]}]},1]", 1),
+        format!("{},1]", &ok[..ok.len() - 1]),
+        ok.replacen("]", ",1]", 1),
         serde_json::to_string(&json!([2, "m", "MeterValues"])).expect("json"),
         frame("", "MeterValues", &v16),
         frame(&"i".repeat(37), "MeterValues", &v16),
