@@ -66,8 +66,8 @@ enum Payload<'a> {
 }
 
 enum Readings<'a> {
-    V16(Vec<Object<MeterValue16<'a>>>),
-    V201(Vec<Object<MeterValue201<'a>>>),
+    V16(Vec<Object<MeterValue<'a, SampledValue16<'a>>>>),
+    V201(Vec<Object<MeterValue<'a, SampledValue201<'a>>>>),
 }
 
 impl Readings<'_> {
@@ -77,79 +77,90 @@ impl Readings<'_> {
             Version::V16 => &*V16_ENUMS,
             Version::V201 => &*V201_ENUMS,
         };
-        let mut samples = Vec::new();
         match self {
-            Readings::V16(values) => {
-                if values.is_empty() {
-                    return None;
-                }
-                for Object(mv) in values {
-                    let timestamp = instant(mv.timestamp)?;
-                    if mv.sampled_value.is_empty() {
-                        return None;
-                    }
-                    for Object(sv) in &mv.sampled_value {
-                        enums.check(sv.measurand, sv.phase, sv.location, sv.context)?;
-                        let format = sv.format.get();
-                        if !format.is_none_or(|f| enums.format.iter().any(|e| e == f)) {
-                            return None;
-                        }
-                        if !sv.unit.get().is_none_or(|u| enums.unit.iter().any(|e| e == u)) {
-                            return None;
-                        }
-                        // A signed blob carries no number; the general path skips it too.
-                        if format == Some("SignedData") {
-                            continue;
-                        }
-                        let raw = RawReading {
-                            value: sv.value,
-                            unit: sv.unit.get(),
-                            multiplier: 0,
-                            measurand: sv.measurand.get(),
-                            phase: sv.phase.get(),
-                            location: sv.location.get(),
-                            context: sv.context.get(),
-                        };
-                        samples.push(meter::raw_sample(timestamp, raw).ok()?);
-                    }
-                }
-            }
-            Readings::V201(values) => {
-                if values.is_empty() {
-                    return None;
-                }
-                for Object(mv) in values {
-                    let timestamp = instant(mv.timestamp)?;
-                    if mv.sampled_value.is_empty() {
-                        return None;
-                    }
-                    for Object(sv) in &mv.sampled_value {
-                        enums.check(sv.measurand, sv.phase, sv.location, sv.context)?;
-                        let (unit, multiplier) = match &sv.unit_of_measure {
-                            Present::Absent => (None, 0),
-                            Present::Given(Object(u)) => {
-                                if u.unit.get().is_some_and(|unit| unit.chars().count() > 20) {
-                                    return None;
-                                }
-                                (u.unit.get(), u.multiplier.get().unwrap_or(0))
-                            }
-                        };
-                        let value = sv.value.to_string();
-                        let raw = RawReading {
-                            value: &value,
-                            unit,
-                            multiplier,
-                            measurand: sv.measurand.get(),
-                            phase: sv.phase.get(),
-                            location: sv.location.get(),
-                            context: sv.context.get(),
-                        };
-                        samples.push(meter::raw_sample(timestamp, raw).ok()?);
-                    }
-                }
+            Readings::V16(values) => samples(values, enums),
+            Readings::V201(values) => samples(values, enums),
+        }
+    }
+}
+
+/// A `sampledValue` item of either version.
+trait SampledReading {
+    /// `None` when a rule is broken; `Some(None)` for a reading that carries no number.
+    fn sample(&self, timestamp: DateTime<Utc>, enums: &SampledEnums) -> Option<Option<Sample>>;
+}
+
+/// The samples of a `meterValue` array (the schemas want at least one item at both levels).
+fn samples<S: SampledReading>(values: &[Object<MeterValue<'_, S>>], enums: &SampledEnums) -> Option<Vec<Sample>> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut samples = Vec::new();
+    for Object(instant_values) in values {
+        let timestamp = instant(instant_values.timestamp)?;
+        if instant_values.sampled_value.is_empty() {
+            return None;
+        }
+        for Object(sampled) in &instant_values.sampled_value {
+            if let Some(sample) = sampled.sample(timestamp, enums)? {
+                samples.push(sample);
             }
         }
-        Some(samples)
+    }
+    Some(samples)
+}
+
+impl SampledReading for SampledValue16<'_> {
+    fn sample(&self, timestamp: DateTime<Utc>, enums: &SampledEnums) -> Option<Option<Sample>> {
+        enums.check(self.measurand, self.phase, self.location, self.context)?;
+        let format = self.format.get();
+        if !format.is_none_or(|f| enums.format.iter().any(|e| e == f)) {
+            return None;
+        }
+        if !self.unit.get().is_none_or(|u| enums.unit.iter().any(|e| e == u)) {
+            return None;
+        }
+        // A signed blob carries no number; the general path skips it too.
+        if format == Some("SignedData") {
+            return Some(None);
+        }
+        let raw = RawReading {
+            value: self.value,
+            unit: self.unit.get(),
+            multiplier: 0,
+            measurand: self.measurand.get(),
+            phase: self.phase.get(),
+            location: self.location.get(),
+            context: self.context.get(),
+        };
+        meter::raw_sample(timestamp, raw).ok().map(Some)
+    }
+}
+
+impl SampledReading for SampledValue201<'_> {
+    fn sample(&self, timestamp: DateTime<Utc>, enums: &SampledEnums) -> Option<Option<Sample>> {
+        enums.check(self.measurand, self.phase, self.location, self.context)?;
+        let (unit, multiplier) = match &self.unit_of_measure {
+            Present::Absent => (None, 0),
+            Present::Given(Object(u)) => {
+                // The schema's maxLength counts characters.
+                if u.unit.get().is_some_and(|unit| unit.chars().count() > 20) {
+                    return None;
+                }
+                (u.unit.get(), u.multiplier.get().unwrap_or(0))
+            }
+        };
+        let value = self.value.to_string();
+        let raw = RawReading {
+            value: &value,
+            unit,
+            multiplier,
+            measurand: self.measurand.get(),
+            phase: self.phase.get(),
+            location: self.location.get(),
+            context: self.context.get(),
+        };
+        meter::raw_sample(timestamp, raw).ok().map(Some)
     }
 }
 
@@ -264,15 +275,15 @@ struct MeterValues16<'a> {
     #[serde(default)]
     transaction_id: Present<i64>,
     #[serde(borrow)]
-    meter_value: Vec<Object<MeterValue16<'a>>>,
+    meter_value: Vec<Object<MeterValue<'a, SampledValue16<'a>>>>,
 }
 
+/// A `meterValue` item of either version; `S` is the version's sampled value.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MeterValue16<'a> {
+struct MeterValue<'a, S> {
     timestamp: &'a str,
-    #[serde(borrow)]
-    sampled_value: Vec<Object<SampledValue16<'a>>>,
+    sampled_value: Vec<Object<S>>,
 }
 
 #[derive(Deserialize)]
@@ -298,15 +309,7 @@ struct SampledValue16<'a> {
 struct MeterValues201<'a> {
     evse_id: u32,
     #[serde(borrow)]
-    meter_value: Vec<Object<MeterValue201<'a>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MeterValue201<'a> {
-    timestamp: &'a str,
-    #[serde(borrow)]
-    sampled_value: Vec<Object<SampledValue201<'a>>>,
+    meter_value: Vec<Object<MeterValue<'a, SampledValue201<'a>>>>,
 }
 
 #[derive(Deserialize)]
