@@ -69,6 +69,13 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
 }
 
+/// Whether a SQLite URL names an in-memory database that each connection would get its own
+/// copy of (one without a shared cache).
+fn is_private_memory_database(url: &str) -> bool {
+    let memory = url.contains(":memory:") || url.contains("mode=memory");
+    memory && !url.contains("cache=shared")
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies the service's migrations.
     pub async fn connect(url: &str, migrations: Migrations) -> anyhow::Result<Db> {
@@ -101,6 +108,13 @@ impl Db {
                 .context("connecting to PostgreSQL")?;
             Ok(Db::Postgres(pool))
         } else if url.starts_with("sqlite:") {
+            if is_private_memory_database(url) {
+                anyhow::bail!(
+                    "an in-memory SQLite database is private to each connection, so the service's \
+                     connections would not see each other's data: use a file, or \
+                     sqlite:file:NAME?mode=memory&cache=shared"
+                );
+            }
             let options = SqliteConnectOptions::from_str(url)
                 .context("parsing the SQLite URL")?
                 .create_if_missing(true)
@@ -209,5 +223,44 @@ impl Tx {
             Tx::Sqlite(tx) => tx.rollback().await,
             Tx::Postgres(tx) => tx.rollback().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_in_memory_sqlite_is_refused_and_shared_memory_is_not() {
+        assert!(is_private_memory_database("sqlite::memory:"));
+        assert!(is_private_memory_database("sqlite://file:db?mode=memory"));
+        assert!(!is_private_memory_database("sqlite:file:db?mode=memory&cache=shared"));
+        assert!(!is_private_memory_database("sqlite://./data/central-system.db"));
+    }
+
+    #[tokio::test]
+    async fn opening_a_private_in_memory_database_says_why_it_cannot() {
+        let err = Db::open("sqlite::memory:", 2).await.expect_err("refused");
+        assert!(err.to_string().contains("cache=shared"), "{err}");
+    }
+
+    /// The advice in the error works: two pools on the same shared-cache name see one database.
+    #[tokio::test]
+    async fn a_shared_in_memory_database_is_one_database_for_every_pool() {
+        let url = "sqlite:file:service_kit_shared?mode=memory&cache=shared";
+        let (Db::Sqlite(a), Db::Sqlite(b)) = (Db::open(url, 2).await.expect("a"), Db::open(url, 2).await.expect("b"))
+        else {
+            panic!("not SQLite");
+        };
+        sqlx::query("CREATE TABLE t (x BIGINT)")
+            .execute(&a)
+            .await
+            .expect("create");
+        sqlx::query("INSERT INTO t VALUES (7)")
+            .execute(&a)
+            .await
+            .expect("insert");
+        let x: i64 = sqlx::query_scalar("SELECT x FROM t").fetch_one(&b).await.expect("read");
+        assert_eq!(x, 7);
     }
 }
