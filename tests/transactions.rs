@@ -292,3 +292,82 @@ async fn v201_meter_values_and_energy_while_running() {
         server.stop_and_clean().await;
     }
 }
+
+/// Periodic Updated events (no charging state, no token) change nothing but the seqNo, which
+/// the batch writer records; state events still apply only when newer.
+#[tokio::test]
+async fn v201_periodic_updates_record_their_seq_no_and_keep_state_ordering() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        server
+            .admin(
+                "POST",
+                "/api/v1/id-tokens",
+                Some(json!({"idToken": "TAG-3", "status": "Accepted"})),
+                201,
+            )
+            .await;
+        let mut ws = connect(&server.ws_url("CP-P201"), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
+        boot201(&mut ws).await;
+        let periodic = |seq: i64, wh: i64| {
+            let at = format!("2026-01-01T10:1{seq}:00Z");
+            let mut e = tx_event("Updated", seq, &at, wh, "Sample.Periodic");
+            e["transactionInfo"]
+                .as_object_mut()
+                .expect("object")
+                .remove("chargingState");
+            // Later events may leave the EVSE out; readings still go to the transaction's EVSE.
+            if seq % 2 == 0 {
+                e.as_object_mut().expect("object").remove("evse");
+            }
+            e
+        };
+        let with_state = |seq: i64, state: &str| {
+            let mut e = tx_event("Updated", seq, "2026-01-01T10:20:00Z", 30, "Sample.Periodic");
+            e["transactionInfo"]["chargingState"] = json!(state);
+            e
+        };
+        call_ok(
+            &mut ws,
+            "s",
+            "TransactionEvent",
+            tx_event("Started", 0, "2026-01-01T10:00:00Z", 20, "Transaction.Begin"),
+        )
+        .await;
+        call_ok(&mut ws, "c", "TransactionEvent", with_state(1, "Charging")).await;
+        for seq in 2..=5 {
+            call_ok(&mut ws, &format!("p{seq}"), "TransactionEvent", periodic(seq, 20 + seq)).await;
+        }
+        server.flush().await;
+        let tx = &transactions(&server, "CP-P201").await[0];
+        assert_eq!(
+            (tx["lastSeqNo"].as_i64(), tx["chargingState"].as_str()),
+            (Some(5), Some("Charging")),
+            "{backend}: {tx}"
+        );
+        assert_eq!((tx["evseId"].as_i64(), tx["connectorId"].as_i64()), (Some(1), Some(1)));
+        // A replayed older state event changes nothing; a newer one applies.
+        call_ok(&mut ws, "old", "TransactionEvent", with_state(3, "SuspendedEV")).await;
+        server.flush().await;
+        let tx = &transactions(&server, "CP-P201").await[0];
+        assert_eq!(tx["chargingState"], "Charging", "{backend}: {tx}");
+        call_ok(&mut ws, "new", "TransactionEvent", with_state(6, "SuspendedEV")).await;
+        server.flush().await;
+        let tx = &transactions(&server, "CP-P201").await[0];
+        assert_eq!(
+            (tx["lastSeqNo"].as_i64(), tx["chargingState"].as_str()),
+            (Some(6), Some("SuspendedEV")),
+            "{backend}: {tx}"
+        );
+        // Every periodic reading was stored under the transaction's EVSE.
+        let detail = server
+            .admin("GET", &format!("/api/v1/transactions/{}", tx["id"]), None, 200)
+            .await;
+        let readings = detail["meterValues"].as_array().expect("readings");
+        assert!(readings.len() >= 6, "{backend}: {detail}");
+        assert!(readings.iter().all(|r| r["evseId"] == 1), "{backend}: {detail}");
+        server.stop_and_clean().await;
+    }
+}

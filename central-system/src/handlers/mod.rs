@@ -19,6 +19,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// A 2.0.1 transaction as this connection knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownTransaction {
+    /// The CSMS id.
+    pub id: i64,
+    /// The EVSE and connector stored on the row, once both are set.
+    pub location: Option<Location>,
+}
+
 /// What a handler knows about the connection it serves.
 pub struct Ctx<'a> {
     /// Shared service state.
@@ -31,6 +40,8 @@ pub struct Ctx<'a> {
     pub registration: &'a mut String,
     /// CSMS transaction ids known to belong to this station (spares a query per 1.6 MeterValues).
     pub known_transactions: &'a mut std::collections::HashSet<i64>,
+    /// 2.0.1 transactions seen on this connection, by the charger's transaction id.
+    pub v201_transactions: &'a mut std::collections::HashMap<String, KnownTransaction>,
     /// Active transaction per EVSE as last seen on this connection (2.0.1 MeterValues carry no
     /// transaction id; this links them without a query per message).
     pub active_by_evse: &'a mut std::collections::HashMap<u32, Option<i64>>,
@@ -77,6 +88,15 @@ impl Ctx<'_> {
             self.known_transactions.clear();
         }
         self.known_transactions.insert(id);
+    }
+
+    /// Records a 2.0.1 transaction of this connection (bounded, like the 1.6 cache).
+    pub fn remember_v201_transaction(&mut self, station_tx_id: String, id: i64, location: Option<Location>) {
+        if self.v201_transactions.len() >= 1024 && !self.v201_transactions.contains_key(&station_tx_id) {
+            self.v201_transactions.clear();
+        }
+        self.v201_transactions
+            .insert(station_tx_id, KnownTransaction { id, location });
     }
 
     /// `now` as stored.

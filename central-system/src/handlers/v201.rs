@@ -4,6 +4,7 @@ use super::authorization::authorize;
 use super::{internal, typed, Ctx};
 use crate::store::messages::DeviceVariable;
 use crate::store::types::Ts;
+use crate::store::writer::SeqNoSeen;
 use ocpp::messages::v201::messages as m;
 use ocpp::model::{from_v201, meter, Location, StationEvent};
 use ocpp::{Call, Violation};
@@ -119,10 +120,38 @@ async fn transaction_event(
             (id, start.location, start.samples, false)
         }
         StationEvent::TransactionUpdated(update) => {
-            let id = store
-                .update_transaction(ctx.station_id, &update, now)
-                .await
-                .map_err(internal)?;
+            // Periodic meter events are most of a 2.0.1 charger's traffic. With the id known on
+            // this connection, one that carries no charging state, no token and no new EVSE
+            // changes nothing in the row but its seqNo, which goes with the next batch. Until
+            // that commits, a late event with an older seqNo may still set the charging state,
+            // which is right: an event without a state cannot supersede one.
+            let known = ctx.v201_transactions.get(&station_tx_id).copied();
+            let id = match known {
+                Some(known)
+                    if update.charging_state.is_none()
+                        && update.id_token.is_none()
+                        && (update.location.is_none() || known.location.is_some()) =>
+                {
+                    let seen = SeqNoSeen {
+                        transaction_id: known.id,
+                        seq_no: i64::from(update.seq_no),
+                        at: now,
+                    };
+                    ctx.state.writer.seq_no(seen).await;
+                    known.id
+                }
+                Some(known) => {
+                    store
+                        .apply_transaction_update(known.id, &update, now)
+                        .await
+                        .map_err(internal)?;
+                    known.id
+                }
+                None => store
+                    .update_transaction(ctx.station_id, &update, now)
+                    .await
+                    .map_err(internal)?,
+            };
             (id, update.location.unwrap_or(Location::STATION), update.samples, false)
         }
         StationEvent::TransactionEnded(ended) => {
@@ -140,18 +169,27 @@ async fn transaction_event(
             ))
         }
     };
+    // Later events may omit the EVSE: their readings go under the transaction's EVSE. The row's
+    // EVSE and connector only ever change from 0, so once both are set they are remembered
+    // instead of read again.
+    let row_location = match ctx.v201_transactions.get(&station_tx_id).and_then(|k| k.location) {
+        Some(settled) => Some(settled),
+        None => store.transaction(id).await.map_err(internal)?.map(|t| Location {
+            evse_id: t.evse_id.try_into().unwrap_or(0),
+            connector_id: t.connector_id.try_into().unwrap_or(0),
+        }),
+    };
     let location = if location == Location::STATION {
-        // Later events may omit the EVSE: file their readings under the transaction's EVSE.
-        match store.transaction(id).await.map_err(internal)? {
-            Some(t) => Location {
-                evse_id: t.evse_id.try_into().unwrap_or(0),
-                connector_id: t.connector_id.try_into().unwrap_or(0),
-            },
-            None => location,
-        }
+        row_location.unwrap_or(location)
     } else {
         location
     };
+    if ended {
+        ctx.v201_transactions.remove(&station_tx_id);
+    } else {
+        let settled = row_location.filter(|l| l.evse_id != 0 && l.connector_id != 0);
+        ctx.remember_v201_transaction(station_tx_id.clone(), id, settled);
+    }
     if location.evse_id != 0 {
         ctx.active_by_evse.insert(location.evse_id, (!ended).then_some(id));
     }

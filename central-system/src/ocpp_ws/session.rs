@@ -49,6 +49,7 @@ struct Session {
     version: Version,
     registration: String,
     known_transactions: std::collections::HashSet<i64>,
+    v201_transactions: std::collections::HashMap<String, handlers::KnownTransaction>,
     active_by_evse: std::collections::HashMap<u32, Option<i64>>,
     in_flight: Option<InFlight>,
     queue: VecDeque<OutboundCall>,
@@ -95,6 +96,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
         version: init.version,
         registration: init.registration,
         known_transactions: Default::default(),
+        v201_transactions: Default::default(),
         active_by_evse: Default::default(),
         in_flight: None,
         queue: VecDeque::new(),
@@ -295,6 +297,7 @@ impl Session {
             version: self.version,
             registration: &mut self.registration,
             known_transactions: &mut self.known_transactions,
+            v201_transactions: &mut self.v201_transactions,
             active_by_evse: &mut self.active_by_evse,
             now: Utc::now(),
         }

@@ -6,6 +6,7 @@
 //! queues are not always replayed in order), so each of them creates the row if it is missing.
 
 use super::types::Ts;
+use super::writer::SeqNoSeen;
 use super::{on_db, Store, StoreError};
 use ocpp::model::{TransactionEnded, TransactionStarted, TransactionUpdated};
 use serde::Serialize;
@@ -196,6 +197,21 @@ impl Store {
         let id = self
             .ensure_v201_transaction(station_id, &update.station_transaction_id, loc, at, now)
             .await?;
+        self.apply_transaction_update(id, update, now).await?;
+        Ok(id)
+    }
+
+    /// Applies a 2.0.1 Updated event to the transaction with CSMS id `id`, known to exist and
+    /// to be this station's (a session caches that, sparing the lookup per event).
+    pub async fn apply_transaction_update(
+        &self,
+        id: i64,
+        update: &TransactionUpdated,
+        now: Ts,
+    ) -> Result<(), StoreError> {
+        let loc = update
+            .location
+            .map_or((0, 0), |l| (i64::from(l.evse_id), i64::from(l.connector_id)));
         // Only a newer seqNo may change the charging state, so replays of old events are inert.
         on_db!(self.db(), |pool| {
             sqlx::query(
@@ -218,7 +234,31 @@ impl Store {
             .execute(pool)
             .await?;
         });
-        Ok(id)
+        Ok(())
+    }
+
+    /// Records the seqNos of events that changed nothing else (see [`SeqNoSeen`]), in one
+    /// database transaction; a lower seqNo than the stored one changes nothing.
+    pub async fn record_seq_nos(&self, seen: &[SeqNoSeen]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        on_db!(self.db(), |pool| {
+            let mut tx = pool.begin().await?;
+            for s in seen {
+                sqlx::query(
+                    "UPDATE transactions SET last_seq_no = $2, updated_at = $3 \
+                     WHERE id = $1 AND (last_seq_no IS NULL OR last_seq_no < $2)",
+                )
+                .bind(s.transaction_id)
+                .bind(s.seq_no)
+                .bind(s.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Ends a transaction (1.6 by CSMS id, 2.0.1 by the charger's id); returns the CSMS id,

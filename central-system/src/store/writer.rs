@@ -14,8 +14,9 @@
 
 use super::frames::FrameRow;
 use super::meter_values::MeterRow;
+use super::types::Ts;
 use super::Store;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,7 +51,20 @@ impl Default for WriterConfig {
 
 enum Op {
     Meter(Vec<MeterRow>),
+    SeqNo(SeqNoSeen),
     Flush(oneshot::Sender<()>),
+}
+
+/// A 2.0.1 seqNo seen in an event that changed nothing else in its transaction: recorded with
+/// the next batch (the highest per transaction) instead of by a statement per event.
+#[derive(Debug, Clone, Copy)]
+pub struct SeqNoSeen {
+    /// CSMS transaction id.
+    pub transaction_id: i64,
+    /// The event's seqNo.
+    pub seq_no: i64,
+    /// When the event was received.
+    pub at: Ts,
 }
 
 /// Counters the metrics endpoint reads.
@@ -79,6 +93,7 @@ impl std::fmt::Debug for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Op::Meter(rows) => write!(f, "Meter({} rows)", rows.len()),
+            Op::SeqNo(seen) => write!(f, "SeqNo({seen:?})"),
             Op::Flush(_) => f.write_str("Flush"),
         }
     }
@@ -154,6 +169,13 @@ impl BatchWriter {
         }
     }
 
+    /// Queues a seqNo to record, with the same durability as readings.
+    pub async fn seq_no(&self, seen: SeqNoSeen) {
+        if self.tx.send(Op::SeqNo(seen)).await.is_err() {
+            tracing::error!("a seqNo queued after the writer stopped");
+        }
+    }
+
     /// Whether frames are logged (callers skip building rows otherwise).
     pub fn logs_frames(&self) -> bool {
         self.log_frames
@@ -204,6 +226,7 @@ async fn run(
     stats: Arc<WriterStats>,
 ) {
     let mut meters: Vec<MeterRow> = Vec::new();
+    let mut seq_nos: HashMap<i64, SeqNoSeen> = HashMap::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let mut logged_stations: HashSet<Arc<str>> = HashSet::new();
     let mut last_prune = Instant::now();
@@ -233,6 +256,12 @@ async fn run(
             loop {
                 match op.take() {
                     Some(Op::Meter(rows)) => meters.extend(rows),
+                    Some(Op::SeqNo(seen)) => {
+                        let entry = seq_nos.entry(seen.transaction_id).or_insert(seen);
+                        if seen.seq_no > entry.seq_no {
+                            *entry = seen;
+                        }
+                    }
                     Some(Op::Flush(done)) => waiters.push(done),
                     None => {}
                 }
@@ -255,7 +284,7 @@ async fn run(
                 logged_stations.insert(f.station_id.clone());
             }
         }
-        commit(&store, &mut meters, &mut frames, &stats).await;
+        commit(&store, &mut meters, &mut seq_nos, &mut frames, &stats).await;
         for done in waiters.drain(..) {
             let _ = done.send(());
         }
@@ -272,15 +301,23 @@ async fn run(
         }
     }
     let mut frames = std::mem::take(&mut *lock(&frame_buffer));
-    commit(&store, &mut meters, &mut frames, &stats).await;
+    commit(&store, &mut meters, &mut seq_nos, &mut frames, &stats).await;
     tracing::debug!("batch writer stopped");
 }
 
-async fn commit(store: &Store, meters: &mut Vec<MeterRow>, frames: &mut Vec<FrameRow>, stats: &WriterStats) {
+async fn commit(
+    store: &Store,
+    meters: &mut Vec<MeterRow>,
+    seq_nos: &mut HashMap<i64, SeqNoSeen>,
+    frames: &mut Vec<FrameRow>,
+    stats: &WriterStats,
+) {
     let mut delay = Duration::from_millis(50);
+    let seen: Vec<SeqNoSeen> = seq_nos.drain().map(|(_, s)| s).collect();
     for attempt in 1..=8 {
         let result = async {
             store.insert_meter_values(meters).await?;
+            store.record_seq_nos(&seen).await?;
             store.insert_frames(frames).await
         }
         .await;
