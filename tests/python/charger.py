@@ -32,6 +32,7 @@ import ssl
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from ocpp.routing import after, on
@@ -50,6 +51,7 @@ from reporting import (
     ReportingPeer,
     configure_logging,
     emit,
+    rfc3339,
     utc_now,
 )
 
@@ -109,6 +111,7 @@ class BaseCharger(ReportingPeer):
         self.remote_start_accepted = False
         self.reservations = set()
         self.reset_requested = False
+        self.last_sample_at = None
 
     # Scripted session
 
@@ -192,7 +195,22 @@ class BaseCharger(ReportingPeer):
             self.sampled_value(measurand, unit, phase, value, context)
             for measurand, unit, phase, value in readings(self.energy_wh, full)
         ]
-        return {"timestamp": utc_now(), "sampled_value": samples}
+        return {"timestamp": self.sample_time(), "sampled_value": samples}
+
+    def sample_time(self):
+        """Now, but strictly after the previous sample.
+
+        A real meter samples an instant once. The backend stores an instant
+        with the same measurands once and takes a second one for a replay, so
+        two back-to-back samples within one millisecond must not share it.
+        """
+        moment = datetime.now(timezone.utc)
+        # Compare what goes on the wire: milliseconds.
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        if self.last_sample_at is not None and moment <= self.last_sample_at:
+            moment = self.last_sample_at + timedelta(milliseconds=1)
+        self.last_sample_at = moment
+        return rfc3339(moment)
 
     def accept_remote_start(self, connector):
         """Decide on a remote start and remember the decision.

@@ -45,6 +45,11 @@ def emit(event, **fields):
 def utc_now(seconds_ahead=0):
     """Return now (or a later time) in the RFC 3339 form OCPP expects."""
     moment = datetime.now(timezone.utc) + timedelta(seconds=seconds_ahead)
+    return rfc3339(moment)
+
+
+def rfc3339(moment):
+    """Render an aware datetime in the RFC 3339 form OCPP expects (ms, Z)."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
