@@ -249,14 +249,7 @@ async fn conformance(version: &str, backend: &'static str, url: Option<String>) 
     let label = format!("{version} on {backend}");
     let owned = TestServer::start(backend, url).await;
     let server = &owned;
-    server
-        .admin(
-            "POST",
-            "/api/v1/id-tokens",
-            Some(json!({"idToken": TAG, "status": "Accepted"})),
-            201,
-        )
-        .await;
+    server.accept_token(TAG).await;
 
     // The scripted session: boot, authorize, one local transaction.
     let mut charger = Charger::spawn(label.clone(), version, server, station);

@@ -68,14 +68,7 @@ async fn boot(spec: StationSpec) -> (Handle, broadcast::Receiver<Event>, broadca
 }
 
 async fn add_token(server: &TestServer, token: &str) {
-    server
-        .admin(
-            "POST",
-            "/api/v1/id-tokens",
-            Some(json!({"idToken": token, "status": "Accepted"})),
-            201,
-        )
-        .await;
+    server.accept_token(token).await;
 }
 
 async fn command(server: &TestServer, station: &str, command: &str, body: Value) -> Value {

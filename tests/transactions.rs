@@ -19,14 +19,7 @@ fn meter(ts: &str, wh: i64) -> Value {
 async fn v16_transaction_replayed_after_reconnect_is_stored_once() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        server
-            .admin(
-                "POST",
-                "/api/v1/id-tokens",
-                Some(json!({"idToken": "TAG-1", "status": "Accepted"})),
-                201,
-            )
-            .await;
+        server.accept_token("TAG-1").await;
         let start =
             json!({"connectorId": 1, "idTag": "TAG-1", "meterStart": 10_000, "timestamp": "2026-01-01T10:00:00Z"});
         let values = json!({"connectorId": 1, "meterValue": [meter("2026-01-01T10:05:00Z", 10_400), meter("2026-01-01T10:10:00Z", 10_800)]});
@@ -95,14 +88,7 @@ async fn v16_transaction_replayed_after_reconnect_is_stored_once() {
 async fn v16_concurrent_and_unknown_tokens() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        server
-            .admin(
-                "POST",
-                "/api/v1/id-tokens",
-                Some(json!({"idToken": "TAG-2", "status": "Accepted"})),
-                201,
-            )
-            .await;
+        server.accept_token("TAG-2").await;
         let mut ws = connect(&server.ws_url("CP-C16"), "ocpp1.6", None)
             .await
             .expect("connect");
@@ -171,14 +157,7 @@ fn tx_event(kind: &str, seq: i64, ts: &str, wh: i64, context: &str) -> Value {
 async fn v201_transaction_events_out_of_order_and_replayed() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        server
-            .admin(
-                "POST",
-                "/api/v1/id-tokens",
-                Some(json!({"idToken": "TAG-3", "status": "Accepted"})),
-                201,
-            )
-            .await;
+        server.accept_token("TAG-3").await;
         let mut ws = connect(&server.ws_url("CP-R201"), "ocpp2.0.1", None)
             .await
             .expect("connect");
@@ -299,14 +278,7 @@ async fn v201_meter_values_and_energy_while_running() {
 async fn v201_periodic_updates_record_their_seq_no_and_keep_state_ordering() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
-        server
-            .admin(
-                "POST",
-                "/api/v1/id-tokens",
-                Some(json!({"idToken": "TAG-3", "status": "Accepted"})),
-                201,
-            )
-            .await;
+        server.accept_token("TAG-3").await;
         let mut ws = connect(&server.ws_url("CP-P201"), "ocpp2.0.1", None)
             .await
             .expect("connect");

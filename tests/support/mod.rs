@@ -145,6 +145,17 @@ impl TestServer {
         assert_eq!(got, status, "{method} {path}: {json}");
         json
     }
+
+    /// Registers `tag` as an Accepted id token.
+    pub async fn accept_token(&self, tag: &str) {
+        self.admin(
+            "POST",
+            "/api/v1/id-tokens",
+            Some(serde_json::json!({"idToken": tag, "status": "Accepted"})),
+            201,
+        )
+        .await;
+    }
 }
 
 /// A minimal HTTP/1.1 request over a fresh connection; returns status and JSON (or the text as a string).

@@ -91,12 +91,17 @@ impl Ctx<'_> {
     }
 
     /// Records a 2.0.1 transaction of this connection (bounded, like the 1.6 cache).
-    pub fn remember_v201_transaction(&mut self, station_tx_id: String, id: i64, location: Option<Location>) {
-        if self.v201_transactions.len() >= 1024 && !self.v201_transactions.contains_key(&station_tx_id) {
+    pub fn remember_v201_transaction(&mut self, station_tx_id: &str, id: i64, location: Option<Location>) {
+        let known = KnownTransaction { id, location };
+        // Every periodic event lands here: update in place rather than allocate the key again.
+        if let Some(entry) = self.v201_transactions.get_mut(station_tx_id) {
+            *entry = known;
+            return;
+        }
+        if self.v201_transactions.len() >= 1024 {
             self.v201_transactions.clear();
         }
-        self.v201_transactions
-            .insert(station_tx_id, KnownTransaction { id, location });
+        self.v201_transactions.insert(station_tx_id.to_owned(), known);
     }
 
     /// `now` as stored.

@@ -124,10 +124,7 @@ async fn stop_transaction(
         .await
         .map_err(internal)?;
     let location = match id {
-        Some(id) => store.transaction(id).await.map_err(internal)?.map(|t| Location {
-            evse_id: t.evse_id.try_into().unwrap_or(0),
-            connector_id: t.connector_id.try_into().unwrap_or(0),
-        }),
+        Some(id) => store.transaction(id).await.map_err(internal)?.map(|t| t.location()),
         None => {
             // 1.6 says to answer anyway: the charger must be able to delete the message from its queue.
             tracing::warn!(station = %ctx.station_id, transaction = req.transaction_id, "StopTransaction for an unknown transaction");

@@ -174,10 +174,7 @@ async fn transaction_event(
     // instead of read again.
     let row_location = match ctx.v201_transactions.get(&station_tx_id).and_then(|k| k.location) {
         Some(settled) => Some(settled),
-        None => store.transaction(id).await.map_err(internal)?.map(|t| Location {
-            evse_id: t.evse_id.try_into().unwrap_or(0),
-            connector_id: t.connector_id.try_into().unwrap_or(0),
-        }),
+        None => store.transaction(id).await.map_err(internal)?.map(|t| t.location()),
     };
     let location = if location == Location::STATION {
         row_location.unwrap_or(location)
@@ -188,7 +185,7 @@ async fn transaction_event(
         ctx.v201_transactions.remove(&station_tx_id);
     } else {
         let settled = row_location.filter(|l| l.evse_id != 0 && l.connector_id != 0);
-        ctx.remember_v201_transaction(station_tx_id.clone(), id, settled);
+        ctx.remember_v201_transaction(&station_tx_id, id, settled);
     }
     if location.evse_id != 0 {
         ctx.active_by_evse.insert(location.evse_id, (!ended).then_some(id));

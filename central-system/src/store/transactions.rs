@@ -8,7 +8,7 @@
 use super::types::Ts;
 use super::writer::SeqNoSeen;
 use super::{on_db, Store, StoreError};
-use ocpp::model::{TransactionEnded, TransactionStarted, TransactionUpdated};
+use ocpp::model::{Location, TransactionEnded, TransactionStarted, TransactionUpdated};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -70,6 +70,16 @@ const SELECT: &str = "SELECT t.id, t.station_id, t.station_tx_id AS station_tran
       - COALESCE(t.meter_start_wh, (SELECT MIN(m.energy_wh) FROM meter_values m WHERE m.transaction_id = t.id)) \
       AS BIGINT) AS energy_wh, \
     t.stop_reason, t.reservation_id, t.last_seq_no FROM transactions t";
+
+impl Transaction {
+    /// The EVSE and connector stored on the row (0 where not known yet).
+    pub fn location(&self) -> Location {
+        Location {
+            evse_id: self.evse_id.try_into().unwrap_or(0),
+            connector_id: self.connector_id.try_into().unwrap_or(0),
+        }
+    }
+}
 
 impl Store {
     /// Records a start; returns the CSMS id and whether this call created it.

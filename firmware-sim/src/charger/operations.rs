@@ -52,6 +52,12 @@ pub(super) fn firmware_from_location(location: &str) -> Option<String> {
     (!stem.is_empty()).then(|| stem.chars().take(50).collect())
 }
 
+/// A connector or EVSE number from a payload; one beyond `u32` becomes `u32::MAX`, which names
+/// no connector, rather than wrapping round onto a real one.
+pub(super) fn wire_id(id: &Value) -> Option<u32> {
+    id.as_u64().map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 impl Charger {
     /// The index of connector (1.6) or EVSE (2.0.1) `id`, if it names one.
     pub(super) fn index_of(&self, id: &Value) -> Option<usize> {

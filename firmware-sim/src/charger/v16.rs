@@ -2,7 +2,7 @@
 
 use super::connector::{Availability, Reservation};
 use super::engine::{now_rfc3339, Charger, Reboot};
-use super::operations::{data_transfer, firmware_from_location, status, time, until, Answer};
+use super::operations::{data_transfer, firmware_from_location, status, time, until, wire_id, Answer};
 use super::outbox::Purpose;
 use super::profiles::{Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
@@ -134,21 +134,21 @@ impl Charger {
             "ReserveNow" => self.reserve_v16(p),
             "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
-                let connector = p["connectorId"].as_u64().unwrap_or(0) as u32;
+                let connector = wire_id(&p["connectorId"]).unwrap_or(0);
                 status(self.set_profile(connector, &p["csChargingProfiles"]))
             }
             "ClearChargingProfile" => {
                 let purpose = p["chargingProfilePurpose"].as_str().and_then(ProfilePurpose::from_name);
                 let n = self.profiles.clear(
                     p["id"].as_i64(),
-                    p["connectorId"].as_u64().map(|c| c as u32),
+                    wire_id(&p["connectorId"]),
                     purpose,
                     p["stackLevel"].as_i64(),
                 );
                 status(if n > 0 { "Accepted" } else { "Unknown" })
             }
             "GetCompositeSchedule" => {
-                let connector = p["connectorId"].as_u64().unwrap_or(0) as u32;
+                let connector = wire_id(&p["connectorId"]).unwrap_or(0);
                 let amps = p["chargingRateUnit"] == "A";
                 let Some((duration, periods)) = self.composite_schedule(connector, &p["duration"], amps) else {
                     return status("Rejected");

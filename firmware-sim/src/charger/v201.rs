@@ -2,7 +2,7 @@
 
 use super::connector::{Availability, Reservation};
 use super::engine::{now_rfc3339, Charger, Reboot};
-use super::operations::{data_transfer, firmware_from_location, status, time, until, Answer};
+use super::operations::{data_transfer, firmware_from_location, status, time, until, wire_id, Answer};
 use super::outbox::Purpose;
 use super::profiles::{Profile, Purpose as ProfilePurpose};
 use super::session::StopReason;
@@ -124,7 +124,7 @@ impl Charger {
             "ReserveNow" => self.reserve_v201(p),
             "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
-                let evse = p["evseId"].as_u64().unwrap_or(0) as u32;
+                let evse = wire_id(&p["evseId"]).unwrap_or(0);
                 status(self.set_profile(evse, &p["chargingProfile"]))
             }
             "ClearChargingProfile" => {
@@ -134,14 +134,14 @@ impl Charger {
                     .and_then(ProfilePurpose::from_name);
                 let n = self.profiles.clear(
                     p["chargingProfileId"].as_i64(),
-                    criteria["evseId"].as_u64().map(|c| c as u32),
+                    wire_id(&criteria["evseId"]),
                     purpose,
                     criteria["stackLevel"].as_i64(),
                 );
                 status(if n > 0 { "Accepted" } else { "Unknown" })
             }
             "GetCompositeSchedule" => {
-                let evse = p["evseId"].as_u64().unwrap_or(0) as u32;
+                let evse = wire_id(&p["evseId"]).unwrap_or(0);
                 let amps = p["chargingRateUnit"] == "A";
                 let Some((duration, periods)) = self.composite_schedule(evse, &p["duration"], amps) else {
                     return status("Rejected");
