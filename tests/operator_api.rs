@@ -194,6 +194,7 @@ const EXPECTED_ROUTES: &[(&str, &str, bool)] = &[
     ("delete", "/api/v1/id-tokens/{idToken}", true),
     ("get", "/api/v1/transactions", false),
     ("get", "/api/v1/transactions/{id}", false),
+    ("post", "/api/v1/transactions/{id}/end", false),
     ("get", "/api/v1/meter-values", false),
 ];
 
@@ -241,6 +242,7 @@ fn concrete(method: &str, path: &str, n: usize) -> (String, Option<Value>) {
         ("put", _) => Some(json!({ "status": "Blocked" })),
         ("post", p) if p.ends_with("/calls") => Some(json!({ "action": "ClearCache" })),
         ("post", p) if p.contains("/commands/") => Some(json!({})),
+        ("post", p) if p.ends_with("/end") => Some(json!({ "reason": "role matrix" })),
         _ => None,
     };
     (url, body)

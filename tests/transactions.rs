@@ -343,3 +343,742 @@ async fn v201_periodic_updates_record_their_seq_no_and_keep_state_ordering() {
         server.stop_and_clean().await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Refused starts, abandoned transactions, operator ends
+// ---------------------------------------------------------------------------------------------
+
+fn start16(connector: i64, tag: &str, ts: &str) -> Value {
+    json!({"connectorId": connector, "idTag": tag, "meterStart": 1_000, "timestamp": ts})
+}
+
+fn started201(tx: &str, evse: i64, token: &str, ts: &str) -> Value {
+    json!({"eventType": "Started", "timestamp": ts, "triggerReason": "Authorized", "seqNo": 0,
+        "transactionInfo": {"transactionId": tx}, "evse": {"id": evse, "connectorId": 1},
+        "idToken": {"idToken": token, "type": "ISO14443"}})
+}
+
+fn event201(kind: &str, tx: &str, seq: i64, ts: &str) -> Value {
+    let mut e = json!({"eventType": kind, "timestamp": ts, "seqNo": seq,
+        "triggerReason": if kind == "Ended" { "StopAuthorized" } else { "MeterValuePeriodic" },
+        "transactionInfo": {"transactionId": tx}});
+    if kind == "Ended" {
+        e["transactionInfo"]["stoppedReason"] = json!("Local");
+    }
+    e
+}
+
+/// One transaction by its CSMS id, as the operator API shows it.
+async fn tx(server: &TestServer, id: &Value) -> Value {
+    server
+        .admin("GET", &format!("/api/v1/transactions/{id}"), None, 200)
+        .await
+}
+
+/// The station's transactions by their charger id (2.0.1) or replay key (1.6).
+async fn by_station_tx(server: &TestServer, station: &str, station_tx: &str) -> Value {
+    transactions(server, station)
+        .await
+        .into_iter()
+        .find(|t| t["stationTransactionId"] == station_tx)
+        .unwrap_or_else(|| panic!("{station}: no transaction {station_tx}"))
+}
+
+fn status_of(t: &Value) -> (&str, Option<&str>) {
+    (t["status"].as_str().unwrap_or_default(), t["endReason"].as_str())
+}
+
+#[tokio::test]
+async fn v16_refused_start_does_not_lock_the_tag() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        server
+            .admin(
+                "POST",
+                "/api/v1/id-tokens",
+                Some(json!({"idToken": "TAG-Z", "status": "Blocked"})),
+                201,
+            )
+            .await;
+        let mut ws = connect(&server.ws_url("CP-Z16"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+
+        // Blocked: refused, yet 1.6 still gets a transactionId, its stop and readings are kept.
+        let blocked_start = start16(1, "TAG-Z", "2026-01-01T10:00:00Z");
+        let a = call_ok(&mut ws, "a", "StartTransaction", blocked_start.clone()).await;
+        assert_eq!(a["idTagInfo"]["status"], "Blocked", "{backend}: {a}");
+        let a_id = a["transactionId"].clone();
+        assert!(a_id.is_i64(), "{backend}: {a}");
+        assert_eq!(status_of(&tx(&server, &a_id).await), ("Refused", Some("Blocked")));
+
+        // The token is accepted now: each later start is answered on its own merits.
+        server
+            .admin(
+                "PUT",
+                "/api/v1/id-tokens/TAG-Z",
+                Some(json!({"status": "Accepted"})),
+                200,
+            )
+            .await;
+        let b = call_ok(
+            &mut ws,
+            "b",
+            "StartTransaction",
+            start16(2, "TAG-Z", "2026-01-01T10:01:00Z"),
+        )
+        .await;
+        assert_eq!(
+            b["idTagInfo"]["status"], "Accepted",
+            "{backend}: the refused start locked the tag: {b}"
+        );
+        // A replay of the refused start is answered as the first time, and stays refused.
+        let replay = call_ok(&mut ws, "a2", "StartTransaction", blocked_start).await;
+        assert_eq!(
+            (&replay["transactionId"], replay["idTagInfo"]["status"].as_str()),
+            (&a_id, Some("Blocked")),
+            "{backend}: {replay}"
+        );
+        // While b runs, a third start with the tag is concurrent, and refused for that alone.
+        let c = call_ok(
+            &mut ws,
+            "c",
+            "StartTransaction",
+            start16(3, "TAG-Z", "2026-01-01T10:02:00Z"),
+        )
+        .await;
+        assert_eq!(c["idTagInfo"]["status"], "ConcurrentTx", "{backend}: {c}");
+        assert_eq!(
+            status_of(&tx(&server, &c["transactionId"]).await),
+            ("Refused", Some("ConcurrentTx"))
+        );
+
+        // The refused transaction's stop is answered and its readings stored; it stays refused.
+        let stop = json!({"transactionId": a_id, "meterStop": 1_500, "timestamp": "2026-01-01T10:03:00Z",
+            "transactionData": [meter("2026-01-01T10:03:00Z", 1_500)]});
+        call_ok(&mut ws, "a-stop", "StopTransaction", stop).await;
+        let stopped_b = json!({"transactionId": b["transactionId"], "idTag": "TAG-Z", "meterStop": 2_000, "timestamp": "2026-01-01T10:04:00Z"});
+        let answer = call_ok(&mut ws, "b-stop", "StopTransaction", stopped_b).await;
+        assert_eq!(answer["idTagInfo"]["status"], "Accepted", "{backend}: {answer}");
+        server.flush().await;
+        let a_row = tx(&server, &a_id).await;
+        assert_eq!(status_of(&a_row), ("Refused", Some("Blocked")), "{backend}: {a_row}");
+        assert_eq!(a_row["meterStopWh"], 1_500, "{backend}: {a_row}");
+        assert_eq!(
+            a_row["meterValues"].as_array().map(Vec::len),
+            Some(3),
+            "{backend}: {a_row}"
+        );
+
+        // b ended: the tag starts again; an unknown tag is Invalid and locks nothing either.
+        let d = call_ok(
+            &mut ws,
+            "d",
+            "StartTransaction",
+            start16(3, "TAG-Z", "2026-01-01T10:05:00Z"),
+        )
+        .await;
+        assert_eq!(d["idTagInfo"]["status"], "Accepted", "{backend}: {d}");
+        let e = call_ok(
+            &mut ws,
+            "e",
+            "StartTransaction",
+            start16(4, "NEW-TAG", "2026-01-01T10:06:00Z"),
+        )
+        .await;
+        assert_eq!(e["idTagInfo"]["status"], "Invalid", "{backend}: {e}");
+        server.accept_token("NEW-TAG").await;
+        let f = call_ok(
+            &mut ws,
+            "f",
+            "StartTransaction",
+            start16(5, "NEW-TAG", "2026-01-01T10:07:00Z"),
+        )
+        .await;
+        assert_eq!(f["idTagInfo"]["status"], "Accepted", "{backend}: {f}");
+        let (status, page) = server
+            .api(
+                "GET",
+                "/api/v1/transactions?stationId=CP-Z16&status=Refused",
+                Some(Role::Operator),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["items"].as_array().map(Vec::len), Some(3), "{backend}: {page}");
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn v201_refused_token_does_not_lock_the_tag() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        let mut ws = connect(&server.ws_url("CP-Z201"), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
+        boot201(&mut ws).await;
+        let first = call_ok(
+            &mut ws,
+            "1",
+            "TransactionEvent",
+            started201("z-1", 1, "NEW-201", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(first["idTokenInfo"]["status"], "Unknown", "{backend}: {first}");
+        assert_eq!(
+            status_of(&by_station_tx(&server, "CP-Z201", "z-1").await),
+            ("Refused", Some("Unknown"))
+        );
+
+        server.accept_token("NEW-201").await;
+        let second = call_ok(
+            &mut ws,
+            "2",
+            "TransactionEvent",
+            started201("z-2", 2, "NEW-201", "2026-01-01T10:01:00Z"),
+        )
+        .await;
+        assert_eq!(second["idTokenInfo"]["status"], "Accepted", "{backend}: {second}");
+        let third = call_ok(
+            &mut ws,
+            "3",
+            "TransactionEvent",
+            started201("z-3", 3, "NEW-201", "2026-01-01T10:02:00Z"),
+        )
+        .await;
+        assert_eq!(third["idTokenInfo"]["status"], "ConcurrentTx", "{backend}: {third}");
+        assert_eq!(
+            status_of(&by_station_tx(&server, "CP-Z201", "z-3").await),
+            ("Refused", Some("ConcurrentTx"))
+        );
+        // The refused transactions end as the station reports, and stay refused.
+        call_ok(
+            &mut ws,
+            "1e",
+            "TransactionEvent",
+            event201("Ended", "z-1", 1, "2026-01-01T10:03:00Z"),
+        )
+        .await;
+        assert_eq!(
+            status_of(&by_station_tx(&server, "CP-Z201", "z-1").await),
+            ("Refused", Some("Unknown"))
+        );
+        call_ok(
+            &mut ws,
+            "2e",
+            "TransactionEvent",
+            event201("Ended", "z-2", 1, "2026-01-01T10:04:00Z"),
+        )
+        .await;
+        let fourth = call_ok(
+            &mut ws,
+            "4",
+            "TransactionEvent",
+            started201("z-4", 3, "NEW-201", "2026-01-01T10:05:00Z"),
+        )
+        .await;
+        assert_eq!(fourth["idTokenInfo"]["status"], "Accepted", "{backend}: {fourth}");
+        assert_eq!(
+            status_of(&by_station_tx(&server, "CP-Z201", "z-4").await),
+            ("Active", None)
+        );
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_start_on_a_busy_connector_closes_the_older_one() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        server.accept_token("TAG-BUSY").await;
+        server.accept_token("TAG-BUSY-2").await;
+        // 1.6: the second start on connector 1 is Accepted and the first is closed as abandoned.
+        let mut ws = connect(&server.ws_url("CP-B16"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+        // Timestamps on the central system's clock: the last-heard instant compares the
+        // station's readings with when the central system received its events.
+        let at = |secs: i64| {
+            (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let a = call_ok(&mut ws, "a", "StartTransaction", start16(1, "TAG-BUSY", &at(-600))).await;
+        let reading_at = at(1);
+        let mv =
+            json!({"connectorId": 1, "transactionId": a["transactionId"], "meterValue": [meter(&reading_at, 1_400)]});
+        call_ok(&mut ws, "m", "MeterValues", mv).await;
+        server.flush().await;
+        let b = call_ok(&mut ws, "b", "StartTransaction", start16(1, "TAG-BUSY", &at(2))).await;
+        assert_eq!(b["idTagInfo"]["status"], "Accepted", "{backend}: {b}");
+        let old = tx(&server, &a["transactionId"]).await;
+        assert_eq!(status_of(&old), ("Ended", Some("Abandoned")), "{backend}: {old}");
+        // The last-heard instant is its newest reading, and that is where it is taken to end.
+        let instant = |v: &Value| v.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        assert_eq!(
+            instant(&old["lastHeardAt"]),
+            instant(&json!(reading_at)),
+            "{backend}: {old}"
+        );
+        assert_eq!(old["endedAt"], old["lastHeardAt"]);
+        assert!(
+            old["closedAt"].is_string() && old["endNote"].is_string(),
+            "{backend}: {old}"
+        );
+        assert_eq!(status_of(&tx(&server, &b["transactionId"]).await), ("Active", None));
+        // The station's own stop for the closed one, arriving late, is answered and fills it in.
+        let late = json!({"transactionId": a["transactionId"], "meterStop": 1_500, "timestamp": at(3)});
+        call_ok(&mut ws, "late", "StopTransaction", late).await;
+        let old = tx(&server, &a["transactionId"]).await;
+        assert_eq!(
+            (old["meterStopWh"].as_i64(), old["energyWh"].as_i64()),
+            (Some(1_500), Some(500))
+        );
+
+        // 2.0.1: the same per EVSE; an older start replayed later closes nothing.
+        let mut ws = connect(&server.ws_url("CP-B201"), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
+        boot201(&mut ws).await;
+        call_ok(
+            &mut ws,
+            "x",
+            "TransactionEvent",
+            started201("b-x", 1, "TAG-BUSY-2", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        let y = call_ok(
+            &mut ws,
+            "y",
+            "TransactionEvent",
+            started201("b-y", 1, "TAG-BUSY-2", "2026-01-01T11:00:00Z"),
+        )
+        .await;
+        assert_eq!(y["idTokenInfo"]["status"], "Accepted", "{backend}: {y}");
+        let x = by_station_tx(&server, "CP-B201", "b-x").await;
+        assert_eq!(status_of(&x), ("Ended", Some("Abandoned")), "{backend}: {x}");
+        call_ok(
+            &mut ws,
+            "x2",
+            "TransactionEvent",
+            started201("b-x", 1, "TAG-BUSY-2", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(
+            status_of(&by_station_tx(&server, "CP-B201", "b-y").await),
+            ("Active", None)
+        );
+        let active = server
+            .admin("GET", "/api/v1/transactions?stationId=CP-B201&status=Active", None, 200)
+            .await;
+        assert_eq!(active["items"].as_array().map(Vec::len), Some(1), "{backend}: {active}");
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn v16_boot_reporting_available_closes_what_the_station_lost() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        server.accept_token("TAG-L1").await;
+        server.accept_token("TAG-L2").await;
+        let mut ws = connect(&server.ws_url("CP-L16"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+        let lost = call_ok(
+            &mut ws,
+            "1",
+            "StartTransaction",
+            start16(1, "TAG-L1", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        let kept = call_ok(
+            &mut ws,
+            "2",
+            "StartTransaction",
+            start16(2, "TAG-L2", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        drop(ws);
+
+        // After a reboot, connector 1 is free and connector 2 still charges.
+        let mut ws = connect(&server.ws_url("CP-L16"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+        for (n, (connector, status)) in [(0, "Available"), (1, "Available"), (2, "Charging")]
+            .into_iter()
+            .enumerate()
+        {
+            let s = json!({"connectorId": connector, "errorCode": "NoError", "status": status});
+            call_ok(&mut ws, &format!("s{n}"), "StatusNotification", s).await;
+        }
+        let closed = tx(&server, &lost["transactionId"]).await;
+        assert_eq!(status_of(&closed), ("Ended", Some("Abandoned")), "{backend}: {closed}");
+        assert!(
+            closed["endNote"].as_str().is_some_and(|n| n.contains("Available")),
+            "{closed}"
+        );
+        assert_eq!(status_of(&tx(&server, &kept["transactionId"]).await), ("Active", None));
+        // The driver whose session was lost can charge at once.
+        let again = call_ok(
+            &mut ws,
+            "3",
+            "StartTransaction",
+            start16(3, "TAG-L1", "2026-01-01T12:00:00Z"),
+        )
+        .await;
+        assert_eq!(again["idTagInfo"]["status"], "Accepted", "{backend}: {again}");
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn v201_boot_closes_transactions_the_station_does_not_report() {
+    for (backend, url) in backends().await {
+        // The bound is short here; polling below waits for its effect, not for a fixed time.
+        let server = TestServer::start_with(backend, url, |c| c.abandon_after_boot_secs = 1).await;
+        server.accept_token("TAG-U1").await;
+        server.accept_token("TAG-U2").await;
+        let mut ws = connect(&server.ws_url("CP-U201"), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
+        boot201(&mut ws).await;
+        call_ok(
+            &mut ws,
+            "1",
+            "TransactionEvent",
+            started201("u-lost", 1, "TAG-U1", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        call_ok(
+            &mut ws,
+            "2",
+            "TransactionEvent",
+            started201("u-kept", 2, "TAG-U2", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        drop(ws);
+
+        let mut ws = connect(&server.ws_url("CP-U201"), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
+        boot201(&mut ws).await;
+        // The station reports one transaction after its boot and is silent about the other.
+        call_ok(
+            &mut ws,
+            "3",
+            "TransactionEvent",
+            event201("Updated", "u-kept", 1, "2026-01-01T10:30:00Z"),
+        )
+        .await;
+        let closed = eventually(|| async {
+            let t = by_station_tx(&server, "CP-U201", "u-lost").await;
+            (t["status"] == "Ended").then_some(t)
+        })
+        .await;
+        assert_eq!(status_of(&closed), ("Ended", Some("Abandoned")), "{backend}: {closed}");
+        assert_eq!(
+            status_of(&by_station_tx(&server, "CP-U201", "u-kept").await),
+            ("Active", None)
+        );
+        let again = call_ok(
+            &mut ws,
+            "4",
+            "TransactionEvent",
+            started201("u-new", 1, "TAG-U1", "2026-01-01T12:00:00Z"),
+        )
+        .await;
+        assert_eq!(again["idTokenInfo"]["status"], "Accepted", "{backend}: {again}");
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_tx_only_while_the_other_station_is_connected() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        server.accept_token("TAG-CC").await;
+        let mut first = connect(&server.ws_url("CP-CC1"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut first).await;
+        let mut second = connect(&server.ws_url("CP-CC2"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut second).await;
+        let a = call_ok(
+            &mut first,
+            "a",
+            "StartTransaction",
+            start16(1, "TAG-CC", "2026-01-01T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(a["idTagInfo"]["status"], "Accepted");
+        let b = call_ok(
+            &mut second,
+            "b",
+            "StartTransaction",
+            start16(1, "TAG-CC", "2026-01-01T10:01:00Z"),
+        )
+        .await;
+        assert_eq!(b["idTagInfo"]["status"], "ConcurrentTx", "{backend}: {b}");
+        // The first station goes away with its transaction still Active: it no longer locks the tag.
+        drop(first);
+        eventually(|| async {
+            let s = server.admin("GET", "/api/v1/stations/CP-CC1", None, 200).await;
+            (s["online"] == false).then_some(())
+        })
+        .await;
+        let c = call_ok(
+            &mut second,
+            "c",
+            "StartTransaction",
+            start16(2, "TAG-CC", "2026-01-01T10:02:00Z"),
+        )
+        .await;
+        assert_eq!(c["idTagInfo"]["status"], "Accepted", "{backend}: {c}");
+        assert_eq!(status_of(&tx(&server, &a["transactionId"]).await), ("Active", None));
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn operators_end_a_transaction_with_a_reason() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        server.accept_token("TAG-OP").await;
+        let mut ws = connect(&server.ws_url("CP-OP"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+        let mut other = connect(&server.ws_url("CP-OP2"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut other).await;
+        for (n, role) in [Role::Admin, Role::Operator].into_iter().enumerate() {
+            let ts = format!("2026-01-01T1{n}:00:00Z");
+            let start = call_ok(&mut ws, &format!("s{n}"), "StartTransaction", start16(1, "TAG-OP", &ts)).await;
+            assert_eq!(start["idTagInfo"]["status"], "Accepted", "{backend} {role:?}: {start}");
+            let id = start["transactionId"].clone();
+            let path = format!("/api/v1/transactions/{id}/end");
+            let (status, ended) = server
+                .api("POST", &path, Some(role), Some(json!({"reason": "station lost it"})))
+                .await;
+            assert_eq!(status, 200, "{backend} {role:?}: {ended}");
+            assert_eq!(status_of(&ended), ("Ended", Some("Operator")), "{backend}: {ended}");
+            assert!(
+                ended["endNote"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("station lost it")),
+                "{backend}: {ended}"
+            );
+            // The tag is free again, elsewhere too, although its station is still connected.
+            let elsewhere = call_ok(
+                &mut other,
+                &format!("o{n}"),
+                "StartTransaction",
+                start16(1, "TAG-OP", &ts),
+            )
+            .await;
+            assert_eq!(
+                elsewhere["idTagInfo"]["status"], "Accepted",
+                "{backend} {role:?}: {elsewhere}"
+            );
+            let stop = json!({"transactionId": elsewhere["transactionId"], "meterStop": 1_100, "timestamp": ts});
+            call_ok(&mut other, &format!("os{n}"), "StopTransaction", stop).await;
+            // Twice is a conflict; so is ending a refused or ended one.
+            let (status, problem) = server
+                .api("POST", &path, Some(role), Some(json!({"reason": "again"})))
+                .await;
+            assert_eq!(
+                (status, problem["code"].as_str()),
+                (409, Some("TRANSACTION_NOT_ACTIVE")),
+                "{problem}"
+            );
+        }
+        let (status, problem) = server
+            .api(
+                "POST",
+                "/api/v1/transactions/999999/end",
+                Some(Role::Operator),
+                Some(json!({"reason": "x"})),
+            )
+            .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (404, Some("NOT_FOUND")),
+            "{problem}"
+        );
+        for body in [json!({"reason": "  "}), json!({}), json!({"reason": "x", "extra": 1})] {
+            let (status, problem) = server
+                .api(
+                    "POST",
+                    "/api/v1/transactions/1/end",
+                    Some(Role::Admin),
+                    Some(body.clone()),
+                )
+                .await;
+            assert_eq!(status, 400, "{body}: {problem}");
+        }
+        let (status, problem) = server
+            .api(
+                "POST",
+                "/api/v1/transactions/abc/end",
+                Some(Role::Admin),
+                Some(json!({"reason": "x"})),
+            )
+            .await;
+        assert_eq!(status, 400, "{problem}");
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn last_seen_advances_with_any_message() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start_with(backend, url, |c| c.last_seen_write_ms = 0).await;
+        let mut ws = connect(&server.ws_url("CP-SEEN"), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+        let seen = |s: &Value| {
+            s["lastSeenAt"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .expect("lastSeenAt")
+                .with_timezone(&chrono::Utc)
+        };
+        let mut before = seen(&server.admin("GET", "/api/v1/stations/CP-SEEN", None, 200).await);
+        // StatusNotification, then MeterValues (the fast path): each moves lastSeenAt on.
+        let messages = [
+            (
+                "StatusNotification",
+                json!({"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}),
+            ),
+            (
+                "MeterValues",
+                json!({"connectorId": 1, "meterValue": [meter("2026-01-01T10:00:00Z", 5)]}),
+            ),
+        ];
+        for (n, (action, payload)) in messages.into_iter().enumerate() {
+            // Let the millisecond clock move past the last value first.
+            eventually(|| async { (chrono::Utc::now() > before).then_some(()) }).await;
+            call_ok(&mut ws, &format!("m{n}"), action, payload).await;
+            let after = seen(&server.admin("GET", "/api/v1/stations/CP-SEEN", None, 200).await);
+            assert!(after > before, "{backend} {action}: lastSeenAt stayed at {before}");
+            before = after;
+        }
+        server.stop_and_clean().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo across restarts
+// ---------------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The newest transaction of each demo station (id, status), as an operator reads them.
+async fn demo_latest(addr: std::net::SocketAddr, token: &str) -> Vec<(String, i64, String)> {
+    let (status, page) = http(addr, "GET", "/api/v1/transactions?limit=100", Some(token), None).await;
+    if status != 200 {
+        return Vec::new();
+    }
+    let mut latest: Vec<(String, i64, String)> = Vec::new();
+    for t in page["items"].as_array().into_iter().flatten() {
+        let station = t["stationId"].as_str().unwrap_or_default().to_string();
+        if !latest.iter().any(|(s, _, _)| *s == station) {
+            latest.push((
+                station,
+                t["id"].as_i64().unwrap_or(0),
+                t["status"].as_str().unwrap_or_default().into(),
+            ));
+        }
+    }
+    latest.sort();
+    latest
+}
+
+/// `evcs --demo 2` is killed while its chargers are in transactions and started again on the
+/// same data: the chargers must start new transactions and be Accepted, not ConcurrentTx.
+#[tokio::test]
+async fn demo_keeps_charging_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "demo-restart-secret-with-enough-entropy-01";
+    let now = chrono::Utc::now().timestamp();
+    let token = central_system::auth::jwt::JwtKeys::new(secret.as_bytes()).sign(&central_system::auth::jwt::Claims {
+        sub: "test".into(),
+        role: Role::Operator,
+        iat: now,
+        exp: now + 900,
+    });
+    let mut previous: Vec<(String, i64, String)> = Vec::new();
+    for run in 0..2 {
+        let port = free_port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_evcs"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--booking-listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--demo", "2", "--jwt-secret", secret])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn evcs");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        // Each demo charger starts a session right after its boot; a refused one would show as
+        // `Refused` (or never appear).
+        let started = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            loop {
+                let latest = demo_latest(addr, &token).await;
+                let fresh = latest
+                    .iter()
+                    .filter(|(_, id, status)| status == "Active" && previous.iter().all(|(_, old, _)| id > old))
+                    .count();
+                if fresh == 2
+                    || latest
+                        .iter()
+                        .any(|(_, id, status)| status == "Refused" && previous.iter().all(|(_, old, _)| id > old))
+                {
+                    return latest;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        })
+        .await;
+        // The previous run's transactions, which no charger reports any more, were closed.
+        let mut closed = Vec::new();
+        for (_, id, _) in previous.iter().filter(|_| started.is_ok()) {
+            let (_, t) = http(addr, "GET", &format!("/api/v1/transactions/{id}"), Some(&token), None).await;
+            closed.push((
+                t["status"].as_str().map(String::from),
+                t["endReason"].as_str().map(String::from),
+            ));
+        }
+        // The process dies as a crash would: its chargers' transactions stay Active in the database.
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let latest = started.unwrap_or_else(|_| panic!("run {run}: no new demo transactions within 60 s"));
+        assert_eq!(
+            latest
+                .iter()
+                .map(|(s, _, status)| (s.as_str(), status.as_str()))
+                .collect::<Vec<_>>(),
+            [("DEMO-01", "Active"), ("DEMO-02", "Active")],
+            "run {run}: {latest:?}"
+        );
+        let abandoned = (Some("Ended".to_string()), Some("Abandoned".to_string()));
+        assert!(closed.iter().all(|c| *c == abandoned), "run {run}: {closed:?}");
+        previous = latest;
+    }
+}

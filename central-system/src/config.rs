@@ -95,6 +95,17 @@ pub struct Config {
     #[arg(long, env = "EVCS_METER_FLUSH_MS", default_value_t = 100)]
     pub meter_flush_ms: u64,
 
+    /// Seconds a 2.0.1 station has after an accepted boot to send an event for each of its
+    /// Active transactions; those it stays silent about are closed as abandoned. Longer than
+    /// the stations' TxUpdatedInterval, so a running transaction reports in time.
+    #[arg(long, env = "EVCS_ABANDON_AFTER_BOOT_SECS", default_value_t = 300)]
+    pub abandon_after_boot_secs: u64,
+
+    /// Milliseconds between writes of a connected station's `lastSeenAt` (every message counts;
+    /// the write is throttled because the hot path handles tens of thousands of messages a second).
+    #[arg(long, env = "EVCS_LAST_SEEN_WRITE_MS", default_value_t = 10_000)]
+    pub last_seen_write_ms: u64,
+
     /// Log format.
     #[arg(long, env = "EVCS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -118,6 +129,19 @@ impl Config {
         Duration::from_secs(self.call_timeout.max(1))
     }
 
+    /// The bound after a 2.0.1 boot (see `abandon_after_boot_secs`).
+    pub fn abandon_after_boot(&self) -> Duration {
+        Duration::from_secs(self.abandon_after_boot_secs)
+    }
+
+    /// How long a connected station may stay unheard and its Active transactions still count
+    /// as going on (for ConcurrentTx): two heartbeat or ping intervals, whichever is longer,
+    /// plus the `lastSeenAt` write interval.
+    pub fn liveness_window(&self) -> Duration {
+        let beat = u64::from(self.heartbeat_interval).max(self.ping_interval);
+        Duration::from_secs(beat.saturating_mul(2)) + Duration::from_millis(self.last_seen_write_ms)
+    }
+
     /// A configuration for tests: an ephemeral port and the given database.
     pub fn for_tests(data_dir: PathBuf, database_url: Option<String>) -> Config {
         Config {
@@ -139,6 +163,8 @@ impl Config {
             frame_log: true,
             frame_log_size: 500,
             meter_flush_ms: 20,
+            abandon_after_boot_secs: 300,
+            last_seen_write_ms: 10_000,
             log_format: LogFormat::Text,
         }
     }

@@ -23,6 +23,7 @@ use utoipa::OpenApi;
         crate::api::id_tokens::IdTokenBody,
         crate::store::transactions::Transaction,
         crate::api::transactions::TransactionDetail,
+        crate::api::transactions::EndTransaction,
         crate::store::meter_values::MeterValue,
         crate::store::frames::LoggedFrame,
         crate::store::messages::StationMessage,
@@ -53,8 +54,9 @@ const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/id-tokens/{idToken}", "One id token", "admin, operator", None, Some("IdTokenRecord")),
     (HttpMethod::Put, "/id-tokens/{idToken}", "Replace an id token", "admin", Some("IdTokenBody"), Some("IdTokenRecord")),
     (HttpMethod::Delete, "/id-tokens/{idToken}", "Delete an id token", "admin", None, None),
-    (HttpMethod::Get, "/transactions", "List transactions, newest first (?stationId= &status= &idToken=)", "admin, operator", None, Some("Transaction")),
+    (HttpMethod::Get, "/transactions", "List transactions, newest first (?stationId= &status=Active|Ended|Refused &idToken=)", "admin, operator", None, Some("Transaction")),
     (HttpMethod::Get, "/transactions/{id}", "A transaction with its readings", "admin, operator", None, Some("TransactionDetail")),
+    (HttpMethod::Post, "/transactions/{id}/end", "End an Active transaction the station no longer reports, with a reason (404 unknown, 409 TRANSACTION_NOT_ACTIVE)", "admin, operator", Some("EndTransaction"), Some("Transaction")),
     (HttpMethod::Get, "/meter-values", "Readings (?stationId= &transactionId= &measurand=)", "admin, operator", None, Some("MeterValue")),
 ];
 

@@ -3,13 +3,14 @@
 use super::auth::Caller;
 use super::page::{Page, PageQuery};
 use super::problem::Problem;
-use super::ApiQuery;
+use super::{ApiJson, ApiQuery};
 use crate::app::AppState;
 use crate::auth::jwt::Role;
 use crate::store::meter_values::{MeterFilter, MeterValue};
-use crate::store::transactions::{Transaction, TransactionFilter};
+use crate::store::transactions::{OperatorEnd, Transaction, TransactionFilter};
+use crate::store::types::Ts;
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/transactions", get(list))
         .route("/transactions/{id}", get(detail))
+        .route("/transactions/{id}/end", post(end))
         .route("/meter-values", get(meter_values))
 }
 
@@ -28,7 +30,7 @@ pub fn router() -> Router<AppState> {
 pub struct TransactionQuery {
     /// Only this station.
     pub station_id: Option<String>,
-    /// `Active` or `Ended`.
+    /// `Active`, `Ended` or `Refused`.
     pub status: Option<String>,
     /// Only this token.
     pub id_token: Option<String>,
@@ -56,8 +58,8 @@ async fn list(
 ) -> Result<Json<Page<Transaction>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     if let Some(s) = &q.status {
-        if s != "Active" && s != "Ended" {
-            return Err(Problem::validation("status must be Active or Ended"));
+        if !["Active", "Ended", "Refused"].contains(&s.as_str()) {
+            return Err(Problem::validation("status must be Active, Ended or Refused"));
         }
     }
     let page = PageQuery {
@@ -74,15 +76,63 @@ async fn list(
     Ok(Json(Page::new(items, limit, |t| t.id.to_string())))
 }
 
+/// Body of `POST /transactions/{id}/end`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndTransaction {
+    /// Why the operator ends it (1-500 characters), kept as the transaction's `endNote`.
+    pub reason: String,
+}
+
+/// Ends an Active transaction the station no longer reports (it lost it, or is gone): the
+/// record is closed with the operator's reason, and the token is free again. Nothing is sent
+/// to the station; a stop it sends later still fills in its own end values.
+async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EndTransaction>,
+) -> Result<Json<Transaction>, Problem> {
+    caller.require(&[Role::Admin, Role::Operator])?;
+    let id = parse_id(&id)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Problem::invalid_field(
+            "reason",
+            "out_of_range",
+            "reason must be 1-500 characters",
+        ));
+    }
+    let role = match caller.0.role {
+        Role::Admin => "admin",
+        Role::Operator => "operator",
+    };
+    let note = format!("ended by {} ({role}): {reason}", caller.0.sub);
+    match state.store.end_by_operator(id, &note, Ts::now()).await? {
+        OperatorEnd::Ended(t) => {
+            tracing::info!(transaction = id, by = %caller.0.sub, reason, "transaction ended by an operator");
+            Ok(Json(t))
+        }
+        OperatorEnd::NotActive(status) => Err(Problem::conflict(
+            "TRANSACTION_NOT_ACTIVE",
+            format!("transaction {id} is {status}, not Active"),
+        )),
+        OperatorEnd::NotFound => Err(Problem::not_found("transaction")),
+    }
+}
+
+fn parse_id(id: &str) -> Result<i64, Problem> {
+    id.parse()
+        .map_err(|_| Problem::validation("transaction id must be an integer"))
+}
+
 async fn detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TransactionDetail>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| Problem::validation("transaction id must be an integer"))?;
+    let id = parse_id(&id)?;
     let transaction = state
         .store
         .transaction(id)

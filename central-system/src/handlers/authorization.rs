@@ -46,20 +46,41 @@ pub fn decide(record: Option<&IdTokenRecord>, now: Ts, concurrent: bool) -> Toke
     }
 }
 
-/// Looks a token up and decides; `concurrency` names a transaction to ignore when checking
-/// whether the token is already charging (`Some(None)` checks against every transaction).
+/// How a transaction start or event checks that its token is not charging elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub struct ConcurrencyCheck {
+    /// The transaction being started or updated (a replay is never concurrent with itself).
+    pub except: Option<i64>,
+    /// Another transaction counts only if its station was heard from at or after this instant.
+    pub heard_since: Ts,
+}
+
+impl ConcurrencyCheck {
+    /// The check for a start or event received at `now`, with the liveness `window` in effect.
+    pub fn new(except: Option<i64>, now: Ts, window: std::time::Duration) -> ConcurrencyCheck {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        ConcurrencyCheck {
+            except,
+            heard_since: Ts(now.0.saturating_sub(window_ms)),
+        }
+    }
+}
+
+/// Looks a token up and decides. With `concurrency`, an `Accepted` token that is in another
+/// transaction still plausibly going on (see [`Store::live_transaction_of_token`]) is
+/// `ConcurrentTx`.
 pub async fn authorize(
     store: &Store,
     token: &str,
     now: Ts,
-    concurrency: Option<Option<(String, i64)>>,
+    concurrency: Option<ConcurrencyCheck>,
 ) -> Result<TokenDecision, StoreError> {
     let record = store.id_token(token).await?;
     let concurrent = match (&record, concurrency) {
-        (Some(_), Some(except)) => match store.active_transaction_of_token(token).await? {
-            Some(active) => except.as_ref() != Some(&active),
-            None => false,
-        },
+        (Some(_), Some(check)) => store
+            .live_transaction_of_token(token, check.except, check.heard_since)
+            .await?
+            .is_some(),
         _ => false,
     };
     Ok(decide(record.as_ref(), now, concurrent))

@@ -45,8 +45,20 @@ pub struct Ctx<'a> {
     /// Active transaction per EVSE as last seen on this connection (2.0.1 MeterValues carry no
     /// transaction id; this links them without a query per message).
     pub active_by_evse: &'a mut std::collections::HashMap<u32, Option<i64>>,
+    /// Set by an accepted 2.0.1 boot: when the session should close the transactions the
+    /// station has not reported on since (see [`abandon_unreported`]).
+    pub boot_check: &'a mut Option<BootCheck>,
     /// The CSMS clock at receipt.
     pub now: DateTime<Utc>,
+}
+
+/// A pending check after a 2.0.1 boot.
+#[derive(Debug, Clone, Copy)]
+pub struct BootCheck {
+    /// When to run it.
+    pub due: tokio::time::Instant,
+    /// The boot's receipt instant: Active transactions not heard of since are abandoned.
+    pub booted_at: Ts,
 }
 
 impl Ctx<'_> {
@@ -225,7 +237,69 @@ pub async fn boot(ctx: &mut Ctx<'_>, info: ocpp::model::BootInfo) -> Result<Valu
         ctx.state.config.boot_retry_interval
     };
     *ctx.registration = status.clone();
+    if status == "Accepted" && ctx.version == Version::V201 {
+        // A rebooted 2.0.1 station sends what it queued for its transactions, and periodic
+        // events for those still running; the ones it is silent about it no longer has.
+        *ctx.boot_check = Some(BootCheck {
+            due: tokio::time::Instant::now() + ctx.state.config.abandon_after_boot(),
+            booted_at: ctx.now_ts(),
+        });
+    }
     Ok(serde_json::json!({ "status": status, "currentTime": rfc3339(ctx.now), "interval": interval }))
+}
+
+/// Closes what the central system still holds `Active` on an EVSE that the station has shown
+/// to be free or in another transaction (see [`crate::store::Store::abandon_on_evse`]).
+pub async fn abandon_on_evse(
+    ctx: &mut Ctx<'_>,
+    evse_id: u32,
+    started_by: Ts,
+    except: Option<i64>,
+    why: &str,
+) -> Result<(), Violation> {
+    let closed = ctx
+        .state
+        .store
+        .abandon_on_evse(
+            ctx.station_id,
+            i64::from(evse_id),
+            started_by,
+            except,
+            why,
+            ctx.now_ts(),
+        )
+        .await
+        .map_err(internal)?;
+    if !closed.is_empty() {
+        tracing::info!(station = %ctx.station_id, evse = evse_id, transactions = ?closed, reason = why, "transactions closed as abandoned");
+        if ctx
+            .active_by_evse
+            .get(&evse_id)
+            .copied()
+            .flatten()
+            .is_some_and(|id| closed.contains(&id))
+        {
+            ctx.active_by_evse.remove(&evse_id);
+        }
+    }
+    Ok(())
+}
+
+/// Closes the transactions of a 2.0.1 station that it has not reported on since its boot,
+/// once the bound after that boot has passed (run by the session).
+pub async fn abandon_unreported(state: &AppState, station_id: &str, booted_at: Ts) {
+    let why = "the station booted and sent no event for it within the bound";
+    match state
+        .store
+        .abandon_unreported(station_id, booted_at, why, Ts::now())
+        .await
+    {
+        Ok(closed) if !closed.is_empty() => {
+            tracing::info!(station = %station_id, transactions = ?closed, reason = why, "transactions closed as abandoned");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(station = %station_id, error = %e, "could not close unreported transactions"),
+    }
 }
 
 /// Heartbeat for both versions.

@@ -1,10 +1,10 @@
 //! OCPP 1.6J charger-initiated messages (core profile, firmware management, security extension).
 
-use super::authorization::authorize;
+use super::authorization::{authorize, ConcurrencyCheck};
 use super::{internal, typed, Ctx};
 use crate::store::types::Ts;
 use ocpp::messages::v16::messages as m;
-use ocpp::model::{from_v16, meter, Location};
+use ocpp::model::{from_v16, meter, AuthorizationStatus, ConnectorStatus, Location};
 use ocpp::{Call, Violation};
 use serde_json::{json, Value};
 
@@ -25,6 +25,14 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
                 .record_status(ctx.station_id, &change)
                 .await
                 .map_err(internal)?;
+            // Available means free for a new user: no transaction is going on there. The other
+            // statuses may come with one (Preparing..Finishing) or without (Unavailable and
+            // Faulted are reachable from Charging, transitions C8/C9), so they close nothing.
+            let evse = change.location.evse_id;
+            if change.status == ConnectorStatus::Available && evse != 0 {
+                let now = ctx.now_ts();
+                super::abandon_on_evse(ctx, evse, now, None, "the station reported the connector Available").await?;
+            }
             Ok(json!({}))
         }
         "Authorize" => {
@@ -88,18 +96,51 @@ async fn start_transaction(
     req: m::start_transaction::StartTransactionRequest,
 ) -> Result<Value, Violation> {
     let store = &ctx.state.store;
+    let now = ctx.now_ts();
     let key = replay_key(&req);
     let start = from_v16::start_transaction(&req);
-    let existing = store.transaction_id(ctx.station_id, &key).await.map_err(internal)?;
-    // A replayed start must not be refused as concurrent with itself.
-    let except = existing.map(|id| (ctx.station_id.to_string(), id));
-    let decision = authorize(store, &req.id_tag, ctx.now_ts(), Some(except))
+    let window = ctx.state.config.liveness_window();
+    // A replayed start is answered as the first time: the charger acts on this answer.
+    if let Some(stored) = store.transaction_state(ctx.station_id, &key).await.map_err(internal)? {
+        let check = ConcurrencyCheck::new(Some(stored.id), now, window);
+        let mut decision = authorize(store, &req.id_tag, now, Some(check))
+            .await
+            .map_err(internal)?;
+        if stored.status == "Refused" {
+            decision.status = stored
+                .end_reason
+                .as_deref()
+                .and_then(AuthorizationStatus::parse)
+                .unwrap_or(AuthorizationStatus::Invalid);
+        }
+        return answer_start(ctx, stored.id, &decision, start).await;
+    }
+    // A new start on the connector ends whatever the central system still thinks runs there,
+    // before the token is checked: that older one must not make this one ConcurrentTx.
+    let evse = start.location.evse_id;
+    if evse != 0 {
+        let started = Ts::from_datetime(start.timestamp);
+        super::abandon_on_evse(ctx, evse, started, None, "a new transaction started on the connector").await?;
+    }
+    let decision = authorize(store, &req.id_tag, now, Some(ConcurrencyCheck::new(None, now, window)))
         .await
         .map_err(internal)?;
+    let refused = (decision.status != AuthorizationStatus::Accepted).then(|| decision.status.as_str());
     let (id, _created) = store
-        .start_transaction(ctx.station_id, &key, &start, ctx.now_ts())
+        .start_transaction(ctx.station_id, &key, &start, refused, now)
         .await
         .map_err(internal)?;
+    answer_start(ctx, id, &decision, start).await
+}
+
+/// Queues a start's readings and builds its answer. 1.6 requires a transactionId even for a
+/// refused start, and the charger sends its StopTransaction with it.
+async fn answer_start(
+    ctx: &mut Ctx<'_>,
+    id: i64,
+    decision: &super::authorization::TokenDecision,
+    start: ocpp::model::TransactionStarted,
+) -> Result<Value, Violation> {
     ctx.remember_transaction(id);
     ctx.queue_samples(start.location, Some(id), start.samples).await;
     let Ok(transaction_id) = i32::try_from(id) else {

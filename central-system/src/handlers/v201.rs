@@ -1,12 +1,12 @@
 //! OCPP 2.0.1 charger-initiated messages.
 
-use super::authorization::authorize;
+use super::authorization::{authorize, ConcurrencyCheck};
 use super::{internal, typed, Ctx};
 use crate::store::messages::DeviceVariable;
 use crate::store::types::Ts;
 use crate::store::writer::SeqNoSeen;
 use ocpp::messages::v201::messages as m;
-use ocpp::model::{from_v201, meter, Location, StationEvent};
+use ocpp::model::{from_v201, meter, AuthorizationStatus, Location, StationEvent};
 use ocpp::{Call, Violation};
 use serde_json::{json, Value};
 
@@ -114,9 +114,16 @@ async fn transaction_event(
     let (id, location, samples, ended) = match event {
         StationEvent::TransactionStarted(start) => {
             let (id, _) = store
-                .start_transaction(ctx.station_id, &station_tx_id, &start, now)
+                .start_transaction(ctx.station_id, &station_tx_id, &start, None, now)
                 .await
                 .map_err(internal)?;
+            // An EVSE has one transaction at a time: one that started earlier and is still
+            // Active here was lost by the station. Replays are harmless (the later start wins).
+            let evse = start.location.evse_id;
+            if evse != 0 {
+                let started = Ts::from_datetime(start.timestamp);
+                super::abandon_on_evse(ctx, evse, started, Some(id), "a new transaction started on the EVSE").await?;
+            }
             (id, start.location, start.samples, false)
         }
         StationEvent::TransactionUpdated(update) => {
@@ -193,10 +200,24 @@ async fn transaction_event(
     ctx.queue_samples(location, Some(id), samples).await;
     let mut response = json!({});
     if let Some(token) = token {
-        let except = Some((ctx.station_id.to_string(), id));
-        let decision = authorize(store, &token.value, Ts::from_datetime(ctx.now), Some(except))
+        let store = &ctx.state.store;
+        let check = ConcurrencyCheck::new(Some(id), now, ctx.state.config.liveness_window());
+        let decision = authorize(store, &token.value, now, Some(check))
             .await
             .map_err(internal)?;
+        // A transaction whose token is not Accepted is refused: it never blocks the token.
+        if decision.status != AuthorizationStatus::Accepted {
+            let status = if decision.known {
+                decision.status.as_str()
+            } else {
+                "Unknown"
+            };
+            if store.refuse_transaction(id, status).await.map_err(internal)? {
+                if ctx.active_by_evse.get(&location.evse_id) == Some(&Some(id)) {
+                    ctx.active_by_evse.remove(&location.evse_id);
+                }
+            }
+        }
         response["idTokenInfo"] = decision.id_token_info();
     }
     Ok(response)

@@ -51,6 +51,9 @@ struct Session {
     known_transactions: std::collections::HashSet<i64>,
     v201_transactions: std::collections::HashMap<String, handlers::KnownTransaction>,
     active_by_evse: std::collections::HashMap<u32, Option<i64>>,
+    boot_check: Option<handlers::BootCheck>,
+    /// When `last_seen_at` was last written (each message counts, writes are throttled).
+    last_seen_written: Instant,
     in_flight: Option<InFlight>,
     queue: VecDeque<OutboundCall>,
     next_id: u64,
@@ -98,6 +101,8 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
         known_transactions: Default::default(),
         v201_transactions: Default::default(),
         active_by_evse: Default::default(),
+        boot_check: None,
+        last_seen_written: Instant::now(),
         in_flight: None,
         queue: VecDeque::new(),
         next_id: 0,
@@ -111,6 +116,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
 
     let end = loop {
         let deadline = session.in_flight.as_ref().map(|f| f.deadline);
+        let boot_due = session.boot_check.map(|c| c.due);
         tokio::select! {
             _ = shutdown.cancelled() => {
                 close(&mut socket, 1001, "central system shutting down").await;
@@ -119,12 +125,14 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
+                    session.heard().await;
                     if session.on_text(&mut socket, text.as_str()).await.is_err() {
                         break End::SocketError;
                     }
                 }
                 Some(Ok(Message::Binary(bytes))) => {
                     last_heard = Instant::now();
+                    session.heard().await;
                     // OCPP-J is text only; a binary frame is answered like malformed text, and
                     // invalid UTF-8 is unreadable: repairing it could yield another, valid CALL.
                     let text = std::str::from_utf8(&bytes).unwrap_or("<binary frame, not UTF-8>").to_owned();
@@ -132,7 +140,10 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
                         break End::SocketError;
                     }
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    last_heard = Instant::now();
+                    session.heard().await;
+                }
                 Some(Ok(Message::Close(_))) | None => break End::ClosedByStation,
                 Some(Err(e)) => {
                     tracing::debug!(station = %session.station_id, error = %e, "socket error");
@@ -151,6 +162,11 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
                 if let Some(f) = session.in_flight.take() {
                     tracing::warn!(station = %session.station_id, action = %f.action, id = %f.id, "call timed out");
                     let _ = f.reply.send(Err(CallFailure::Timeout));
+                }
+            }
+            _ = tokio::time::sleep_until(boot_due.unwrap_or_else(Instant::now)), if boot_due.is_some() => {
+                if let Some(check) = session.boot_check.take() {
+                    handlers::abandon_unreported(&session.state, &session.station_id, check.booted_at).await;
                 }
             }
             _ = ping.tick(), if ping_every.is_some() => {
@@ -200,6 +216,19 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 }
 
 impl Session {
+    /// Advances the station's `last_seen_at` for any message, at most once per
+    /// `last_seen_write_ms` (a write per message would cost the hot path a statement each).
+    async fn heard(&mut self) {
+        let every = Duration::from_millis(self.state.config.last_seen_write_ms);
+        if self.last_seen_written.elapsed() < every {
+            return;
+        }
+        self.last_seen_written = Instant::now();
+        if let Err(e) = self.state.store.touch_station(&self.station_id, Ts::now()).await {
+            tracing::error!(station = %self.station_id, error = %e, "could not record when the station was last seen");
+        }
+    }
+
     fn log_frame(&self, direction: &'static str, text: &str) {
         self.state.writer.frame_with(|| FrameRow {
             station_id: self.station_id.clone(),
@@ -299,6 +328,7 @@ impl Session {
             known_transactions: &mut self.known_transactions,
             v201_transactions: &mut self.v201_transactions,
             active_by_evse: &mut self.active_by_evse,
+            boot_check: &mut self.boot_check,
             now: Utc::now(),
         }
     }

@@ -4,6 +4,12 @@
 //! that resends it after a reconnect gets the same transaction id back; 2.0.1 rows are keyed by
 //! the charger's own transactionId, and any of Started/Updated/Ended may arrive first (offline
 //! queues are not always replayed in order), so each of them creates the row if it is missing.
+//!
+//! A transaction is `Active`, `Ended` or `Refused` (its start was answered with a token status
+//! other than Accepted). The central system closes an `Active` one itself when the station can
+//! no longer be in it (see [`Store::abandon_on_evse`], [`Store::abandon_unreported`]) or when
+//! an operator ends it ([`Store::end_by_operator`]); such a close records why, when, and the
+//! last time the station was heard from about the transaction.
 
 use super::types::Ts;
 use super::writer::SeqNoSeen;
@@ -28,7 +34,7 @@ pub struct Transaction {
     pub connector_id: i64,
     /// Token that started it.
     pub id_token: Option<String>,
-    /// `Active` or `Ended`.
+    /// `Active`, `Ended` or `Refused` (its token was not Accepted at the start).
     pub status: String,
     /// 2.0.1 charging state.
     pub charging_state: Option<String>,
@@ -48,6 +54,57 @@ pub struct Transaction {
     pub reservation_id: Option<i64>,
     /// Highest 2.0.1 seqNo seen.
     pub last_seq_no: Option<i64>,
+    /// Set when the station did not end it: `Abandoned` or `Operator`; for a `Refused`
+    /// transaction, the token status its start was answered with.
+    pub end_reason: Option<String>,
+    /// Why the central system closed it, in words.
+    pub end_note: Option<String>,
+    /// When the central system closed it.
+    pub closed_at: Option<Ts>,
+    /// The last time the station reported on it (its last event or reading), recorded when the
+    /// central system closed it.
+    pub last_heard_at: Option<Ts>,
+}
+
+/// Who ended a transaction that the station did not end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closure {
+    /// The station can no longer be in it.
+    Abandoned,
+    /// An operator ended it through the API.
+    Operator,
+}
+
+impl Closure {
+    /// The `end_reason` stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Closure::Abandoned => "Abandoned",
+            Closure::Operator => "Operator",
+        }
+    }
+}
+
+/// The stored state of a transaction, as a replayed start needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TransactionState {
+    /// The CSMS id.
+    pub id: i64,
+    /// `Active`, `Ended` or `Refused`.
+    pub status: String,
+    /// See [`Transaction::end_reason`].
+    pub end_reason: Option<String>,
+}
+
+/// What an operator's end did.
+#[derive(Debug, Clone)]
+pub enum OperatorEnd {
+    /// It was active and is now ended.
+    Ended(Transaction),
+    /// It was not active (its status is given).
+    NotActive(String),
+    /// No such transaction.
+    NotFound,
 }
 
 /// Filters of the transaction list.
@@ -55,7 +112,7 @@ pub struct Transaction {
 pub struct TransactionFilter {
     /// Only this station.
     pub station_id: Option<String>,
-    /// Only `Active` or `Ended`.
+    /// Only `Active`, `Ended` or `Refused`.
     pub status: Option<String>,
     /// Only this token.
     pub id_token: Option<String>,
@@ -69,7 +126,15 @@ const SELECT: &str = "SELECT t.id, t.station_id, t.station_tx_id AS station_tran
     CAST(COALESCE(t.meter_stop_wh, (SELECT MAX(m.energy_wh) FROM meter_values m WHERE m.transaction_id = t.id)) \
       - COALESCE(t.meter_start_wh, (SELECT MIN(m.energy_wh) FROM meter_values m WHERE m.transaction_id = t.id)) \
       AS BIGINT) AS energy_wh, \
-    t.stop_reason, t.reservation_id, t.last_seq_no FROM transactions t";
+    t.stop_reason, t.reservation_id, t.last_seq_no, t.end_reason, t.end_note, t.closed_at, t.last_heard_at \
+    FROM transactions t";
+
+// The last time the station reported on the transaction being closed: its newest reading or its
+// last event, whichever is later (1.6 readings do not touch the row, so both are needed).
+const LAST_HEARD: &str = "CASE WHEN COALESCE((SELECT MAX(m.sampled_at) FROM meter_values m \
+      WHERE m.transaction_id = transactions.id), 0) > transactions.updated_at \
+    THEN (SELECT MAX(m.sampled_at) FROM meter_values m WHERE m.transaction_id = transactions.id) \
+    ELSE transactions.updated_at END";
 
 impl Transaction {
     /// The EVSE and connector stored on the row (0 where not known yet).
@@ -82,12 +147,14 @@ impl Transaction {
 }
 
 impl Store {
-    /// Records a start; returns the CSMS id and whether this call created it.
+    /// Records a start; returns the CSMS id and whether this call created it. `refused` is the
+    /// token status of a start that was not Accepted: the row is then `Refused`, never `Active`.
     pub async fn start_transaction(
         &self,
         station_id: &str,
         station_tx_id: &str,
         start: &TransactionStarted,
+        refused: Option<&str>,
         now: Ts,
     ) -> Result<(i64, bool), StoreError> {
         let existing = self.transaction_id(station_id, station_tx_id).await?;
@@ -95,8 +162,9 @@ impl Store {
             && on_db!(self.db(), |pool| {
                 sqlx::query(
                     "INSERT INTO transactions (station_id, station_tx_id, evse_id, connector_id, id_token, status, \
-                   started_at, meter_start_wh, reservation_id, last_seq_no, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'Active', $6, $7, $8, $9, $10) \
+                   started_at, meter_start_wh, reservation_id, last_seq_no, updated_at, end_reason) \
+                 VALUES ($1, $2, $3, $4, $5, CASE WHEN $11 IS NULL THEN 'Active' ELSE 'Refused' END, \
+                   $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (station_id, station_tx_id) DO NOTHING",
                 )
                 .bind(station_id)
@@ -109,6 +177,7 @@ impl Store {
                 .bind(start.reservation_id.map(i64::from))
                 .bind(start.seq_no.map(i64::from))
                 .bind(now)
+                .bind(refused)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -146,6 +215,119 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         }))
+    }
+
+    /// The id and status of a charger's transaction (a replayed start is answered from it).
+    pub async fn transaction_state(
+        &self,
+        station_id: &str,
+        station_tx_id: &str,
+    ) -> Result<Option<TransactionState>, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, TransactionState>(
+                "SELECT id, status, end_reason FROM transactions WHERE station_id = $1 AND station_tx_id = $2",
+            )
+            .bind(station_id)
+            .bind(station_tx_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Marks an `Active` transaction `Refused` with the token status it was answered with
+    /// (a 2.0.1 event whose token is not Accepted); false if it was not `Active`.
+    pub async fn refuse_transaction(&self, id: i64, token_status: &str) -> Result<bool, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE transactions SET status = 'Refused', end_reason = $2 WHERE id = $1 AND status = 'Active'",
+            )
+            .bind(id)
+            .bind(token_status)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }) > 0)
+    }
+
+    /// Closes the `Active` transactions on an EVSE of a station that started at or before
+    /// `started_by` (other than `except`) as abandoned: the station started another one there,
+    /// or reported the EVSE free. Returns the ids closed.
+    pub async fn abandon_on_evse(
+        &self,
+        station_id: &str,
+        evse_id: i64,
+        started_by: Ts,
+        except: Option<i64>,
+        note: &str,
+        now: Ts,
+    ) -> Result<Vec<i64>, StoreError> {
+        let sql = format!(
+            "UPDATE transactions SET status = 'Ended', end_reason = 'Abandoned', end_note = $5, closed_at = $6, \
+               charging_state = NULL, last_heard_at = {LAST_HEARD}, ended_at = {LAST_HEARD} \
+             WHERE station_id = $1 AND evse_id = $2 AND status = 'Active' AND started_at <= $3 AND id <> $4 \
+             RETURNING id"
+        );
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(station_id)
+                .bind(evse_id)
+                .bind(started_by)
+                .bind(except.unwrap_or(-1))
+                .bind(note)
+                .bind(now)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Closes as abandoned the `Active` transactions of a station that it has not reported on
+    /// since `since` (its boot): a 2.0.1 station sends the events it queued for a transaction,
+    /// or periodic ones for a running transaction, soon after it boots. Returns the ids closed.
+    pub async fn abandon_unreported(
+        &self,
+        station_id: &str,
+        since: Ts,
+        note: &str,
+        now: Ts,
+    ) -> Result<Vec<i64>, StoreError> {
+        let sql = format!(
+            "UPDATE transactions SET status = 'Ended', end_reason = 'Abandoned', end_note = $3, closed_at = $4, \
+               charging_state = NULL, last_heard_at = {LAST_HEARD}, ended_at = {LAST_HEARD} \
+             WHERE station_id = $1 AND status = 'Active' AND updated_at < $2 \
+             RETURNING id"
+        );
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(station_id)
+                .bind(since)
+                .bind(note)
+                .bind(now)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Ends an `Active` transaction on an operator's word. A stop the station sends later
+    /// still fills in its own end instant and meter register.
+    pub async fn end_by_operator(&self, id: i64, note: &str, now: Ts) -> Result<OperatorEnd, StoreError> {
+        let sql = format!(
+            "UPDATE transactions SET status = 'Ended', end_reason = 'Operator', end_note = $2, closed_at = $3, \
+               charging_state = NULL, last_heard_at = {LAST_HEARD}, ended_at = {LAST_HEARD} \
+             WHERE id = $1 AND status = 'Active' RETURNING id"
+        );
+        let ended = on_db!(self.db(), |pool| {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(id)
+                .bind(note)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(match (ended, self.transaction(id).await?) {
+            (_, None) => OperatorEnd::NotFound,
+            (Some(_), Some(t)) => OperatorEnd::Ended(t),
+            (None, Some(t)) => OperatorEnd::NotActive(t.status),
+        })
     }
 
     /// Whether `id` is a transaction of `station_id` (1.6 messages name it by CSMS id).
@@ -296,10 +478,11 @@ impl Store {
                     .await?
             }
         };
-        // A replayed stop rewrites the same values: the end is idempotent.
+        // A replayed stop rewrites the same values: the end is idempotent. A refused start stays
+        // `Refused`; one the central system closed takes the station's own end values.
         on_db!(self.db(), |pool| {
             sqlx::query(
-                "UPDATE transactions SET status = 'Ended', ended_at = $2, meter_stop_wh = COALESCE($3, meter_stop_wh), \
+                "UPDATE transactions SET status = CASE WHEN status = 'Refused' THEN 'Refused' ELSE 'Ended' END, ended_at = $2, meter_stop_wh = COALESCE($3, meter_stop_wh), \
                    stop_reason = COALESCE($4, stop_reason), charging_state = 'Idle', \
                    last_seq_no = CASE WHEN $5 IS NULL THEN last_seq_no WHEN last_seq_no IS NULL OR last_seq_no < $5 THEN $5 ELSE last_seq_no END, \
                    updated_at = $6 WHERE id = $1",
@@ -330,13 +513,25 @@ impl Store {
         }))
     }
 
-    /// The active transaction of a token anywhere, if any (for ConcurrentTx).
-    pub async fn active_transaction_of_token(&self, token: &str) -> Result<Option<(String, i64)>, StoreError> {
+    /// A transaction of `token` other than `except` that is plausibly still going on (for
+    /// ConcurrentTx): `Active`, on a station that is connected and was heard from at or after
+    /// `heard_since`. An `Active` row of a station that went silent may be a session the
+    /// station lost, and must not lock the driver out.
+    pub async fn live_transaction_of_token(
+        &self,
+        token: &str,
+        except: Option<i64>,
+        heard_since: Ts,
+    ) -> Result<Option<(String, i64)>, StoreError> {
         Ok(on_db!(self.db(), |pool| {
             sqlx::query_as::<_, (String, i64)>(
-                "SELECT station_id, id FROM transactions WHERE id_token = $1 AND status = 'Active' LIMIT 1",
+                "SELECT t.station_id, t.id FROM transactions t JOIN stations s ON s.id = t.station_id \
+                 WHERE t.id_token = $1 AND t.status = 'Active' AND t.id <> $2 \
+                   AND s.online = 1 AND s.last_seen_at >= $3 LIMIT 1",
             )
             .bind(token)
+            .bind(except.unwrap_or(-1))
+            .bind(heard_since)
             .fetch_optional(pool)
             .await?
         }))
