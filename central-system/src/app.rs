@@ -5,9 +5,12 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::handlers::data_transfer::DataTransferHandlers;
 use crate::metrics::Metrics;
+use crate::ocpp_ws::pending::AttemptLimiter;
 use crate::ocpp_ws::registry::Registry;
 use crate::ocpp_ws::upgrade;
 use crate::server;
+use crate::store::retention::{FrameBudget, MessageBudget, MessageRetention};
+use crate::store::types::Ts;
 use crate::store::writer::{BatchWriter, WriterConfig};
 use crate::store::Store;
 use anyhow::Context;
@@ -30,6 +33,10 @@ pub struct Shared {
     pub store: Store,
     /// Meter/frame batch writer.
     pub writer: BatchWriter,
+    /// Stores charger messages within their budgets.
+    pub messages: MessageRetention,
+    /// Connection attempts of stations that are unknown or not Accepted.
+    pub attempts: AttemptLimiter,
     /// Connected stations.
     pub registry: Registry,
     /// Metrics.
@@ -83,7 +90,12 @@ impl Application {
             &config.database_url(),
             WriterConfig {
                 flush_interval: Duration::from_millis(config.meter_flush_ms.max(1)),
-                frames_per_station: config.frame_log_size.max(1),
+                frame_budget: FrameBudget {
+                    rows_per_station: config.frame_log_size.max(1),
+                    bytes_per_station: config.frame_log_station_bytes.max(1),
+                    total_bytes: config.frame_log_total_bytes.max(1),
+                    not_accepted_bytes: config.pending_log_bytes.max(1),
+                },
                 log_frames: config.frame_log,
                 ..WriterConfig::default()
             },
@@ -92,10 +104,19 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let messages = MessageRetention::new(MessageBudget {
+            max_payload_bytes: config.message_max_bytes,
+            bytes_per_station: config.message_station_bytes.max(1),
+            total_bytes: config.message_total_bytes.max(1),
+            retention: Duration::from_secs(u64::from(config.message_retention_days) * 24 * 3600),
+        });
+        let attempts = AttemptLimiter::new(config.pending_connect_rate);
         let state = AppState(Arc::new(Shared {
             config,
             store,
             writer,
+            messages,
+            attempts,
             registry: Registry::default(),
             metrics: Metrics::new(),
             jwt: JwtKeys::new(secret.as_bytes()),
@@ -126,6 +147,7 @@ impl Application {
             backend = state.store.backend(),
             "central system listening"
         );
+        state.tracker.spawn(sweep_messages(state.clone()));
         server::serve(
             listener,
             router,
@@ -147,6 +169,23 @@ impl Application {
         state.store.close().await;
         tracing::info!("central system stopped");
         Ok(())
+    }
+}
+
+/// Applies the message retention and budgets every 10 minutes (and once at start), until
+/// shutdown.
+async fn sweep_messages(state: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match state.messages.sweep(&state.store, Ts::now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "stored messages pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning stored messages failed"),
+        }
     }
 }
 

@@ -63,7 +63,8 @@ pub struct Config {
     #[arg(long, env = "EVCS_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
 
-    /// Largest OCPP frame handled; larger ones are answered with GenericError.
+    /// Largest OCPP frame handled; larger ones are answered with GenericError, and the frame
+    /// log stores at most this many bytes of a frame (marked truncated).
     #[arg(long, env = "EVCS_MAX_FRAME_BYTES", default_value_t = 65_536)]
     pub max_frame_bytes: usize,
 
@@ -90,6 +91,50 @@ pub struct Config {
     /// Frames kept per station in the frame log.
     #[arg(long, env = "EVCS_FRAME_LOG_SIZE", default_value_t = 500)]
     pub frame_log_size: i64,
+
+    /// Bytes of frame log kept per station (oldest frames pruned first).
+    #[arg(long, env = "EVCS_FRAME_LOG_STATION_BYTES", default_value_t = 4 << 20)]
+    pub frame_log_station_bytes: i64,
+
+    /// Bytes of frame log kept in total, across all stations.
+    #[arg(long, env = "EVCS_FRAME_LOG_TOTAL_BYTES", default_value_t = 1 << 30)]
+    pub frame_log_total_bytes: i64,
+
+    /// Largest stored message payload (DataTransfer, NotifyReport, security events...); longer
+    /// ones are stored cut to this size and marked truncated.
+    #[arg(long, env = "EVCS_MESSAGE_MAX_BYTES", default_value_t = 65_536)]
+    pub message_max_bytes: usize,
+
+    /// Bytes of stored messages kept per station (oldest pruned first).
+    #[arg(long, env = "EVCS_MESSAGE_STATION_BYTES", default_value_t = 16 << 20)]
+    pub message_station_bytes: i64,
+
+    /// Bytes of stored messages kept in total.
+    #[arg(long, env = "EVCS_MESSAGE_TOTAL_BYTES", default_value_t = 1 << 30)]
+    pub message_total_bytes: i64,
+
+    /// Days a stored message is kept.
+    #[arg(long, env = "EVCS_MESSAGE_RETENTION_DAYS", default_value_t = 90)]
+    pub message_retention_days: u32,
+
+    /// Most stations in registration status Pending that `--unknown-stations pending` may
+    /// create; beyond it new ids are refused with 503.
+    #[arg(long, env = "EVCS_PENDING_LIMIT", default_value_t = 100)]
+    pub pending_limit: i64,
+
+    /// Bytes of frame log kept in total for stations that are not Accepted.
+    #[arg(long, env = "EVCS_PENDING_LOG_BYTES", default_value_t = 1 << 20)]
+    pub pending_log_bytes: i64,
+
+    /// Messages per second a station that is not Accepted may send (bursts of twice as many);
+    /// beyond it the connection is closed (1008).
+    #[arg(long, env = "EVCS_PENDING_MESSAGE_RATE", default_value_t = 2)]
+    pub pending_message_rate: u32,
+
+    /// Connection attempts per minute for a station id that is unknown or not Accepted, and
+    /// per client address for such ids; beyond it the upgrade is refused with 429.
+    #[arg(long, env = "EVCS_PENDING_CONNECT_RATE", default_value_t = 10)]
+    pub pending_connect_rate: u32,
 
     /// Milliseconds an acknowledged meter reading may wait before its batch is committed.
     #[arg(long, env = "EVCS_METER_FLUSH_MS", default_value_t = 100)]
@@ -162,6 +207,16 @@ impl Config {
             tls_client_ca: None,
             frame_log: true,
             frame_log_size: 500,
+            frame_log_station_bytes: 4 << 20,
+            frame_log_total_bytes: 1 << 30,
+            message_max_bytes: 65_536,
+            message_station_bytes: 16 << 20,
+            message_total_bytes: 1 << 30,
+            message_retention_days: 90,
+            pending_limit: 100,
+            pending_log_bytes: 1 << 20,
+            pending_message_rate: 2,
+            pending_connect_rate: 10,
             meter_flush_ms: 20,
             abandon_after_boot_secs: 300,
             last_seen_write_ms: 10_000,

@@ -29,6 +29,10 @@ pub struct PeerIdentity {
     pub common_name: Option<String>,
 }
 
+/// The TCP peer's address (limits on unknown stations count attempts per address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// A connection-limit permit, carried by requests so an upgraded socket can keep it.
 #[derive(Debug, Clone)]
 pub struct ConnectionPermit(pub Arc<OwnedSemaphorePermit>);
@@ -66,13 +70,14 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             match tls {
-                None => serve_connection(TokioIo::new(stream), router, None, permit, shutdown).await,
+                None => serve_connection(TokioIo::new(stream), router, None, addr, permit, shutdown).await,
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
                         let identity = PeerIdentity {
                             common_name: client_common_name(&tls_stream),
                         };
-                        serve_connection(TokioIo::new(tls_stream), router, Some(identity), permit, shutdown).await;
+                        serve_connection(TokioIo::new(tls_stream), router, Some(identity), addr, permit, shutdown)
+                            .await;
                     }
                     Ok(Err(e)) => {
                         tracing::info!(peer = %addr, error = %e, "TLS handshake failed")
@@ -88,6 +93,7 @@ async fn serve_connection<I>(
     io: TokioIo<I>,
     router: Router,
     identity: Option<PeerIdentity>,
+    addr: std::net::SocketAddr,
     permit: Arc<OwnedSemaphorePermit>,
     shutdown: CancellationToken,
 ) where
@@ -98,6 +104,7 @@ async fn serve_connection<I>(
             req.extensions_mut().insert(identity.clone());
         }
         req.extensions_mut().insert(ConnectionPermit(permit.clone()));
+        req.extensions_mut().insert(ClientAddr(addr));
         router.clone().oneshot(req)
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -127,10 +127,16 @@ impl Db {
                 // statement journals in memory spare a temp-file write per INSERT statement.
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory");
-            if let Some(parent) = std::path::Path::new(options.get_filename()).parent() {
+            let file = std::path::Path::new(options.get_filename());
+            if let Some(parent) = file.parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                    create_private_dir(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }
+            }
+            if !url.contains(":memory:") && !url.contains("mode=memory") {
+                // SQLite gives the -wal and -shm files the database file's permissions, so
+                // creating it owner-only covers all three.
+                create_private_file(file).with_context(|| format!("creating {}", file.display()))?;
             }
             // SQLite has one writer at a time; more connections only serve concurrent readers.
             let pool = SqlitePoolOptions::new()
@@ -164,6 +170,35 @@ impl Db {
     /// Closes the pool after in-flight queries finish.
     pub async fn close(&self) {
         on_db!(self, |pool| pool.close().await)
+    }
+}
+
+/// Creates `dir` and its missing parents, owner-only (0700 on Unix) where this creates them;
+/// an existing directory is left as it is (it may be shared on purpose).
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates `path` empty and owner-only (0600 on Unix) unless it exists.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -236,6 +271,35 @@ mod tests {
         assert!(is_private_memory_database("sqlite://file:db?mode=memory"));
         assert!(!is_private_memory_database("sqlite:file:db?mode=memory&cache=shared"));
         assert!(!is_private_memory_database("sqlite://./data/central-system.db"));
+    }
+
+    /// The data dir, the database and its WAL and shared-memory files are the owner's only.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_are_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let file = dir.join("x.db");
+        let db = Db::open(&format!("sqlite://{}", file.display()), 2)
+            .await
+            .expect("open");
+        on_db!(&db, |pool| {
+            sqlx::query("CREATE TABLE t (x BIGINT)")
+                .execute(pool)
+                .await
+                .expect("create");
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(pool)
+                .await
+                .expect("insert");
+        });
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for name in ["x.db", "x.db-wal", "x.db-shm"] {
+            assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+        }
+        db.close().await;
     }
 
     #[tokio::test]

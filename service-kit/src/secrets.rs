@@ -21,7 +21,7 @@ pub fn stored_secret(configured: Option<&str>, dir: &Path, file_name: &str) -> a
             return Ok(existing);
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::db::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
@@ -54,6 +54,18 @@ mod tests {
             "configured-secret-123"
         );
         assert!(super::stored_secret(Some("short"), dir.path(), "s").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn generated_secrets_and_their_directory_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        super::stored_secret(None, &dir, "jwt-secret").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("jwt-secret")), 0o600);
     }
 }
 

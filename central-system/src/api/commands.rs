@@ -2,8 +2,14 @@
 //! version, and one generic endpoint for any central-system action of that version.
 //!
 //! Answers: 200 with the station's CALLRESULT payload; 502 `STATION_CALL_ERROR` with the
-//! CALLERROR it sent; 409 `STATION_OFFLINE`; 504 `STATION_TIMEOUT`; 422 `INVALID_PAYLOAD` or
-//! `UNSUPPORTED_ACTION` before anything is sent.
+//! CALLERROR it sent; 502 `STATION_INVALID_RESPONSE` when its CALLRESULT fails the response
+//! schema (the violation in `errors`; nothing is recorded from it); 409 `STATION_OFFLINE`;
+//! 504 `STATION_TIMEOUT`; 422 `INVALID_PAYLOAD` or `UNSUPPORTED_ACTION` before anything is
+//! sent.
+//!
+//! 2.0.1 id tokens (remote-start, reserve-now) go out with their own `IdTokenEnumType`: the
+//! body's `type`, else the type stored with the token (`/id-tokens`), else `Central` (the
+//! spec's type for an id the CSMS made up, the truth for a token it has never seen).
 
 use super::auth::Caller;
 use super::problem::Problem;
@@ -107,6 +113,15 @@ fn command_problem(e: CommandError) -> Problem {
         e @ CommandError::UnknownAction { .. } => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "UNSUPPORTED_ACTION", e.to_string())
         }
+        CommandError::InvalidResponse { action, violation } => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "STATION_INVALID_RESPONSE",
+            format!("the station answered {action} with a payload that breaks the OCPP schema"),
+        )
+        .with_errors(json!({
+            "violation": format!("{:?}", violation.fault),
+            "description": violation.description,
+        })),
         CommandError::InvalidPayload(v) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "INVALID_PAYLOAD",
@@ -129,6 +144,8 @@ pub struct CommandBody {
     /// CSMS transaction id (remote stop).
     pub transaction_id: Option<i64>,
     /// Reset type: `Soft`/`Hard` (1.6) or `OnIdle`/`Immediate` (2.0.1); either spelling works.
+    /// For remote-start and reserve-now: the id token's 2.0.1 type (`ISO14443`, `eMAID`...),
+    /// overriding the type stored with the token.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// `Operative` or `Inoperative`.
@@ -186,13 +203,29 @@ pub const COMMANDS: &[&str] = &[
     "data-transfer",
 ];
 
-/// Translates a typed command into the station's action and payload; `transaction` is the
-/// charger's own id of the transaction to stop (2.0.1), looked up by the caller.
+/// Commands whose `type` is an id token type.
+const TOKEN_COMMANDS: &[&str] = &["remote-start", "reserve-now"];
+
+/// The 2.0.1 type an id token is sent with: the body's, else the stored one, else `Central`.
+pub fn token_type(b: &CommandBody, stored: Option<&str>) -> Result<String, Problem> {
+    let kinds = &ocpp::model::IdToken::V201_KINDS;
+    match b.kind.as_deref() {
+        Some(kind) if kinds.contains(&kind) => Ok(kind.to_string()),
+        Some(_) => Err(Problem::validation(format!("type must be one of {}", kinds.join(", ")))
+            .with_errors(json!([{ "field": "type", "message": "not an IdTokenEnumType" }]))),
+        None => Ok(stored.unwrap_or("Central").to_string()),
+    }
+}
+
+/// Translates a typed command into the station's action and payload; `station_tx_id` is the
+/// charger's own id of the transaction to stop (2.0.1) and `token_type` the type of the id
+/// token (2.0.1), both looked up by the caller.
 pub fn to_call(
     command: &str,
     version: Version,
     b: &CommandBody,
     station_tx_id: Option<&str>,
+    token_type: &str,
 ) -> Result<(&'static str, Value), Problem> {
     let v16 = version == Version::V16;
     let evse = |b: &CommandBody| b.evse_id;
@@ -206,7 +239,7 @@ pub fn to_call(
                 insert_opt(&mut p, "connectorId", evse(b).map(|e| json!(e)));
                 ("RemoteStartTransaction", p)
             } else {
-                p.insert("idToken".into(), json!({ "idToken": token, "type": "Central" }));
+                p.insert("idToken".into(), json!({ "idToken": token, "type": token_type }));
                 p.insert(
                     "remoteStartId".into(),
                     json!(b.remote_start_id.unwrap_or_else(remote_start_id)),
@@ -313,7 +346,7 @@ pub fn to_call(
                 )
             } else {
                 let mut p = obj(
-                    json!({ "id": id, "expiryDateTime": rfc(expires), "idToken": { "idToken": token, "type": "Central" } }),
+                    json!({ "id": id, "expiryDateTime": rfc(expires), "idToken": { "idToken": token, "type": token_type } }),
                 );
                 insert_opt(&mut p, "evseId", evse(b).map(|e| json!(e)));
                 ("ReserveNow", p)
@@ -394,7 +427,16 @@ async fn typed(
         }
         _ => None,
     };
-    let (action, payload) = to_call(&command, version, &body, station_tx_id.as_deref())?;
+    let token_type = if TOKEN_COMMANDS.contains(&command.as_str()) {
+        let stored = match body.id_token.as_deref() {
+            Some(token) if body.kind.is_none() => state.store.id_token(token).await?.map(|t| t.token_type),
+            _ => None,
+        };
+        token_type(&body, stored.as_deref())?
+    } else {
+        String::new()
+    };
+    let (action, payload) = to_call(&command, version, &body, station_tx_id.as_deref(), &token_type)?;
     let answer = send(&state, &station_id, action, payload).await?;
     if action == "ReserveNow" || action == "CancelReservation" {
         record_reservation(&state, &station_id, action, &body, &answer.0.response).await?;
@@ -467,7 +509,7 @@ mod tests {
         ];
         for version in [Version::V16, Version::V201] {
             for (command, b) in &cases {
-                let (action, payload) = to_call(command, version, &body(b.clone()), Some("tx-1")).unwrap();
+                let (action, payload) = to_call(command, version, &body(b.clone()), Some("tx-1"), "ISO14443").unwrap();
                 validate(version, action, Direction::Request, &payload)
                     .unwrap_or_else(|v| panic!("{command} {version}: {v}"));
             }
@@ -477,15 +519,23 @@ mod tests {
             Version::V16,
             &body(json!({"keys": ["HeartbeatInterval"]})),
             None,
+            "",
         )
         .unwrap();
         assert_eq!((a, p), ("GetConfiguration", json!({"key": ["HeartbeatInterval"]})));
         let vars = json!([{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]);
-        let (a, p) = to_call("get-variables", Version::V201, &body(json!({"variables": vars})), None).unwrap();
+        let (a, p) = to_call(
+            "get-variables",
+            Version::V201,
+            &body(json!({"variables": vars})),
+            None,
+            "",
+        )
+        .unwrap();
         assert_eq!(a, "GetVariables");
         validate(Version::V201, a, Direction::Request, &p).unwrap();
         assert_eq!(
-            to_call("reset", Version::V201, &body(json!({"type": "Hard"})), None)
+            to_call("reset", Version::V201, &body(json!({"type": "Hard"})), None, "")
                 .unwrap()
                 .1,
             json!({"type": "Immediate"})
@@ -493,14 +543,31 @@ mod tests {
     }
 
     #[test]
+    fn id_tokens_go_out_with_their_own_type() {
+        let start = body(json!({"idToken": "TAG", "evseId": 1}));
+        assert_eq!(token_type(&start, Some("ISO14443")).unwrap(), "ISO14443");
+        assert_eq!(token_type(&start, None).unwrap(), "Central");
+        let explicit = body(json!({"idToken": "TAG", "type": "eMAID"}));
+        assert_eq!(token_type(&explicit, Some("ISO14443")).unwrap(), "eMAID");
+        let wrong = body(json!({"idToken": "TAG", "type": "Hard"}));
+        assert_eq!(token_type(&wrong, None).unwrap_err().code, "VALIDATION_FAILED");
+        let (_, p) = to_call("remote-start", Version::V201, &start, None, "KeyCode").unwrap();
+        assert_eq!(p["idToken"], json!({"idToken": "TAG", "type": "KeyCode"}));
+        let reserve = body(json!({"idToken": "TAG", "reservationId": 3, "expiresAt": "2030-01-01T00:00:00Z"}));
+        let (_, p) = to_call("reserve-now", Version::V201, &reserve, None, "ISO15693").unwrap();
+        assert_eq!(p["idToken"], json!({"idToken": "TAG", "type": "ISO15693"}));
+        validate(Version::V201, "ReserveNow", Direction::Request, &p).unwrap();
+    }
+
+    #[test]
     fn typed_command_errors() {
-        let err = to_call("remote-start", Version::V16, &body(json!({})), None).unwrap_err();
+        let err = to_call("remote-start", Version::V16, &body(json!({})), None, "").unwrap_err();
         assert_eq!(err.code, "VALIDATION_FAILED");
-        let err = to_call("get-variables", Version::V16, &body(json!({"variables": []})), None).unwrap_err();
+        let err = to_call("get-variables", Version::V16, &body(json!({"variables": []})), None, "").unwrap_err();
         assert_eq!(err.code, "UNSUPPORTED_ACTION");
-        let err = to_call("explode", Version::V16, &body(json!({})), None).unwrap_err();
+        let err = to_call("explode", Version::V16, &body(json!({})), None, "").unwrap_err();
         assert_eq!(err.code, "UNKNOWN_COMMAND");
-        let err = to_call("reset", Version::V16, &body(json!({"type": "Sideways"})), None).unwrap_err();
+        let err = to_call("reset", Version::V16, &body(json!({"type": "Sideways"})), None, "").unwrap_err();
         assert_eq!(err.code, "VALIDATION_FAILED");
     }
 }

@@ -124,8 +124,14 @@ impl Ctx<'_> {
     /// Stores the payload as received (for messages whose content is kept, not interpreted).
     pub async fn keep(&self, action: &str, payload: &Value) -> Result<(), Violation> {
         self.state
-            .store
-            .insert_station_message(self.station_id, action, &payload.to_string(), self.now_ts())
+            .messages
+            .keep(
+                &self.state.store,
+                self.station_id,
+                action,
+                &payload.to_string(),
+                self.now_ts(),
+            )
             .await
             .map_err(internal)
     }

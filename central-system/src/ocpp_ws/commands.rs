@@ -31,6 +31,14 @@ pub enum CommandError {
     /// The payload fails the official schema.
     #[error("invalid payload: {0}")]
     InvalidPayload(Violation),
+    /// The station's CALLRESULT fails the official response schema.
+    #[error("the station answered {action} with an invalid payload: {violation}")]
+    InvalidResponse {
+        /// The action called.
+        action: String,
+        /// What is wrong with the answer.
+        violation: Violation,
+    },
 }
 
 /// The version of a connected station, if it is connected.
@@ -65,6 +73,17 @@ pub async fn call(
     // its queue behind other calls.
     let limit = state.config.call_timeout() * 3;
     match tokio::time::timeout(limit, answer).await {
+        Ok(Ok(Ok(CallOutcome::Result(response)))) => {
+            // An answer that breaks the schema is no answer: passing it on as success would let
+            // a faulty station confirm what it never did (a reservation, a start).
+            schema::validate(handle.version, action, Direction::Response, &response).map_err(|violation| {
+                CommandError::InvalidResponse {
+                    action: action.to_string(),
+                    violation,
+                }
+            })?;
+            Ok(CallOutcome::Result(response))
+        }
         Ok(Ok(Ok(outcome))) => Ok(outcome),
         Ok(Ok(Err(CallFailure::Timeout))) | Err(_) => Err(CommandError::Timeout),
         Ok(Ok(Err(CallFailure::Offline))) => Err(CommandError::Offline),

@@ -2,6 +2,7 @@
 //! registry through which commands reach them.
 
 pub mod commands;
+pub mod pending;
 pub mod registry;
 pub mod session;
 pub mod upgrade;

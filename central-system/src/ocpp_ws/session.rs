@@ -8,6 +8,7 @@
 //! ping intervals, is replaced by a newer connection of the same station, or the server shuts
 //! down (close code 1001).
 
+use super::pending::MessageRate;
 use super::registry::{CallFailure, CallOutcome, OutboundCall, SessionCommand, SessionHandle};
 use crate::app::AppState;
 use crate::handlers::{self, Ctx};
@@ -57,6 +58,8 @@ struct Session {
     in_flight: Option<InFlight>,
     queue: VecDeque<OutboundCall>,
     next_id: u64,
+    /// Messages allowed while the station is not Accepted.
+    not_accepted_rate: MessageRate,
 }
 
 /// Why the loop ended, for the log.
@@ -67,6 +70,8 @@ enum End {
     Silent,
     Shutdown,
     SocketError,
+    TooBig,
+    RateLimited,
 }
 
 /// Runs a session until the connection ends.
@@ -106,6 +111,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
         in_flight: None,
         queue: VecDeque::new(),
         next_id: 0,
+        not_accepted_rate: MessageRate::new(state.config.pending_message_rate, std::time::Instant::now()),
     };
     let ping_every = state.config.ping_interval();
     let mut ping = tokio::time::interval(ping_every.unwrap_or(Duration::from_secs(3600)));
@@ -123,6 +129,10 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
                 break End::Shutdown;
             }
             msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(_) | Message::Binary(_))) if !session.within_rate() => {
+                    close(&mut socket, 1008, "too many messages before acceptance").await;
+                    break End::RateLimited;
+                }
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
                     session.heard().await;
@@ -146,7 +156,11 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
                 }
                 Some(Ok(Message::Close(_))) | None => break End::ClosedByStation,
                 Some(Err(e)) => {
-                    tracing::debug!(station = %session.station_id, error = %e, "socket error");
+                    if is_too_big(e) {
+                        // tungstenite only reports it; RFC 6455 has a close code for it.
+                        close(&mut socket, 1009, "message too big").await;
+                        break End::TooBig;
+                    }
                     break End::SocketError;
                 }
             },
@@ -207,6 +221,18 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
     tracing::info!(station = %init.station_id, conn_id, reason = ?end, "station disconnected");
 }
 
+/// Whether a read failed on a message or frame above the configured size limit (logged).
+fn is_too_big(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    let inner = e.into_inner();
+    let too_big = matches!(
+        inner.downcast_ref::<Error>(),
+        Some(Error::Capacity(CapacityError::MessageTooLong { .. }))
+    );
+    tracing::debug!(error = %inner, too_big, "socket error");
+    too_big
+}
+
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
@@ -230,12 +256,20 @@ impl Session {
     }
 
     fn log_frame(&self, direction: &'static str, text: &str) {
-        self.state.writer.frame_with(|| FrameRow {
-            station_id: self.station_id.clone(),
-            at: Ts::now(),
-            direction,
-            frame: text.to_string(),
+        let accepted = self.registration == "Accepted";
+        self.state.writer.frame_with(accepted, || {
+            FrameRow::new(
+                self.station_id.clone(),
+                direction,
+                text,
+                self.state.config.max_frame_bytes,
+            )
         });
+    }
+
+    /// Whether another message is allowed: always once Accepted, else within the rate limit.
+    fn within_rate(&mut self) -> bool {
+        self.registration == "Accepted" || self.not_accepted_rate.allow(std::time::Instant::now())
     }
 
     async fn send_text(&self, socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {

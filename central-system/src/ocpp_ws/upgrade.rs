@@ -3,14 +3,17 @@
 //! Refusals happen here, before the upgrade, with a plain HTTP status the charger's logs show:
 //! 400 for a bad id or no common subprotocol, 401 for missing or wrong credentials, 403 for a
 //! client certificate issued to another station, 404 for an unknown station under the
-//! `reject` policy.
+//! `reject` policy, 429 (with Retry-After) when an id that is unknown or not Accepted, or the
+//! address it comes from, tries to connect too often, and 503 (with Retry-After) when
+//! `--unknown-stations pending` would create more Pending stations than `--pending-limit`.
 
+use super::pending::AttemptKey;
 use super::session::{self, SessionInit};
 use crate::api::problem::Problem;
 use crate::app::AppState;
 use crate::auth::{basic, password};
 use crate::config::UnknownStations;
-use crate::server::{ConnectionPermit, PeerIdentity};
+use crate::server::{ClientAddr, ConnectionPermit, PeerIdentity};
 use crate::store::types::Ts;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -40,6 +43,7 @@ pub async fn upgrade(
     Path(station_id): Path<String>,
     peer: Option<Extension<PeerIdentity>>,
     permit: Option<Extension<ConnectionPermit>>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -51,7 +55,8 @@ pub async fn upgrade(
             return Problem::new(StatusCode::BAD_REQUEST, "NOT_A_WEBSOCKET", rejection.body_text()).into_response();
         }
     };
-    match prepare(&state, &station_id, peer.map(|Extension(p)| p), &headers).await {
+    let client = client.map(|Extension(ClientAddr(addr))| addr.ip());
+    match prepare(&state, &station_id, peer.map(|Extension(p)| p), client, &headers).await {
         Ok((version, registration)) => {
             let init = SessionInit {
                 station_id: Arc::from(station_id.as_str()),
@@ -84,6 +89,7 @@ async fn prepare(
     state: &AppState,
     station_id: &str,
     peer: Option<PeerIdentity>,
+    client: Option<std::net::IpAddr>,
     headers: &HeaderMap,
 ) -> Result<(Version, String), Problem> {
     if !valid_station_id(station_id) {
@@ -120,8 +126,27 @@ async fn prepare(
     };
     let store = &state.store;
     let auth = store.station_auth(station_id).await.map_err(Problem::from)?;
+    // Ids that are unknown or not Accepted cost storage and (auto-)registration work without
+    // being trusted yet: their attempts are limited per id and per client address.
+    let limit_attempts = || {
+        let mut keys = vec![AttemptKey::Station(station_id.to_string())];
+        keys.extend(client.map(AttemptKey::Address));
+        state.attempts.attempt(&keys, std::time::Instant::now()).map_err(|_| {
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_ATTEMPTS",
+                "too many connection attempts for a station that is not accepted; retry later",
+            )
+            .with_header(header::RETRY_AFTER, "60")
+        })
+    };
     let auth = match auth {
-        Some(auth) => auth,
+        Some(auth) => {
+            if auth.registration_status != "Accepted" {
+                limit_attempts()?;
+            }
+            auth
+        }
         None => {
             let status = match state.config.unknown_stations {
                 UnknownStations::Reject => {
@@ -133,6 +158,26 @@ async fn prepare(
                 }
                 UnknownStations::Pending => "Pending",
                 UnknownStations::Accept => "Accepted",
+            };
+            // Held across the count and the insert, so concurrent upgrades cannot overshoot.
+            let _registering = if status == "Pending" {
+                limit_attempts()?;
+                let guard = state.attempts.registering.lock().await;
+                let pending = store
+                    .count_stations_with_status("Pending")
+                    .await
+                    .map_err(Problem::from)?;
+                if pending >= state.config.pending_limit {
+                    return Err(Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "PENDING_LIMIT",
+                        "too many stations are waiting for acceptance; retry later",
+                    )
+                    .with_header(header::RETRY_AFTER, "60"));
+                }
+                Some(guard)
+            } else {
+                None
             };
             store
                 .auto_register(station_id, status, Ts::now())

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A stored charger message.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StationMessage {
     /// Row id (cursor).
@@ -16,8 +16,41 @@ pub struct StationMessage {
     pub received_at: Ts,
     /// OCPP action.
     pub action: String,
-    /// Payload JSON text as received.
+    /// Payload JSON text as received (its beginning only, and then not valid JSON, when
+    /// `truncated`).
     pub payload: String,
+    /// Whether the payload was longer than the stored text (cut to `--message-max-bytes`).
+    pub truncated: bool,
+    /// The payload's size in bytes as received.
+    pub original_size: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRecord {
+    id: i64,
+    received_at: Ts,
+    action: String,
+    payload: String,
+    original_size: Option<i64>,
+}
+
+impl From<MessageRecord> for StationMessage {
+    fn from(r: MessageRecord) -> StationMessage {
+        StationMessage {
+            id: r.id,
+            received_at: r.received_at,
+            action: r.action,
+            truncated: r.original_size.is_some(),
+            original_size: r.original_size.unwrap_or(r.payload.len() as i64),
+            payload: r.payload,
+        }
+    }
+}
+
+/// A payload cut to at most `max_bytes` (at a character boundary) and its original size when
+/// it was cut.
+pub fn truncate_payload(payload: &str, max_bytes: usize) -> (&str, Option<i64>) {
+    super::frames::truncate(payload, max_bytes)
 }
 
 /// One attribute of a 2.0.1 device-model variable.
@@ -69,22 +102,27 @@ pub struct Reservation {
 }
 
 impl Store {
-    /// Stores a message as received.
+    /// Stores a message; `original_size` is set when `payload` is only the beginning of it.
+    /// Budgets apply through [`super::retention::MessageRetention::keep`], the handlers' path.
     pub async fn insert_station_message(
         &self,
         station_id: &str,
         action: &str,
         payload: &str,
+        original_size: Option<i64>,
         now: Ts,
     ) -> Result<(), StoreError> {
         on_db!(self.db(), |pool| {
             sqlx::query(
-                "INSERT INTO station_messages (station_id, received_at, action, payload) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO station_messages (station_id, received_at, action, payload, size, original_size) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(station_id)
             .bind(now)
             .bind(action)
             .bind(payload)
+            .bind(payload.len() as i64)
+            .bind(original_size)
             .execute(pool)
             .await?;
         });
@@ -99,9 +137,9 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<StationMessage>, StoreError> {
-        Ok(on_db!(self.db(), |pool| {
-            sqlx::query_as::<_, StationMessage>(
-                "SELECT id, received_at, action, payload FROM station_messages WHERE station_id = $1 \
+        let rows = on_db!(self.db(), |pool| {
+            sqlx::query_as::<_, MessageRecord>(
+                "SELECT id, received_at, action, payload, original_size FROM station_messages WHERE station_id = $1 \
                  AND ($2 = '' OR action = $2) AND id < $3 ORDER BY id DESC LIMIT $4",
             )
             .bind(station_id)
@@ -110,7 +148,8 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?
-        }))
+        });
+        Ok(rows.into_iter().map(StationMessage::from).collect())
     }
 
     /// Inserts or replaces device-model attributes (from NotifyReport).

@@ -9,6 +9,7 @@ pub mod frames;
 pub mod id_tokens;
 pub mod messages;
 pub mod meter_values;
+pub mod retention;
 pub mod stations;
 pub mod transactions;
 pub use service_kit::sql_types as types;

@@ -175,6 +175,16 @@ impl Store {
         Ok(())
     }
 
+    /// How many stations have registration status `status`.
+    pub async fn count_stations_with_status(&self, status: &str) -> Result<i64, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM stations WHERE registration_status = $1")
+                .bind(status)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
     /// Applies a partial update.
     pub async fn update_station(&self, id: &str, patch: StationPatch, now: Ts) -> Result<Station, StoreError> {
         let result = on_db!(self.db(), |pool| {

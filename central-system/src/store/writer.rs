@@ -11,15 +11,17 @@
 //!
 //! Frame-log rows are best effort and never slow a charger down: they go to a separate buffer
 //! capped at `max_frames_per_flush` rows per interval; beyond that they are dropped and counted.
+//! Their byte budgets are kept by [`FrameRetention`] after each commit.
 
 use super::frames::FrameRow;
 use super::meter_values::MeterRow;
+use super::retention::{FrameBudget, FrameRetention, NotAcceptedFrames};
 use super::types::Ts;
 use super::Store;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Tuning of the batch writer.
@@ -29,8 +31,8 @@ pub struct WriterConfig {
     pub flush_interval: Duration,
     /// Rows that trigger an early commit.
     pub max_batch_rows: usize,
-    /// Frames kept per station in the frame log.
-    pub frames_per_station: i64,
+    /// Row and byte budgets of the frame log.
+    pub frame_budget: FrameBudget,
     /// Whether frames are logged at all.
     pub log_frames: bool,
     /// Frame-log rows kept per flush interval; more are dropped (and counted).
@@ -42,7 +44,7 @@ impl Default for WriterConfig {
         WriterConfig {
             flush_interval: Duration::from_millis(100),
             max_batch_rows: 20_000,
-            frames_per_station: 500,
+            frame_budget: FrameBudget::default(),
             log_frames: true,
             max_frames_per_flush: 1_000,
         }
@@ -85,6 +87,7 @@ pub struct BatchWriter {
     log_frames: bool,
     max_frames: usize,
     frames: Arc<Mutex<Vec<FrameRow>>>,
+    not_accepted: Arc<NotAcceptedFrames>,
     flush_now: Arc<tokio::sync::Notify>,
     stats: Arc<WriterStats>,
 }
@@ -113,6 +116,8 @@ impl BatchWriter {
         let flush_now = Arc::new(tokio::sync::Notify::new());
         let (opened, open_result) = oneshot::channel::<anyhow::Result<()>>();
         let url = database_url.to_owned();
+        let retention = FrameRetention::new(config.frame_budget);
+        let not_accepted = retention.not_accepted();
         let (thread_config, thread_frames, thread_flush, thread_stats) =
             (config.clone(), frames.clone(), flush_now.clone(), stats.clone());
         std::thread::Builder::new()
@@ -141,6 +146,7 @@ impl BatchWriter {
                         thread_frames,
                         thread_flush,
                         thread_stats,
+                        retention,
                     )
                     .await;
                     store.close().await;
@@ -154,6 +160,7 @@ impl BatchWriter {
             log_frames: config.log_frames,
             max_frames: config.max_frames_per_flush,
             frames,
+            not_accepted,
             flush_now,
             stats,
         })
@@ -181,15 +188,20 @@ impl BatchWriter {
         self.log_frames
     }
 
-    /// Adds a frame-log row unless this interval's quota is used up; the row is only built
-    /// (its text copied) when it will be kept.
-    pub fn frame_with(&self, row: impl FnOnce() -> FrameRow) {
+    /// Adds a frame-log row unless this interval's quota (or, for a station that is not
+    /// `accepted`, their shared byte budget) is used up; the row is only built (its text
+    /// copied) when it will be kept.
+    pub fn frame_with(&self, accepted: bool, row: impl FnOnce() -> FrameRow) {
         if !self.log_frames {
             return;
         }
         let mut frames = lock(&self.frames);
-        if frames.len() < self.max_frames {
-            frames.push(row());
+        if frames.len() < self.max_frames && (accepted || self.not_accepted.has_room()) {
+            let row = row();
+            if !accepted {
+                self.not_accepted.add(row.size());
+            }
+            frames.push(row);
         } else {
             drop(frames);
             self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
@@ -224,12 +236,11 @@ async fn run(
     frame_buffer: Arc<Mutex<Vec<FrameRow>>>,
     flush_now: Arc<tokio::sync::Notify>,
     stats: Arc<WriterStats>,
+    mut retention: FrameRetention,
 ) {
     let mut meters: Vec<MeterRow> = Vec::new();
     let mut seq_nos: HashMap<i64, SeqNoSeen> = HashMap::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut logged_stations: HashSet<Arc<str>> = HashSet::new();
-    let mut last_prune = Instant::now();
     let mut ticker = tokio::time::interval(config.flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -279,23 +290,12 @@ async fn run(
             }
         }
         let mut frames = std::mem::take(&mut *lock(&frame_buffer));
-        for f in &frames {
-            if !logged_stations.contains(&f.station_id) {
-                logged_stations.insert(f.station_id.clone());
-            }
-        }
+        retention.note(&frames);
         commit(&store, &mut meters, &mut seq_nos, &mut frames, &stats).await;
         for done in waiters.drain(..) {
             let _ = done.send(());
         }
-        if last_prune.elapsed() > Duration::from_secs(30) {
-            for station in logged_stations.drain() {
-                if let Err(e) = store.prune_frames(&station, config.frames_per_station).await {
-                    tracing::warn!(station = %station, error = %e, "pruning the frame log failed");
-                }
-            }
-            last_prune = Instant::now();
-        }
+        retention.prune(&store).await;
         if closed {
             break;
         }
