@@ -333,7 +333,7 @@ async fn stored_messages_are_truncated_budgeted_and_expire() {
         let m = &page["items"][0];
         assert_eq!(
             (m["truncated"].clone(), m["originalSize"].clone()),
-            (json!(true), json!(531)),
+            (json!(true), json!(526)),
             "{backend}: {page}"
         );
         assert_eq!(m["payload"].as_str().unwrap().len(), 200);

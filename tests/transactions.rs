@@ -209,6 +209,7 @@ async fn v201_transaction_events_out_of_order_and_replayed() {
 async fn v201_meter_values_and_energy_while_running() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
+        server.accept_token("TAG-3").await;
         let mut ws = connect(&server.ws_url("CP-M201"), "ocpp2.0.1", None)
             .await
             .expect("connect");
@@ -987,25 +988,62 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The newest transaction of each demo station (id, status), as an operator reads them.
-async fn demo_latest(addr: std::net::SocketAddr, token: &str) -> Vec<(String, i64, String)> {
+/// The newest transaction of each demo station, as an operator reads them, by station id.
+async fn demo_latest(addr: std::net::SocketAddr, token: &str) -> Vec<Value> {
+    if tokio::net::TcpStream::connect(addr).await.is_err() {
+        return Vec::new(); // not listening yet
+    }
     let (status, page) = http(addr, "GET", "/api/v1/transactions?limit=100", Some(token), None).await;
     if status != 200 {
         return Vec::new();
     }
-    let mut latest: Vec<(String, i64, String)> = Vec::new();
+    let mut latest: Vec<Value> = Vec::new();
     for t in page["items"].as_array().into_iter().flatten() {
-        let station = t["stationId"].as_str().unwrap_or_default().to_string();
-        if !latest.iter().any(|(s, _, _)| *s == station) {
-            latest.push((
-                station,
-                t["id"].as_i64().unwrap_or(0),
-                t["status"].as_str().unwrap_or_default().into(),
-            ));
+        if !latest.iter().any(|l| l["stationId"] == t["stationId"]) {
+            latest.push(t.clone());
         }
     }
-    latest.sort();
+    latest.sort_by_key(|t| t["stationId"].as_str().map(String::from));
     latest
+}
+
+/// The token status the central system answered to the start of transaction `t` (from the
+/// station's frame log), once the log has it.
+async fn start_answer(addr: std::net::SocketAddr, token: &str, t: &Value) -> Option<String> {
+    let station = t["stationId"].as_str()?;
+    let path = format!("/api/v1/stations/{station}/frames?limit=200");
+    let (status, page) = http(addr, "GET", &path, Some(token), None).await;
+    if status != 200 {
+        return None;
+    }
+    let frames: Vec<(String, Value)> = page["items"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| {
+            Some((
+                f["direction"].as_str()?.to_string(),
+                serde_json::from_str(f["frame"].as_str()?).ok()?,
+            ))
+        })
+        .collect();
+    let answer = |pred: &dyn Fn(&Value) -> bool| {
+        frames
+            .iter()
+            .find(|(dir, f)| dir == "out" && f[0] == 3 && pred(f))
+            .map(|(_, f)| f[2].clone())
+    };
+    let status = if t["stationTransactionId"].as_str()?.starts_with("v16|") {
+        answer(&|f| f[2]["transactionId"] == t["id"])?["idTagInfo"]["status"].clone()
+    } else {
+        let started = frames.iter().find(|(dir, f)| {
+            dir == "in"
+                && f[2] == "TransactionEvent"
+                && f[3]["eventType"] == "Started"
+                && f[3]["transactionInfo"]["transactionId"] == t["stationTransactionId"]
+        })?;
+        answer(&|f| f[1] == started.1[1])?["idTokenInfo"]["status"].clone()
+    };
+    status.as_str().map(String::from)
 }
 
 /// `evcs --demo 2` is killed while its chargers are in transactions and started again on the
@@ -1021,7 +1059,7 @@ async fn demo_keeps_charging_across_restarts() {
         iat: now,
         exp: now + 900,
     });
-    let mut previous: Vec<(String, i64, String)> = Vec::new();
+    let mut previous: Vec<i64> = Vec::new();
     for run in 0..2 {
         let port = free_port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_evcs"))
@@ -1036,21 +1074,24 @@ async fn demo_keeps_charging_across_restarts() {
             .spawn()
             .expect("spawn evcs");
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        // Each demo charger starts a session right after its boot; a refused one would show as
-        // `Refused` (or never appear).
+        // Each demo charger starts a session right after its boot. Wait for a transaction of
+        // this run on each, and for the answers to their starts in the frame log (written in
+        // batches).
         let started = tokio::time::timeout(std::time::Duration::from_secs(60), async {
             loop {
                 let latest = demo_latest(addr, &token).await;
                 let fresh = latest
                     .iter()
-                    .filter(|(_, id, status)| status == "Active" && previous.iter().all(|(_, old, _)| id > old))
+                    .filter(|t| t["id"].as_i64().is_some_and(|id| previous.iter().all(|old| id > *old)))
                     .count();
-                if fresh == 2
-                    || latest
-                        .iter()
-                        .any(|(_, id, status)| status == "Refused" && previous.iter().all(|(_, old, _)| id > old))
-                {
-                    return latest;
+                if fresh == 2 {
+                    let mut answers = Vec::new();
+                    for t in &latest {
+                        answers.extend(start_answer(addr, &token, t).await);
+                    }
+                    if answers.len() == 2 {
+                        return (latest, answers);
+                    }
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
@@ -1058,27 +1099,28 @@ async fn demo_keeps_charging_across_restarts() {
         .await;
         // The previous run's transactions, which no charger reports any more, were closed.
         let mut closed = Vec::new();
-        for (_, id, _) in previous.iter().filter(|_| started.is_ok()) {
+        for id in previous.iter().filter(|_| started.is_ok()) {
             let (_, t) = http(addr, "GET", &format!("/api/v1/transactions/{id}"), Some(&token), None).await;
-            closed.push((
-                t["status"].as_str().map(String::from),
-                t["endReason"].as_str().map(String::from),
-            ));
+            closed.push((t["status"].clone(), t["endReason"].clone()));
         }
         // The process dies as a crash would: its chargers' transactions stay Active in the database.
         child.kill().expect("kill");
         child.wait().expect("wait");
-        let latest = started.unwrap_or_else(|_| panic!("run {run}: no new demo transactions within 60 s"));
+        let (latest, answers) = started.unwrap_or_else(|_| panic!("run {run}: no new demo transactions within 60 s"));
+        let seen: Vec<(&Value, &Value)> = latest.iter().map(|t| (&t["stationId"], &t["status"])).collect();
         assert_eq!(
-            latest
-                .iter()
-                .map(|(s, _, status)| (s.as_str(), status.as_str()))
-                .collect::<Vec<_>>(),
-            [("DEMO-01", "Active"), ("DEMO-02", "Active")],
+            seen,
+            [
+                (&json!("DEMO-01"), &json!("Active")),
+                (&json!("DEMO-02"), &json!("Active"))
+            ],
             "run {run}: {latest:?}"
         );
-        let abandoned = (Some("Ended".to_string()), Some("Abandoned".to_string()));
-        assert!(closed.iter().all(|c| *c == abandoned), "run {run}: {closed:?}");
-        previous = latest;
+        assert_eq!(answers, ["Accepted", "Accepted"], "run {run}: {latest:?}");
+        assert!(
+            closed.iter().all(|c| *c == (json!("Ended"), json!("Abandoned"))),
+            "run {run}: {closed:?}"
+        );
+        previous = latest.iter().filter_map(|t| t["id"].as_i64()).collect();
     }
 }
