@@ -89,7 +89,8 @@ impl Application {
         let writer = BatchWriter::spawn(
             &config.database_url(),
             WriterConfig {
-                flush_interval: Duration::from_millis(config.meter_flush_ms.max(1)),
+                max_wait: Duration::from_millis(config.meter_flush_ms),
+                commit_attempts: config.meter_commit_attempts.max(1),
                 frame_budget: FrameBudget {
                     rows_per_station: config.frame_log_size.max(1),
                     bytes_per_station: config.frame_log_station_bytes.max(1),

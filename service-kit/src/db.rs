@@ -76,6 +76,33 @@ fn is_private_memory_database(url: &str) -> bool {
     memory && !url.contains("cache=shared")
 }
 
+/// Takes the `synchronous` parameter (`normal`, the default, or `full`; also `extra`, `off`) out
+/// of a SQLite URL, since sqlx refuses parameters it does not know. FULL fsyncs the WAL at every
+/// commit, so a committed (and acknowledged) write survives power loss; NORMAL only survives a
+/// crash of the process.
+fn sqlite_synchronous(url: &str) -> anyhow::Result<(String, SqliteSynchronous)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), SqliteSynchronous::Normal));
+    };
+    let mut synchronous = SqliteSynchronous::Normal;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("synchronous", value)) => {
+                synchronous = SqliteSynchronous::from_str(value)
+                    .map_err(|_| anyhow::anyhow!("unknown SQLite synchronous setting {value:?}"))?;
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, synchronous))
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies the service's migrations.
     pub async fn connect(url: &str, migrations: Migrations) -> anyhow::Result<Db> {
@@ -115,12 +142,13 @@ impl Db {
                      sqlite:file:NAME?mode=memory&cache=shared"
                 );
             }
-            let options = SqliteConnectOptions::from_str(url)
+            let (url, synchronous) = sqlite_synchronous(url)?;
+            let options = SqliteConnectOptions::from_str(&url)
                 .context("parsing the SQLite URL")?
                 .create_if_missing(true)
                 // WAL lets readers run while a writer commits.
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(synchronous)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 // A 64 MiB page cache keeps big batches from spilling mid-transaction, and
@@ -300,6 +328,29 @@ mod tests {
             assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
         }
         db.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_synchronous_parameter_sets_the_pragma_and_is_not_passed_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sync.db");
+        for (param, pragma) in [("", 1_i64), ("?synchronous=full", 2), ("?mode=rwc&synchronous=FULL", 2)] {
+            let url = format!("sqlite://{}{param}", path.display());
+            let Db::Sqlite(pool) = Db::open(&url, 1).await.expect("open") else {
+                panic!("not SQLite");
+            };
+            let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await
+                .expect("pragma");
+            assert_eq!(got, pragma, "{url}");
+            pool.close().await;
+        }
+        assert!(
+            Db::open(&format!("sqlite://{}?synchronous=sometimes", path.display()), 1)
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

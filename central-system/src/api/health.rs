@@ -41,8 +41,13 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ),
         (
             "failed_batches",
-            "Batches dropped after repeated commit failures.",
+            "Batches whose commit failed after all retries (their chargers got InternalError).",
             &stats.failed_batches,
+        ),
+        (
+            "meter_batches_committed",
+            "Batches of readings committed (group commits; rows written / batches = batch size).",
+            &stats.batches_committed,
         ),
     ];
     for (name, help, value) in counters {

@@ -9,6 +9,7 @@ pub mod v201;
 use crate::app::AppState;
 use crate::store::meter_values::MeterRow;
 use crate::store::types::Ts;
+use crate::store::writer::{CommitFailed, SeqNoSeen};
 use crate::store::StoreError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ocpp::catalogue;
@@ -136,8 +137,16 @@ impl Ctx<'_> {
             .map_err(internal)
     }
 
-    /// Queues readings for the batch writer.
-    pub async fn queue_samples(&self, location: Location, transaction_id: Option<i64>, samples: Vec<Sample>) {
+    /// Stores readings (and a seqNo to record with them) through the batch writer; returns once
+    /// they are committed, so the answer that follows never acknowledges readings that a crash
+    /// could still lose.
+    pub async fn store_samples(
+        &self,
+        location: Location,
+        transaction_id: Option<i64>,
+        samples: Vec<Sample>,
+        seq_no: Option<SeqNoSeen>,
+    ) -> Result<(), Violation> {
         let rows = MeterRow::group(
             self.station_id,
             transaction_id,
@@ -145,12 +154,12 @@ impl Ctx<'_> {
             i64::from(location.connector_id),
             samples,
         );
-        self.state.writer.meter(rows).await;
+        self.state.writer.commit(rows, seq_no).await.map_err(not_committed)
     }
 }
 
 /// MeterValues of either version once read (by the general path or [`ocpp::fast_path`]): links
-/// the readings to their transaction and queues them. `target` is the 1.6 connector or the
+/// the readings to their transaction and stores them (committed before this returns). `target` is the 1.6 connector or the
 /// 2.0.1 EVSE; `transaction_id` the 1.6 one, trusted only if it belongs to this station.
 pub async fn meter_values(
     ctx: &mut Ctx<'_>,
@@ -182,8 +191,7 @@ pub async fn meter_values(
             )
         }
     };
-    ctx.queue_samples(location, tx, samples).await;
-    Ok(())
+    ctx.store_samples(location, tx, samples, None).await
 }
 
 /// Answers one CALL: checks direction and state, validates, and runs the version's handler.
@@ -334,6 +342,15 @@ pub fn internal(e: StoreError) -> Violation {
     Violation::new(
         Fault::Internal,
         "the central system could not store the message; retry later",
+    )
+}
+
+/// Readings the writer could not commit: InternalError, never a CALLRESULT, so the charger keeps
+/// the message and sends it again (the writer has logged the cause).
+fn not_committed(_: CommitFailed) -> Violation {
+    Violation::new(
+        Fault::Internal,
+        "the central system could not store the readings; retry later",
     )
 }
 

@@ -142,7 +142,7 @@ async fn answer_start(
     start: ocpp::model::TransactionStarted,
 ) -> Result<Value, Violation> {
     ctx.remember_transaction(id);
-    ctx.queue_samples(start.location, Some(id), start.samples).await;
+    ctx.store_samples(start.location, Some(id), start.samples, None).await?;
     let Ok(transaction_id) = i32::try_from(id) else {
         return Err(Violation::new(ocpp::Fault::Internal, "transaction id space exhausted"));
     };
@@ -172,8 +172,8 @@ async fn stop_transaction(
             None
         }
     };
-    ctx.queue_samples(location.unwrap_or(Location::STATION), id, ended.samples)
-        .await;
+    ctx.store_samples(location.unwrap_or(Location::STATION), id, ended.samples, None)
+        .await?;
     let mut response = json!({});
     if let Some(tag) = &req.id_tag {
         let decision = authorize(store, tag, Ts::from_datetime(ctx.now), None)

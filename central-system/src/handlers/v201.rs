@@ -111,6 +111,8 @@ async fn transaction_event(
     let station_tx_id = req.transaction_info.transaction_id.clone();
     let token = req.id_token.as_ref().map(from_v201::id_token);
     let event = from_v201::transaction_event(&req)?;
+    // A seqNo left to the batch writer is committed together with the event's readings.
+    let mut deferred_seq_no = None;
     let (id, location, samples, ended) = match event {
         StationEvent::TransactionStarted(start) => {
             let (id, _) = store
@@ -129,7 +131,7 @@ async fn transaction_event(
         StationEvent::TransactionUpdated(update) => {
             // Periodic meter events are most of a 2.0.1 charger's traffic. With the id known on
             // this connection, one that carries no charging state, no token and no new EVSE
-            // changes nothing in the row but its seqNo, which goes with the next batch. Until
+            // changes nothing in the row but its seqNo, which goes with its readings' batch. Until
             // that commits, a late event with an older seqNo may still set the charging state,
             // which is right: an event without a state cannot supersede one.
             let known = ctx.v201_transactions.get(&station_tx_id).copied();
@@ -139,12 +141,11 @@ async fn transaction_event(
                         && update.id_token.is_none()
                         && (update.location.is_none() || known.location.is_some()) =>
                 {
-                    let seen = SeqNoSeen {
+                    deferred_seq_no = Some(SeqNoSeen {
                         transaction_id: known.id,
                         seq_no: i64::from(update.seq_no),
                         at: now,
-                    };
-                    ctx.state.writer.seq_no(seen).await;
+                    });
                     known.id
                 }
                 Some(known) => {
@@ -197,7 +198,7 @@ async fn transaction_event(
     if location.evse_id != 0 {
         ctx.active_by_evse.insert(location.evse_id, (!ended).then_some(id));
     }
-    ctx.queue_samples(location, Some(id), samples).await;
+    ctx.store_samples(location, Some(id), samples, deferred_seq_no).await?;
     let mut response = json!({});
     if let Some(token) = token {
         let store = &ctx.state.store;

@@ -1,17 +1,30 @@
 //! The batch writer: meter readings and frame-log rows reach the database in batches.
 //!
-//! Handlers hand meter rows to a bounded channel and acknowledge the charger at once; this task
-//! commits whatever has accumulated every `flush_interval` (or sooner when a batch fills).
-//! Durability contract: an acknowledged reading is committed within `flush_interval` plus the
-//! commit time; on a clean shutdown the service waits for its sessions to end and then calls
-//! [`BatchWriter::flush`], which commits everything queued before the process exits. When the
-//! channel is full, meter senders wait (back-pressure reaches the chargers as slower answers,
-//! never as lost readings). A commit that fails is retried 8 times with backoff, then dropped
-//! and counted (`failed_batches`).
+//! Durability contract: a handler hands its readings (and a 2.0.1 seqNo, see [`SeqNoSeen`]) to
+//! [`BatchWriter::commit`], which returns only once they are committed, and only then does the
+//! charger get its CALLRESULT. A charger deletes a message once it is acknowledged, so an
+//! acknowledgement before the commit loses the readings for good when the process dies.
+//!
+//! Group commit keeps that cheap: the writer commits as soon as anything is queued, and whatever
+//! queues while that commit runs forms the next batch, which is acknowledged as a whole. Under
+//! load batches grow by themselves; an idle charger waits one commit. `max_wait` (the service's
+//! `--meter-flush-ms`, default 0) optionally holds a batch open a little longer for more rows.
+//!
+//! A commit that fails is retried `commit_attempts` times with backoff; if it still fails,
+//! every waiter of the batch learns [`CommitFailed`] and its charger gets an InternalError
+//! CALLERROR, so it keeps the message and sends it again. When the channel is full, senders
+//! wait (back-pressure reaches the chargers as slower answers). On a clean shutdown the service
+//! waits for its sessions and then calls [`BatchWriter::flush`] for the frame log.
+//!
+//! What a commit means after a power loss depends on the database: PostgreSQL with
+//! `synchronous_commit = on` (its default) has it on disk; SQLite in WAL mode with
+//! `synchronous=NORMAL` (our default) survives a process crash but may lose the last commits
+//! on power loss, `synchronous=FULL` does not (see docs/architecture.md).
 //!
 //! Frame-log rows are best effort and never slow a charger down: they go to a separate buffer
-//! capped at `max_frames_per_flush` rows per interval; beyond that they are dropped and counted.
-//! Their byte budgets are kept by [`FrameRetention`] after each commit.
+//! capped at `max_frames_per_flush` rows per `frame_flush_interval`; beyond that they are
+//! dropped and counted. They are written after the readings' commit is acknowledged, and
+//! their byte budgets are kept by [`FrameRetention`].
 
 use super::frames::FrameRow;
 use super::meter_values::MeterRow;
@@ -21,44 +34,61 @@ use super::Store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Tuning of the batch writer.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Longest time an acknowledged row waits before its commit starts.
-    pub flush_interval: Duration,
-    /// Rows that trigger an early commit.
+    /// How long a batch stays open for more rows after its first one (zero: commit at once and
+    /// let the next batch gather while this one commits).
+    pub max_wait: Duration,
+    /// Rows that close a batch.
     pub max_batch_rows: usize,
+    /// Attempts at committing a batch before its waiters are told it failed.
+    pub commit_attempts: u32,
     /// Row and byte budgets of the frame log.
     pub frame_budget: FrameBudget,
     /// Whether frames are logged at all.
     pub log_frames: bool,
-    /// Frame-log rows kept per flush interval; more are dropped (and counted).
+    /// How often buffered frame-log rows are written.
+    pub frame_flush_interval: Duration,
+    /// Frame-log rows kept per `frame_flush_interval`; more are dropped (and counted).
     pub max_frames_per_flush: usize,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            flush_interval: Duration::from_millis(100),
+            max_wait: Duration::ZERO,
             max_batch_rows: 20_000,
+            commit_attempts: 8,
             frame_budget: FrameBudget::default(),
             log_frames: true,
+            frame_flush_interval: Duration::from_millis(100),
             max_frames_per_flush: 1_000,
         }
     }
 }
 
+/// The readings handed to [`BatchWriter::commit`] were not stored: the charger must not get a
+/// CALLRESULT for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the batch writer could not commit the readings")]
+pub struct CommitFailed;
+
+/// Tells one sender how its batch ended.
+type Ack = oneshot::Sender<Result<(), CommitFailed>>;
+
 enum Op {
-    Meter(Vec<MeterRow>),
-    SeqNo(SeqNoSeen),
-    Flush(oneshot::Sender<()>),
+    /// Rows and an optional seqNo to commit, and whom to tell.
+    Commit(Vec<MeterRow>, Option<SeqNoSeen>, Ack),
+    /// Write the frame log now too, then answer.
+    Flush(Ack),
 }
 
 /// A 2.0.1 seqNo seen in an event that changed nothing else in its transaction: recorded with
-/// the next batch (the highest per transaction) instead of by a statement per event.
+/// the batch (the highest per transaction) instead of by a statement per event.
 #[derive(Debug, Clone, Copy)]
 pub struct SeqNoSeen {
     /// CSMS transaction id.
@@ -78,6 +108,8 @@ pub struct WriterStats {
     pub frames_dropped: AtomicU64,
     /// Batches that failed to commit after all retries.
     pub failed_batches: AtomicU64,
+    /// Batches of readings committed (readings per batch show how well commits are grouped).
+    pub batches_committed: AtomicU64,
 }
 
 /// Handle to the batch writer task; cheap to clone.
@@ -88,15 +120,13 @@ pub struct BatchWriter {
     max_frames: usize,
     frames: Arc<Mutex<Vec<FrameRow>>>,
     not_accepted: Arc<NotAcceptedFrames>,
-    flush_now: Arc<tokio::sync::Notify>,
     stats: Arc<WriterStats>,
 }
 
 impl std::fmt::Debug for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Op::Meter(rows) => write!(f, "Meter({} rows)", rows.len()),
-            Op::SeqNo(seen) => write!(f, "SeqNo({seen:?})"),
+            Op::Commit(rows, seen, _) => write!(f, "Commit({} rows, {seen:?})", rows.len()),
             Op::Flush(_) => f.write_str("Flush"),
         }
     }
@@ -113,13 +143,11 @@ impl BatchWriter {
         let (tx, rx) = mpsc::channel(16_384);
         let stats = Arc::new(WriterStats::default());
         let frames = Arc::new(Mutex::new(Vec::new()));
-        let flush_now = Arc::new(tokio::sync::Notify::new());
         let (opened, open_result) = oneshot::channel::<anyhow::Result<()>>();
         let url = database_url.to_owned();
         let retention = FrameRetention::new(config.frame_budget);
         let not_accepted = retention.not_accepted();
-        let (thread_config, thread_frames, thread_flush, thread_stats) =
-            (config.clone(), frames.clone(), flush_now.clone(), stats.clone());
+        let (thread_config, thread_frames, thread_stats) = (config.clone(), frames.clone(), stats.clone());
         std::thread::Builder::new()
             .name("evcs-batch-writer".into())
             .spawn(move || {
@@ -139,16 +167,7 @@ impl BatchWriter {
                         }
                     };
                     let _ = opened.send(Ok(()));
-                    run(
-                        store.clone(),
-                        thread_config,
-                        rx,
-                        thread_frames,
-                        thread_flush,
-                        thread_stats,
-                        retention,
-                    )
-                    .await;
+                    run(store.clone(), thread_config, rx, thread_frames, thread_stats, retention).await;
                     store.close().await;
                 });
             })?;
@@ -161,26 +180,23 @@ impl BatchWriter {
             max_frames: config.max_frames_per_flush,
             frames,
             not_accepted,
-            flush_now,
             stats,
         })
     }
 
-    /// Queues readings, waiting while the queue is full.
-    pub async fn meter(&self, rows: Vec<MeterRow>) {
-        if rows.is_empty() {
-            return;
+    /// Stores readings and, for a 2.0.1 event that changed nothing else, its seqNo; returns once
+    /// they are committed (waiting first while the queue is full). Only then may the charger be
+    /// answered.
+    pub async fn commit(&self, rows: Vec<MeterRow>, seq_no: Option<SeqNoSeen>) -> Result<(), CommitFailed> {
+        if rows.is_empty() && seq_no.is_none() {
+            return Ok(());
         }
-        if self.tx.send(Op::Meter(rows)).await.is_err() {
-            tracing::error!("meter readings queued after the writer stopped");
+        let (done, committed) = oneshot::channel();
+        if self.tx.send(Op::Commit(rows, seq_no, done)).await.is_err() {
+            tracing::error!("readings handed over after the writer stopped");
+            return Err(CommitFailed);
         }
-    }
-
-    /// Queues a seqNo to record, with the same durability as readings.
-    pub async fn seq_no(&self, seen: SeqNoSeen) {
-        if self.tx.send(Op::SeqNo(seen)).await.is_err() {
-            tracing::error!("a seqNo queued after the writer stopped");
-        }
+        committed.await.unwrap_or(Err(CommitFailed))
     }
 
     /// Whether frames are logged (callers skip building rows otherwise).
@@ -208,12 +224,10 @@ impl BatchWriter {
         }
     }
 
-    /// Waits until everything queued before this call is committed.
+    /// Waits until everything queued before this call is committed, the frame log included.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Op::Flush(done)).await.is_ok() {
-            // Cut short the writer's interval sleep, so a flush waits for a commit, not a tick.
-            self.flush_now.notify_one();
             let _ = wait.await;
         }
     }
@@ -229,120 +243,333 @@ fn lock(frames: &Mutex<Vec<FrameRow>>) -> std::sync::MutexGuard<'_, Vec<FrameRow
     frames.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What one commit writes, and whom it answers.
+#[derive(Default)]
+struct Batch {
+    meters: Vec<MeterRow>,
+    seq_nos: HashMap<i64, SeqNoSeen>,
+    acks: Vec<Ack>,
+    /// A flush asked for the frame log to be written with this batch.
+    flush_frames: bool,
+}
+
+impl Batch {
+    fn add(&mut self, op: Op) {
+        match op {
+            Op::Commit(rows, seen, done) => {
+                self.meters.extend(rows);
+                if let Some(seen) = seen {
+                    let entry = self.seq_nos.entry(seen.transaction_id).or_insert(seen);
+                    if seen.seq_no > entry.seq_no {
+                        *entry = seen;
+                    }
+                }
+                self.acks.push(done);
+            }
+            Op::Flush(done) => {
+                self.flush_frames = true;
+                self.acks.push(done);
+            }
+        }
+    }
+
+    fn is_full(&self, config: &WriterConfig) -> bool {
+        self.meters.len() >= config.max_batch_rows
+    }
+}
+
+/// Why gathering a batch stopped.
+#[derive(PartialEq, Eq)]
+enum Gathered {
+    /// Nothing more is queued, the wait is over or the batch is full.
+    Ready,
+    /// Every handle is gone: this is the last batch.
+    Closed,
+}
+
+/// Moves everything already queued into the batch, without waiting.
+fn drain(rx: &mut mpsc::Receiver<Op>, batch: &mut Batch, config: &WriterConfig) -> Gathered {
+    while !batch.is_full(config) {
+        match rx.try_recv() {
+            Ok(op) => batch.add(op),
+            Err(mpsc::error::TryRecvError::Empty) => return Gathered::Ready,
+            Err(mpsc::error::TryRecvError::Disconnected) => return Gathered::Closed,
+        }
+    }
+    Gathered::Ready
+}
+
+/// After the first op: takes what is queued, then (with a `max_wait`) waits for more until
+/// the wait ends or the batch fills.
+async fn gather(rx: &mut mpsc::Receiver<Op>, batch: &mut Batch, config: &WriterConfig) -> Gathered {
+    if drain(rx, batch, config) == Gathered::Closed {
+        return Gathered::Closed;
+    }
+    if config.max_wait.is_zero() || batch.flush_frames {
+        return Gathered::Ready;
+    }
+    let deadline = tokio::time::Instant::now() + config.max_wait;
+    while !batch.is_full(config) {
+        tokio::select! {
+            op = rx.recv() => match op {
+                Some(op) => batch.add(op),
+                None => return Gathered::Closed,
+            },
+            _ = tokio::time::sleep_until(deadline) => return Gathered::Ready,
+        }
+    }
+    Gathered::Ready
+}
+
 async fn run(
     store: Store,
     config: WriterConfig,
     mut rx: mpsc::Receiver<Op>,
     frame_buffer: Arc<Mutex<Vec<FrameRow>>>,
-    flush_now: Arc<tokio::sync::Notify>,
     stats: Arc<WriterStats>,
     mut retention: FrameRetention,
 ) {
-    let mut meters: Vec<MeterRow> = Vec::new();
-    let mut seq_nos: HashMap<i64, SeqNoSeen> = HashMap::new();
-    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut ticker = tokio::time::interval(config.flush_interval);
+    let mut last_frames = Instant::now();
+    let mut ticker = tokio::time::interval(config.frame_flush_interval.max(Duration::from_millis(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Wait for the first meter op of a batch (or a tick, for frames alone), then gather
-        // until the interval ends or the batch fills.
-        let first = tokio::select! {
+        // Wait for the first op of a batch (or a tick, for frames alone). Whatever queued while
+        // the previous commit ran is already waiting here: that is the group commit.
+        let mut batch = Batch::default();
+        let gathered = tokio::select! {
             op = rx.recv() => match op {
-                Some(op) => Some(op),
-                None => break,
+                Some(op) => {
+                    batch.add(op);
+                    gather(&mut rx, &mut batch, &config).await
+                }
+                None => Gathered::Closed,
             },
-            _ = ticker.tick() => None,
+            _ = ticker.tick() => Gathered::Ready,
         };
-        let mut closed = false;
-        if let Some(first) = first {
-            // Sleep through the interval and then drain, rather than waking per op: a wake-up per
-            // message costs the chargers more than the batching saves.
-            let mut op = Some(first);
-            if !matches!(op, Some(Op::Flush(_))) {
-                tokio::select! {
-                    _ = tokio::time::sleep(config.flush_interval) => {}
-                    _ = flush_now.notified() => {}
-                }
-            }
-            loop {
-                match op.take() {
-                    Some(Op::Meter(rows)) => meters.extend(rows),
-                    Some(Op::SeqNo(seen)) => {
-                        let entry = seq_nos.entry(seen.transaction_id).or_insert(seen);
-                        if seen.seq_no > entry.seq_no {
-                            *entry = seen;
-                        }
-                    }
-                    Some(Op::Flush(done)) => waiters.push(done),
-                    None => {}
-                }
-                if meters.len() >= config.max_batch_rows {
-                    break;
-                }
-                match rx.try_recv() {
-                    Ok(next) => op = Some(next),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
+        let result = commit_readings(&store, &mut batch, &config, &stats).await;
+        let frames_due =
+            batch.flush_frames || gathered == Gathered::Closed || last_frames.elapsed() >= config.frame_flush_interval;
+        if !batch.flush_frames {
+            // Readings are acknowledged before the frame log is written: chargers never wait
+            // for it. A flush waits for both.
+            answer(&mut batch.acks, result);
         }
-        let mut frames = std::mem::take(&mut *lock(&frame_buffer));
-        retention.note(&frames);
-        commit(&store, &mut meters, &mut seq_nos, &mut frames, &stats).await;
-        for done in waiters.drain(..) {
-            let _ = done.send(());
+        if frames_due {
+            let frames = std::mem::take(&mut *lock(&frame_buffer));
+            retention.note(&frames);
+            write_frames(&store, frames).await;
+            last_frames = Instant::now();
+            retention.prune(&store).await;
         }
-        retention.prune(&store).await;
-        if closed {
+        answer(&mut batch.acks, result);
+        if gathered == Gathered::Closed {
             break;
         }
     }
-    let mut frames = std::mem::take(&mut *lock(&frame_buffer));
-    commit(&store, &mut meters, &mut seq_nos, &mut frames, &stats).await;
     tracing::debug!("batch writer stopped");
 }
 
-async fn commit(
+fn answer(acks: &mut Vec<Ack>, result: Result<(), CommitFailed>) {
+    for done in acks.drain(..) {
+        let _ = done.send(result);
+    }
+}
+
+/// Commits a batch's readings and seqNos, retrying with backoff.
+async fn commit_readings(
     store: &Store,
-    meters: &mut Vec<MeterRow>,
-    seq_nos: &mut HashMap<i64, SeqNoSeen>,
-    frames: &mut Vec<FrameRow>,
+    batch: &mut Batch,
+    config: &WriterConfig,
     stats: &WriterStats,
-) {
+) -> Result<(), CommitFailed> {
+    if batch.meters.is_empty() && batch.seq_nos.is_empty() {
+        return Ok(());
+    }
+    let seen: Vec<SeqNoSeen> = batch.seq_nos.drain().map(|(_, s)| s).collect();
     let mut delay = Duration::from_millis(50);
-    let seen: Vec<SeqNoSeen> = seq_nos.drain().map(|(_, s)| s).collect();
-    for attempt in 1..=8 {
+    for attempt in 1..=config.commit_attempts.max(1) {
+        // Replayed rows are ignored and a seqNo only ever rises, so a retry after a partial
+        // success writes nothing twice.
         let result = async {
-            store.insert_meter_values(meters).await?;
-            store.record_seq_nos(&seen).await?;
-            store.insert_frames(frames).await
+            store.insert_meter_values(&batch.meters).await?;
+            store.record_seq_nos(&seen).await
         }
         .await;
         match result {
             Ok(()) => {
                 stats
                     .meter_rows_written
-                    .fetch_add(meters.len() as u64, Ordering::Relaxed);
-                meters.clear();
-                frames.clear();
-                return;
+                    .fetch_add(batch.meters.len() as u64, Ordering::Relaxed);
+                stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
             }
             Err(e) => {
-                tracing::error!(attempt, error = %e, rows = meters.len(), "committing a batch failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tracing::error!(attempt, error = %e, rows = batch.meters.len(), "committing a batch failed");
+                if attempt < config.commit_attempts {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
             }
         }
     }
     stats.failed_batches.fetch_add(1, Ordering::Relaxed);
     tracing::error!(
-        rows = meters.len(),
-        frames = frames.len(),
-        "dropping a batch after repeated failures"
+        rows = batch.meters.len(),
+        waiters = batch.acks.len(),
+        "giving up on a batch: its chargers get InternalError and will resend"
     );
-    meters.clear();
-    frames.clear();
+    Err(CommitFailed)
+}
+
+/// Writes frame-log rows; best effort, a failure is logged and the rows are dropped.
+async fn write_frames(store: &Store, frames: Vec<FrameRow>) {
+    if frames.is_empty() {
+        return;
+    }
+    if let Err(e) = store.insert_frames(&frames).await {
+        tracing::warn!(error = %e, frames = frames.len(), "writing the frame log failed; rows dropped");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::store::on_db;
+
+    /// A migrated database per backend: a SQLite file always, PostgreSQL when
+    /// `EVCS_TEST_POSTGRES_URL` is set. The temp dir must outlive the test.
+    async fn databases() -> Vec<(String, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = vec![(format!("sqlite://{}", dir.path().join("w.db").display()), dir)];
+        if let Ok(base) = std::env::var("EVCS_TEST_POSTGRES_URL") {
+            if !base.is_empty() {
+                let (url, _) = service_kit::test_db::create(&base, "evcs_test").await;
+                out.push((url, tempfile::tempdir().unwrap()));
+            }
+        }
+        for (url, _) in &out {
+            Store::connect(url).await.unwrap().close().await;
+        }
+        out
+    }
+
+    fn row(station: &str, ms: i64) -> MeterRow {
+        MeterRow {
+            station_id: Arc::from(station),
+            transaction_id: None,
+            evse_id: 1,
+            connector_id: 1,
+            sampled_at: Ts(ms),
+            sample_key: "k".into(),
+            energy_wh: Some(ms),
+            samples: "[]".into(),
+        }
+    }
+
+    async fn stored(store: &Store) -> i64 {
+        on_db!(store.db(), |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM meter_values")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        })
+    }
+
+    async fn execute(store: &Store, sql: &str) {
+        on_db!(store.db(), |pool| {
+            sqlx::query(sql).execute(pool).await.unwrap();
+        });
+    }
+
+    #[tokio::test]
+    async fn a_commit_returns_once_its_rows_are_readable_elsewhere() {
+        for (url, _dir) in databases().await {
+            let writer = BatchWriter::spawn(&url, WriterConfig::default()).await.unwrap();
+            let reader = Store::open(&url, 1).await.unwrap();
+            for i in 0..5 {
+                writer.commit(vec![row("CP", i)], None).await.unwrap();
+                // No flush, no wait: the acknowledgement itself means committed.
+                assert_eq!(stored(&reader).await, i + 1, "{url}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_share_one_batch_within_max_wait() {
+        for (url, _dir) in databases().await {
+            let config = WriterConfig {
+                max_wait: Duration::from_secs(30),
+                max_batch_rows: 200,
+                ..WriterConfig::default()
+            };
+            let writer = BatchWriter::spawn(&url, config).await.unwrap();
+            // 200 one-row commits: the batch is full, so it commits long before max_wait ends.
+            let commits: Vec<_> = (0..200)
+                .map(|i| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move { writer.commit(vec![row("CP", i)], None).await })
+                })
+                .collect();
+            for commit in commits {
+                commit.await.unwrap().unwrap();
+            }
+            let reader = Store::open(&url, 1).await.unwrap();
+            assert_eq!(stored(&reader).await, 200, "{url}");
+            assert_eq!(writer.stats().batches_committed.load(Ordering::Relaxed), 1, "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_commit_fails_every_waiter_and_a_resend_succeeds() {
+        for (url, _dir) in databases().await {
+            let config = WriterConfig {
+                commit_attempts: 2,
+                ..WriterConfig::default()
+            };
+            let writer = BatchWriter::spawn(&url, config).await.unwrap();
+            let admin = Store::open(&url, 1).await.unwrap();
+            execute(&admin, "ALTER TABLE meter_values RENAME TO meter_values_away").await;
+            let commits: Vec<_> = (0..10)
+                .map(|i| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move { writer.commit(vec![row("CP", i)], None).await })
+                })
+                .collect();
+            for commit in commits {
+                assert_eq!(commit.await.unwrap(), Err(CommitFailed), "{url}");
+            }
+            assert!(writer.stats().failed_batches.load(Ordering::Relaxed) >= 1);
+            execute(&admin, "ALTER TABLE meter_values_away RENAME TO meter_values").await;
+            // The charger resends what was refused; now it is stored.
+            writer.commit(vec![row("CP", 3)], None).await.unwrap();
+            assert_eq!(stored(&admin).await, 1, "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn flush_writes_the_frame_log() {
+        for (url, _dir) in databases().await {
+            let config = WriterConfig {
+                frame_flush_interval: Duration::from_secs(3600),
+                ..WriterConfig::default()
+            };
+            let writer = BatchWriter::spawn(&url, config).await.unwrap();
+            writer.frame_with(|| FrameRow {
+                station_id: Arc::from("CP"),
+                at: Ts(1),
+                direction: "in",
+                frame: "[2,\"1\",\"Heartbeat\",{}]".into(),
+            });
+            writer.flush().await;
+            let reader = Store::open(&url, 1).await.unwrap();
+            let frames = on_db!(reader.db(), |pool| {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ocpp_frames")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            });
+            assert_eq!(frames, 1, "{url}");
+        }
+    }
 }

@@ -88,6 +88,11 @@ pub struct LoadArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write every MeterValues answered with a CALLRESULT to this file at exit, as lines
+    /// `STATION FIRST_WH LAST_WH` (runs of the energy register, which rises by 25 Wh per
+    /// message), so a durability check can look each acknowledged reading up in the database.
+    #[arg(long)]
+    pub acked_out: Option<std::path::PathBuf>,
 }
 
 /// Counters shared by all stations.
@@ -107,6 +112,8 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Set when the measured window starts.
     pub measuring: AtomicBool,
+    /// Acknowledged MeterValues per station (only with `--acked-out`).
+    pub acked: std::sync::Mutex<Vec<(String, Vec<u64>)>>,
 }
 
 /// An observation sent to the collector.
@@ -121,6 +128,10 @@ pub enum Observation {
 /// Runs the load and prints the report (from several child processes with `--processes`).
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if args.processes > 1 {
+        anyhow::ensure!(
+            args.acked_out.is_none(),
+            "--acked-out records one process's stations: use it without --processes"
+        );
         return processes::run(args).await;
     }
     let summary = run_here(&args).await?;
@@ -130,6 +141,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 
 /// Runs this process's share of the load and summarises it.
 pub async fn run_here(args: &LoadArgs) -> anyhow::Result<report::Summary> {
+    run_here_until(args, std::future::pending()).await
+}
+
+/// Like [`run_here`], but the measured window also ends when `stop` completes (a test that
+/// kills the server ends the load as soon as it has what it needs).
+pub async fn run_here_until(
+    args: &LoadArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<report::Summary> {
     let args = args.clone();
     let counters = Arc::new(Counters::default());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -162,7 +182,10 @@ pub async fn run_here(args: &LoadArgs) -> anyhow::Result<report::Summary> {
     let connect_secs = started.elapsed().as_secs_f64();
     counters.measuring.store(true, Ordering::Relaxed);
     let window_start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(args.duration)) => {}
+        _ = stop => {}
+    }
     counters.measuring.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let window = window_start.elapsed().as_secs_f64();
@@ -171,5 +194,46 @@ pub async fn run_here(args: &LoadArgs) -> anyhow::Result<report::Summary> {
     }
     drop(tx);
     let collected = collector.await?;
+    if let Some(path) = &args.acked_out {
+        let acked = std::mem::take(&mut *counters.acked.lock().unwrap_or_else(|p| p.into_inner()));
+        std::fs::write(path, acked_runs(&acked))?;
+    }
     Ok(report::Summary::new(&args, &counters, collected, connect_secs, window))
+}
+
+/// Energy readings in runs of 25 Wh steps, one line per run: `STATION FIRST_WH LAST_WH`.
+fn acked_runs(acked: &[(String, Vec<u64>)]) -> String {
+    let mut out = String::new();
+    for (station, energies) in acked {
+        let mut run: Option<(u64, u64)> = None;
+        for &e in energies {
+            run = match run {
+                Some((first, last)) if e == last + station::ENERGY_STEP_WH => Some((first, e)),
+                Some((first, last)) => {
+                    out.push_str(&format!("{station} {first} {last}\n"));
+                    Some((e, e))
+                }
+                None => Some((e, e)),
+            };
+        }
+        if let Some((first, last)) = run {
+            out.push_str(&format!("{station} {first} {last}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acked_readings_are_written_as_runs() {
+        let acked = vec![
+            ("A".to_string(), vec![100, 125, 150, 200, 225]),
+            ("B".to_string(), vec![]),
+            ("C".to_string(), vec![5]),
+        ];
+        assert_eq!(acked_runs(&acked), "A 100 150\nA 200 225\nC 5 5\n");
+    }
 }

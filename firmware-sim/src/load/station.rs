@@ -12,6 +12,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+/// How much the simulated energy register rises per MeterValues.
+pub const ENERGY_STEP_WH: u64 = 25;
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How a traffic phase ended.
@@ -34,6 +37,8 @@ pub async fn run(
     let mut first = true;
     let mut backoff = Duration::from_millis(500);
     let mut energy: u64 = 1_000_000;
+    let mut acked = Vec::new();
+    let mut template = MeterTemplate::new(args.version == "1.6", args.samples);
     loop {
         let mut ws = match connect_and_boot(&id, &args).await {
             Ok(ws) => ws,
@@ -41,14 +46,14 @@ pub async fn run(
                 if first {
                     counters.connect_failures.fetch_add(1, Ordering::Relaxed);
                     eprintln!("{id}: {e}");
-                    return;
+                    break;
                 }
                 // Jitter spreads a fleet's reconnects after a server restart.
                 let wait = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
-                    _ = stop.changed() => return,
+                    _ = stop.changed() => break,
                 }
             }
         };
@@ -66,6 +71,8 @@ pub async fn run(
             observations: &observations,
             latencies: Vec::new(),
             seq: 0,
+            template: &mut template,
+            acked: args.acked_out.is_some().then_some(&mut acked),
         };
         let ended = match args.pattern {
             Pattern::Sessions => traffic.sessions(&id, &mut energy, &mut stop).await,
@@ -78,10 +85,17 @@ pub async fn run(
         match ended {
             Ended::Stopped => {
                 let _ = ws.close(None).await;
-                return;
+                break;
             }
             Ended::Lost => counters.disconnects.fetch_add(1, Ordering::Relaxed),
         };
+    }
+    if args.acked_out.is_some() {
+        counters
+            .acked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, acked));
     }
 }
 
@@ -93,6 +107,9 @@ struct Traffic<'a> {
     observations: &'a mpsc::UnboundedSender<Observation>,
     latencies: Vec<u64>,
     seq: u64,
+    template: &'a mut MeterTemplate,
+    /// Energy readings of the MeterValues answered with a CALLRESULT, when recorded.
+    acked: Option<&'a mut Vec<u64>>,
 }
 
 impl Traffic<'_> {
@@ -133,8 +150,6 @@ impl Traffic<'_> {
 
     /// Closed, open and idle patterns: MeterValues (or heartbeats) back to back or at a rate.
     async fn periodic(&mut self, energy: &mut u64, stop: &mut watch::Receiver<bool>) -> Ended {
-        let v16 = self.args.version == "1.6";
-        let template = MeterTemplate::new(v16, self.args.samples);
         let period = match self.args.pattern {
             Pattern::Open => Some(Duration::from_secs_f64(1.0 / self.args.rate.max(0.001))),
             Pattern::Idle => Some(Duration::from_secs(self.args.heartbeat.max(1))),
@@ -152,16 +167,23 @@ impl Traffic<'_> {
                     _ = stop.changed() => return Ended::Stopped,
                 }
             }
-            *energy += 25;
+            *energy += ENERGY_STEP_WH;
             self.seq += 1;
             let msg_id = self.seq.to_string();
-            let text = if self.args.pattern == Pattern::Idle {
+            let idle = self.args.pattern == Pattern::Idle;
+            let text = if idle {
                 format!("[2,\"{msg_id}\",\"Heartbeat\",{{}}]")
             } else {
-                template.frame(&msg_id, *energy)
+                self.template.frame(&msg_id, *energy)
             };
-            if self.send_and_await(&msg_id, text).await.is_err() {
-                return Ended::Lost;
+            match self.send_and_await(&msg_id, text).await {
+                Err(()) => return Ended::Lost,
+                Ok(Some(_)) if !idle => {
+                    if let Some(acked) = self.acked.as_deref_mut() {
+                        acked.push(*energy);
+                    }
+                }
+                Ok(_) => {}
             }
         }
     }
@@ -170,7 +192,6 @@ impl Traffic<'_> {
     /// start, MeterValues at `--rate` for a random length, and the stop.
     async fn sessions(&mut self, id: &str, energy: &mut u64, stop: &mut watch::Receiver<bool>) -> Ended {
         let v16 = self.args.version == "1.6";
-        let template = MeterTemplate::new(v16, self.args.samples);
         let tag = &self.args.id_tag;
         let mut n = 0u64;
         loop {
@@ -236,11 +257,11 @@ impl Traffic<'_> {
                     _ = tokio::time::sleep_until(tick) => {}
                     _ = stop.changed() => return Ended::Stopped,
                 }
-                *energy += 25;
+                *energy += ENERGY_STEP_WH;
                 self.seq += 1;
                 let msg_id = self.seq.to_string();
                 let text = if v16 {
-                    template.frame(&msg_id, *energy)
+                    self.template.frame(&msg_id, *energy)
                 } else {
                     seq_no += 1;
                     format!(
@@ -342,6 +363,9 @@ pub struct MeterTemplate {
     v16: bool,
     head: &'static str,
     tail: String,
+    /// The last sampling instant (ms): each message samples strictly later, as a real meter
+    /// does, so no two readings of a station share the instant that is part of the replay key.
+    last_ms: i64,
 }
 
 impl MeterTemplate {
@@ -371,12 +395,21 @@ impl MeterTemplate {
             .collect();
         let tail = rest.iter().map(|r| format!(",{r}")).collect::<String>() + "]}]}]";
         let head = if v16 { "{\"connectorId\":1," } else { "{\"evseId\":1," };
-        MeterTemplate { v16, head, tail }
+        MeterTemplate {
+            v16,
+            head,
+            tail,
+            last_ms: 0,
+        }
     }
 
     /// The frame for message `id` with the energy register at `energy_wh`.
-    pub fn frame(&self, id: &str, energy_wh: u64) -> String {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    pub fn frame(&mut self, id: &str, energy_wh: u64) -> String {
+        let now_ms = chrono::Utc::now().timestamp_millis().max(self.last_ms + 1);
+        self.last_ms = now_ms;
+        let now = chrono::DateTime::from_timestamp_millis(now_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let energy = if self.v16 {
             format!("{{\"value\":\"{energy_wh}\",\"measurand\":\"Energy.Active.Import.Register\",\"unit\":\"Wh\",\"context\":\"Sample.Periodic\"}}")
         } else {
@@ -396,7 +429,9 @@ mod tests {
     #[test]
     fn template_frames_are_valid_json_of_the_right_shape() {
         for (v16, samples) in [(true, 1), (true, 3), (false, 9)] {
-            let text = MeterTemplate::new(v16, samples).frame("42", 1234);
+            let mut template = MeterTemplate::new(v16, samples);
+            let text = template.frame("42", 1234);
+            let next: Value = serde_json::from_str(&template.frame("43", 1259)).expect("json");
             let v: Value = serde_json::from_str(&text).expect(&text);
             assert_eq!(v[0], 2);
             assert_eq!(v[1], "42");
@@ -405,6 +440,9 @@ mod tests {
                 v[3]["meterValue"][0]["sampledValue"].as_array().map(Vec::len),
                 Some(samples)
             );
+            // Sent within the same millisecond, the next message still samples a later instant.
+            let instant = |v: &Value| v[3]["meterValue"][0]["timestamp"].as_str().map(str::to_owned);
+            assert!(instant(&next) > instant(&v), "{text} then {next}");
         }
     }
 }
