@@ -555,11 +555,12 @@ mod tests {
                 ..WriterConfig::default()
             };
             let writer = BatchWriter::spawn(&url, config).await.unwrap();
-            writer.frame_with(|| FrameRow {
+            writer.frame_with(true, || FrameRow {
                 station_id: Arc::from("CP"),
                 at: Ts(1),
                 direction: "in",
                 frame: "[2,\"1\",\"Heartbeat\",{}]".into(),
+                original_size: None,
             });
             writer.flush().await;
             let reader = Store::open(&url, 1).await.unwrap();
