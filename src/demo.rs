@@ -3,6 +3,9 @@
 //! values flow through the operator API at once. They alternate between OCPP 1.6 and 2.0.1.
 //! Charger `DEMO-01` presents the token `DEMO-TAG-01`, and so on (one token each: the central
 //! system refuses a token already in another transaction), registered as Accepted if missing.
+//! A restart on the same data keeps them charging: the transactions the previous process left
+//! Active are closed as abandoned when the chargers report their connectors free or start anew
+//! (tests/transactions.rs, `demo_keeps_charging_across_restarts`).
 
 use central_system::store::id_tokens::IdTokenFields;
 use central_system::store::types::Ts;

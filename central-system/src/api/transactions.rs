@@ -111,7 +111,7 @@ async fn end(
     match state.store.end_by_operator(id, &note, Ts::now()).await? {
         OperatorEnd::Ended(t) => {
             tracing::info!(transaction = id, by = %caller.0.sub, reason, "transaction ended by an operator");
-            Ok(Json(t))
+            Ok(Json(*t))
         }
         OperatorEnd::NotActive(status) => Err(Problem::conflict(
             "TRANSACTION_NOT_ACTIVE",

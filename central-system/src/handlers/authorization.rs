@@ -160,6 +160,15 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_counts_stations_heard_within_the_window() {
+        let check = ConcurrencyCheck::new(Some(7), Ts(1_000_000), std::time::Duration::from_secs(600));
+        assert_eq!((check.except, check.heard_since), (Some(7), Ts(400_000)));
+        // A window longer than the epoch does not wrap around.
+        let huge = ConcurrencyCheck::new(None, Ts(5), std::time::Duration::from_secs(u64::MAX));
+        assert!(huge.heard_since <= Ts(5));
+    }
+
+    #[test]
     fn wire_objects() {
         let d = decide(Some(&record("Accepted", Some(2_000))), Ts(1_000), false);
         assert_eq!(d.id_tag_info()["parentIdTag"], "GROUP");

@@ -100,7 +100,7 @@ pub struct TransactionState {
 #[derive(Debug, Clone)]
 pub enum OperatorEnd {
     /// It was active and is now ended.
-    Ended(Transaction),
+    Ended(Box<Transaction>),
     /// It was not active (its status is given).
     NotActive(String),
     /// No such transaction.
@@ -325,7 +325,7 @@ impl Store {
         });
         Ok(match (ended, self.transaction(id).await?) {
             (_, None) => OperatorEnd::NotFound,
-            (Some(_), Some(t)) => OperatorEnd::Ended(t),
+            (Some(_), Some(t)) => OperatorEnd::Ended(Box::new(t)),
             (None, Some(t)) => OperatorEnd::NotActive(t.status),
         })
     }
