@@ -245,7 +245,8 @@ async fn frame_log_truncates_large_frames_and_keeps_station_budgets() {
             "{backend}: the answer is whole"
         );
 
-        // 60 frames of about 400 bytes each way: the log is pruned to 4,000 bytes, newest kept.
+        // 60 frames of about 400 bytes each way, 48 KB in all: the station is pruned to its
+        // 4,000 bytes whenever it logged half that since, so it never holds 1.5 budgets.
         for i in 0..60 {
             let answer = call(
                 &mut ws,
@@ -259,7 +260,7 @@ async fn frame_log_truncates_large_frames_and_keeps_station_budgets() {
         server.flush().await;
         let stored = eventually(|| async {
             let bytes = frame_bytes(&server, Scope::Station("TRUNC-1")).await;
-            (bytes <= 4000).then_some(bytes)
+            (bytes <= 6000).then_some(bytes)
         })
         .await;
         assert!(stored > 2000, "{backend}: pruned to the budget, not below it: {stored}");

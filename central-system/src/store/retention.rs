@@ -3,8 +3,10 @@
 //!
 //! Rules (each budget in bytes of stored text, pruned oldest first):
 //! - **Frame log, per station**: the newest `rows_per_station` frames within
-//!   `bytes_per_station`. Stations that logged frames are pruned every 30 s, and at once after a
-//!   commit that brought a station more than half its byte budget since its last prune.
+//!   `bytes_per_station`. Every 30 s the stations that logged a quarter of either budget since
+//!   their last prune are pruned (so a station may hold up to 1.25 times its row budget, and
+//!   10,000 stations sending a reading a minute cost a few prunes a second, not 10,000 every
+//!   sweep), and a station that logged more than half its byte budget is pruned at once.
 //! - **Frame log, total**: `total_bytes` across all stations. The writer keeps an estimate of
 //!   the stored total (measured once, then updated with every insert and prune) and prunes the
 //!   whole log oldest first whenever the estimate goes over.
@@ -234,8 +236,8 @@ impl NotAcceptedFrames {
 pub struct FrameRetention {
     budget: FrameBudget,
     not_accepted: Arc<NotAcceptedFrames>,
-    /// Bytes logged per station since its last prune.
-    since_prune: HashMap<Arc<str>, i64>,
+    /// Rows and bytes logged per station since its last prune.
+    since_prune: HashMap<Arc<str>, (i64, i64)>,
     /// Estimate of the bytes stored in total (None until measured).
     total: Option<i64>,
     last_sweep: Instant,
@@ -268,9 +270,12 @@ impl FrameRetention {
         for row in rows {
             let size = row.size();
             match self.since_prune.get_mut(&row.station_id) {
-                Some(bytes) => *bytes += size,
+                Some((rows, bytes)) => {
+                    *rows += 1;
+                    *bytes += size;
+                }
                 None => {
-                    self.since_prune.insert(row.station_id.clone(), size);
+                    self.since_prune.insert(row.station_id.clone(), (1, size));
                 }
             }
             if let Some(total) = self.total.as_mut() {
@@ -302,7 +307,10 @@ impl FrameRetention {
         let due: Vec<Arc<str>> = self
             .since_prune
             .iter()
-            .filter(|(_, bytes)| sweep || **bytes > b.bytes_per_station / 2)
+            .filter(|(_, (rows, bytes))| {
+                *bytes > b.bytes_per_station / 2
+                    || (sweep && (*rows >= b.rows_per_station / 4 || *bytes >= b.bytes_per_station / 4))
+            })
             .map(|(station, _)| station.clone())
             .collect();
         for station in due {
