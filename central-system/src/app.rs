@@ -13,6 +13,7 @@ use crate::store::Store;
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
+use service_kit::password::Passwords;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub jwt: JwtKeys,
     /// Vendor DataTransfer handlers.
     pub data_transfer: DataTransferHandlers,
+    /// The bounded pool that hashes and verifies station passwords.
+    pub passwords: Passwords,
     /// Cancelled when the service shuts down.
     pub shutdown: CancellationToken,
     /// Tracks connections and sessions, so shutdown can wait for them.
@@ -92,7 +95,9 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let passwords = Passwords::new(&config.passwords.config())?;
         let state = AppState(Arc::new(Shared {
+            passwords,
             config,
             store,
             writer,
@@ -130,7 +135,7 @@ impl Application {
             listener,
             router,
             tls,
-            state.config.max_connections,
+            state.config.connection_limits(),
             state.shutdown.clone(),
             state.tracker.clone(),
         )

@@ -3,12 +3,12 @@
 //! Refusals happen here, before the upgrade, with a plain HTTP status the charger's logs show:
 //! 400 for a bad id or no common subprotocol, 401 for missing or wrong credentials, 403 for a
 //! client certificate issued to another station, 404 for an unknown station under the
-//! `reject` policy.
+//! `reject` policy, 503 with `Retry-After` while the password pool is full.
 
 use super::session::{self, SessionInit};
 use crate::api::problem::Problem;
 use crate::app::AppState;
-use crate::auth::{basic, password};
+use crate::auth::basic;
 use crate::config::UnknownStations;
 use crate::server::{ConnectionPermit, PeerIdentity};
 use crate::store::types::Ts;
@@ -161,7 +161,9 @@ async fn prepare(
             let Some(password) = password else {
                 return Err(unauthorized("HTTP Basic credentials for this station id required"));
             };
-            if !password::verify(password, hash.clone()).await {
+            // A full pool answers 503 with Retry-After before anything is checked: argon2 holds
+            // its memory cost per check, and this runs before the station is authenticated.
+            if !state.passwords.verify(password, hash.clone()).await? {
                 return Err(unauthorized("wrong station id or password"));
             }
         }
