@@ -6,7 +6,7 @@ use service_kit::password::PasswordConfig;
 use service_kit::secrets::Secret;
 use service_kit::server::ConnectionLimits;
 use service_kit::telemetry::LogFormat;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +41,11 @@ pub struct Config {
     /// starts waiting for one (so it also closes idle keep-alive connections).
     #[arg(long, env = "EVCS_BOOKING_HTTP_HEADER_TIMEOUT", default_value_t = 10)]
     pub http_header_timeout: u64,
+
+    /// Reverse proxies whose `X-Forwarded-For` names the client for the login limit
+    /// (comma-separated IP addresses; none by default: the TCP peer is the client).
+    #[arg(long, env = "EVCS_BOOKING_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
 
     /// Argon2id cost of account passwords and the pool that checks them.
     #[command(flatten)]
@@ -214,6 +219,7 @@ impl Config {
             admin_email: "admin@evcs.local".into(),
             max_connections: 1024,
             http_header_timeout: 10,
+            trusted_proxies: Vec::new(),
             passwords: PasswordArgs::default(),
             policy: Policy::default(),
             #[cfg(feature = "smtp")]

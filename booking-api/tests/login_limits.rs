@@ -94,3 +94,39 @@ async fn a_silent_connection_is_closed_after_the_header_timeout() {
     assert_eq!(n, 0, "closed without an answer");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_limited() {
+    let s = TestServer::start_with(SQLITE, |c| {
+        c.policy.login_max_failures_per_address = 1;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let attempt = |who: &str, client: &'static str| {
+        let body = login(who, "wrong password");
+        let addr = s.addr;
+        async move {
+            support::send(
+                addr,
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                body,
+                &[("x-forwarded-for", client)],
+            )
+            .await
+        }
+    };
+    attempt("a@mail.lk", "203.0.113.5")
+        .await
+        .problem(401, "INVALID_CREDENTIALS");
+    // The same client through the proxy, another identifier: its address budget is used up.
+    attempt("b@mail.lk", "203.0.113.5")
+        .await
+        .problem(429, "LOGIN_RATE_LIMITED");
+    // Another client behind the same proxy has its own budget.
+    attempt("b@mail.lk", "203.0.113.6")
+        .await
+        .problem(401, "INVALID_CREDENTIALS");
+    s.stop().await;
+}

@@ -13,9 +13,9 @@
 //!   failed) is given back on both.
 //!
 //! In memory: each replica limits on its own, which bounds guessing to `replicas x max` per
-//! window. The client address is the TCP peer; behind a reverse proxy every client shares the
-//! proxy's address, so raise the per-address limit there (a trusted-proxy setting that reads
-//! `X-Forwarded-For` is not implemented).
+//! window. The client address is the TCP peer, unless the peer is one of the configured trusted
+//! proxies: then it is the rightmost `X-Forwarded-For` entry that is not itself a trusted proxy
+//! (entries further left are whatever the client wrote, so they are never believed).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -60,6 +60,27 @@ fn address_key(ip: IpAddr) -> String {
             }
         },
     }
+}
+
+/// The client a login came from: the TCP `peer`, or behind `trusted` proxies the address they
+/// forwarded (see the module's notes).
+pub fn client_address(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let Some(list) = forwarded_for else {
+        return Some(peer);
+    };
+    for entry in list.rsplit(',').map(str::trim) {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return Some(ip),
+            // A malformed entry: the last trusted hop is all that is known.
+            Err(_) => return Some(peer),
+        }
+    }
+    Some(peer)
 }
 
 impl LoginLimiter {
@@ -210,6 +231,22 @@ mod tests {
         // HOME still has its two failures (a, b) and got the successful one back: one left.
         let _failed = l.reserve("c", HOME, 6).expect("admitted");
         assert!(matches!(l.reserve("d", HOME, 7), Err(Limited::Address(_))));
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let inner: IpAddr = "10.0.0.2".parse().expect("ip");
+        let client: IpAddr = "203.0.113.5".parse().expect("ip");
+        let trusted = [proxy, inner];
+        // Not from a proxy: the header is the client's own claim.
+        assert_eq!(client_address(Some(client), Some("1.2.3.4"), &trusted), Some(client));
+        // From a proxy: the rightmost untrusted entry, not what the client prepended.
+        let xff = "6.6.6.6, 203.0.113.5, 10.0.0.2";
+        assert_eq!(client_address(Some(proxy), Some(xff), &trusted), Some(client));
+        assert_eq!(client_address(Some(proxy), None, &trusted), Some(proxy));
+        assert_eq!(client_address(Some(proxy), Some("junk"), &trusted), Some(proxy));
+        assert_eq!(client_address(None, Some(xff), &trusted), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::validate::{self, Email, Fields, NewPassword, Nic, Phone};
 use axum::extract::{Path, State};
-use axum::http::{header, Extensions, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use login_limit::Limited;
@@ -160,6 +160,7 @@ fn conflict_taken(e: StoreError) -> Problem {
 async fn login(
     State(state): State<AppState>,
     extensions: Extensions,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
     let now = state.clock.now_ms();
@@ -168,7 +169,12 @@ async fn login(
         Err(_) => (None, Some(req.identifier.trim().to_ascii_lowercase())),
     };
     let key = nic.clone().or_else(|| email.clone()).unwrap_or_default();
-    let peer = PeerAddr::of(&extensions).map(|a| a.ip());
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let peer = login_limit::client_address(
+        PeerAddr::of(&extensions).map(|a| a.ip()),
+        forwarded,
+        &state.config.trusted_proxies,
+    );
     let attempt = state.login_limiter.reserve(&key, peer, now).map_err(rate_limited)?;
     let admission = match state.passwords.admit() {
         Ok(admission) => admission,
