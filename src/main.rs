@@ -9,6 +9,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod demo;
+mod limits;
 
 use clap::Parser;
 use std::net::SocketAddr;
@@ -47,7 +48,7 @@ struct BookingEnv {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     central_system::telemetry::init(cli.central.log_format);
 
     // The booking API's own settings come from its EVCS_BOOKING_* variables; the data directory
@@ -58,6 +59,19 @@ async fn main() -> anyhow::Result<()> {
     }
     booking_config.listen = cli.booking_listen;
     booking_config.database_url = cli.booking_database_url.clone();
+    if let Some(open_files) = service_kit::server::raise_open_file_limit() {
+        let wanted = (cli.central.max_connections, booking_config.max_connections);
+        let (central, booking) = limits::share(open_files, wanted.0, wanted.1);
+        if (central, booking) != wanted {
+            tracing::info!(
+                open_files,
+                central,
+                booking,
+                "connection limits shared out to fit the open-file limit"
+            );
+        }
+        (cli.central.max_connections, booking_config.max_connections) = (central, booking);
+    }
 
     let central = central_system::Application::build(cli.central).await?;
     let booking = booking_api::Application::build(booking_config).await?;

@@ -962,7 +962,7 @@ async fn security_profiles_on(backend: &'static str, url: Option<String>) {
         let station = central_system::store::stations::NewStation {
             id: "SIM-SP1".into(),
             description: None,
-            password_hash: Some(central_system::auth::password::hash(PASSWORD.into()).await.unwrap()),
+            password_hash: Some(server.state.passwords.hash(PASSWORD.into()).await.unwrap()),
             registration_status: "Accepted".into(),
         };
         server

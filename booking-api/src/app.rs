@@ -1,6 +1,6 @@
 //! Building and running the service: state, routes, background workers, shutdown.
 
-use crate::accounts::tokens::LoginLimiter;
+use crate::accounts::login_limit::LoginLimiter;
 use crate::accounts::{self, AdminCredentials};
 use crate::api;
 use crate::clock::{SharedClock, SystemClock};
@@ -9,6 +9,8 @@ use crate::notifications::{self, LogNotifier, Notifier};
 use anyhow::Context;
 use service_kit::db::{Db, Migrations};
 use service_kit::jwt::JwtKeys;
+use service_kit::password::Passwords;
+use service_kit::server::PlainTcp;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/booking-api/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/booking-api/postgres");
@@ -37,7 +40,9 @@ pub struct Shared {
     pub jwt: JwtKeys,
     /// The one source of "now".
     pub clock: SharedClock,
-    /// Failed logins per identifier.
+    /// The bounded pool that hashes and verifies passwords.
+    pub passwords: Passwords,
+    /// Failed logins per identifier and client address.
     pub login_limiter: LoginLimiter,
     /// A hash verified when a login names no account, so timing does not tell.
     pub dummy_hash: String,
@@ -128,15 +133,21 @@ impl Application {
             &config.data_dir,
             "booking-jwt-secret",
         )?;
-        let initial_admin = accounts::bootstrap_admin(&db, &config.admin_email, parts.clock.now_ms())
+        let passwords = Passwords::new(&config.passwords.config())?;
+        let initial_admin = accounts::bootstrap_admin(&db, &passwords, &config.admin_email, parts.clock.now_ms())
             .await
             .context("creating the first admin")?;
-        let dummy_hash = service_kit::password::hash("not a real password".into()).await?;
+        let dummy_hash = passwords.hash("not a real password".into()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let state = AppState(Arc::new(Shared {
-            login_limiter: LoginLimiter::new(config.policy.login_max_failures, config.policy.login_window_secs),
+            login_limiter: LoginLimiter::new(
+                config.policy.login_max_failures,
+                config.policy.login_max_failures_per_address,
+                config.policy.login_window_secs,
+            ),
+            passwords,
             config,
             db,
             jwt: JwtKeys::new(secret.as_bytes()),
@@ -195,12 +206,20 @@ impl Application {
         } else {
             (None, None)
         };
-        let shutdown = state.shutdown.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("serving HTTP")?;
+        let tracker = TaskTracker::new();
+        service_kit::server::serve(
+            listener,
+            router,
+            PlainTcp,
+            state.config.connection_limits(),
+            state.shutdown.clone(),
+            tracker.clone(),
+        )
+        .await;
         state.shutdown.cancel();
+        // In-flight requests finish (each connection closes gracefully within 5 s).
+        tracker.close();
+        tracker.wait().await;
         for task in [workers, dispatcher].into_iter().flatten() {
             let _ = task.await;
         }

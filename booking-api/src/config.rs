@@ -2,10 +2,13 @@
 //! embedded mode work with no configuration at all.
 
 use clap::Args;
+use service_kit::password::PasswordConfig;
 use service_kit::secrets::Secret;
+use service_kit::server::ConnectionLimits;
 use service_kit::telemetry::LogFormat;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Booking-API settings.
 #[derive(Debug, Clone, Args)]
@@ -29,6 +32,24 @@ pub struct Config {
     /// Email of the admin account created on first start with an empty database.
     #[arg(long, env = "EVCS_BOOKING_ADMIN_EMAIL", default_value = "admin@evcs.local")]
     pub admin_email: String,
+
+    /// Most simultaneous connections before new ones wait in the backlog.
+    #[arg(long, env = "EVCS_BOOKING_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds a connection may take to send a complete request head, counted from when it
+    /// starts waiting for one (so it also closes idle keep-alive connections).
+    #[arg(long, env = "EVCS_BOOKING_HTTP_HEADER_TIMEOUT", default_value_t = 10)]
+    pub http_header_timeout: u64,
+
+    /// Reverse proxies whose `X-Forwarded-For` names the client for the login limit
+    /// (comma-separated IP addresses; none by default: the TCP peer is the client).
+    #[arg(long, env = "EVCS_BOOKING_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// Argon2id cost of account passwords and the pool that checks them.
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
 
     /// Policy values (horizons, cutoffs, token lifetimes, rate limits).
     #[command(flatten)]
@@ -94,6 +115,11 @@ pub struct Policy {
     #[arg(long, env = "EVCS_BOOKING_LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: usize,
 
+    /// Failed logins from one client address (IPv6: its /64) within the window, whatever the
+    /// identifier, before its logins are refused with 429.
+    #[arg(long, env = "EVCS_BOOKING_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 30)]
+    pub login_max_failures_per_address: usize,
+
     /// Window of the login rate limit, in seconds.
     #[arg(long, env = "EVCS_BOOKING_LOGIN_WINDOW_SECS", default_value_t = 900)]
     pub login_window_secs: i64,
@@ -115,13 +141,73 @@ impl Default for Policy {
             access_token_secs: 900,
             refresh_token_days: 30,
             login_max_failures: 5,
+            login_max_failures_per_address: 30,
             login_window_secs: 900,
             idempotency_days: 7,
         }
     }
 }
 
+/// Argon2id parameters and the size of the pool that hashes and verifies account passwords.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// Argon2id memory cost of new password hashes, KiB (existing hashes keep their own).
+    #[arg(long, env = "EVCS_BOOKING_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id passes (iterations) of new password hashes.
+    #[arg(long, env = "EVCS_BOOKING_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes (parallelism) of new password hashes.
+    #[arg(long, env = "EVCS_BOOKING_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+
+    /// Password checks running at once (default: one per core); each holds the memory cost.
+    #[arg(long, env = "EVCS_BOOKING_PASSWORD_WORKERS")]
+    pub password_workers: Option<usize>,
+
+    /// Password checks waiting beyond those before a login is answered 503 (default: 4 per
+    /// worker).
+    #[arg(long, env = "EVCS_BOOKING_PASSWORD_QUEUE")]
+    pub password_queue: Option<usize>,
+}
+
+impl Default for PasswordArgs {
+    fn default() -> PasswordArgs {
+        let d = PasswordConfig::default();
+        PasswordArgs {
+            argon2_memory_kib: d.memory_kib,
+            argon2_iterations: d.iterations,
+            argon2_parallelism: d.parallelism,
+            password_workers: d.workers,
+            password_queue: d.queue,
+        }
+    }
+}
+
+impl PasswordArgs {
+    /// The pool's configuration.
+    pub fn config(&self) -> PasswordConfig {
+        PasswordConfig {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+            workers: self.password_workers,
+            queue: self.password_queue,
+        }
+    }
+}
+
 impl Config {
+    /// Connection limit and header-read timeout of the listener.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.http_header_timeout.max(1)),
+        }
+    }
+
     /// The defaults of the embedded mode, data under `data_dir` (what `evcs` uses when it does not
     /// parse booking flags itself).
     pub fn embedded(data_dir: PathBuf) -> Config {
@@ -131,6 +217,10 @@ impl Config {
             database_url: None,
             jwt_secret: None,
             admin_email: "admin@evcs.local".into(),
+            max_connections: 1024,
+            http_header_timeout: 10,
+            trusted_proxies: Vec::new(),
+            passwords: PasswordArgs::default(),
             policy: Policy::default(),
             #[cfg(feature = "smtp")]
             smtp_url: None,

@@ -45,7 +45,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// them itself before [`Application::build`], which then finds the admin and prints nothing.
 pub async fn initial_admin(config: &Config) -> anyhow::Result<Option<AdminCredentials>> {
     let db = service_kit::db::Db::connect(&config.database_url(), app::MIGRATIONS).await?;
-    let created = bootstrap_admin(&db, &config.admin_email, chrono::Utc::now().timestamp_millis()).await;
+    let passwords = service_kit::password::Passwords::new(&config.passwords.config())?;
+    let created = bootstrap_admin(
+        &db,
+        &passwords,
+        &config.admin_email,
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .await;
     db.close().await;
     created
 }

@@ -14,5 +14,6 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     service_kit::telemetry::init(cli.config.log_format);
+    service_kit::server::raise_open_file_limit();
     booking_api::run(cli.config).await
 }

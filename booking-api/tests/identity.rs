@@ -575,7 +575,7 @@ async fn first_start_creates_one_admin_and_serves_health_and_openapi() {
     for backend in backends() {
         let s = TestServer::start(backend).await;
         // A second bootstrap on the same database does nothing.
-        let again = booking_api::bootstrap_admin(&s.state.db, "other@evcs.local", 0)
+        let again = booking_api::bootstrap_admin(&s.state.db, &s.state.passwords, "other@evcs.local", 0)
             .await
             .unwrap();
         assert!(again.is_none());

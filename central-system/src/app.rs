@@ -16,6 +16,7 @@ use crate::store::Store;
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
+use service_kit::password::Passwords;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub jwt: JwtKeys,
     /// Vendor DataTransfer handlers.
     pub data_transfer: DataTransferHandlers,
+    /// The bounded pool that hashes and verifies station passwords.
+    pub passwords: Passwords,
     /// Cancelled when the service shuts down.
     pub shutdown: CancellationToken,
     /// Tracks connections and sessions, so shutdown can wait for them.
@@ -112,7 +115,9 @@ impl Application {
             retention: Duration::from_secs(u64::from(config.message_retention_days) * 24 * 3600),
         });
         let attempts = AttemptLimiter::new(config.pending_connect_rate);
+        let passwords = Passwords::new(&config.passwords.config())?;
         let state = AppState(Arc::new(Shared {
+            passwords,
             config,
             store,
             writer,
@@ -153,7 +158,7 @@ impl Application {
             listener,
             router,
             tls,
-            state.config.max_connections,
+            state.config.connection_limits(),
             state.shutdown.clone(),
             state.tracker.clone(),
         )

@@ -27,6 +27,8 @@ pub enum SqliteSynchronous {
     Full,
 }
 
+use service_kit::password::PasswordConfig;
+use service_kit::server::ConnectionLimits;
 pub use service_kit::telemetry::LogFormat;
 
 /// Central-system settings.
@@ -76,6 +78,15 @@ pub struct Config {
     /// Most simultaneous connections (WebSocket and HTTP) before new ones wait.
     #[arg(long, env = "EVCS_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
+
+    /// Seconds a connection may take to send a complete request head, counted from when it
+    /// starts waiting for one (so it also closes idle keep-alive connections).
+    #[arg(long, env = "EVCS_HTTP_HEADER_TIMEOUT", default_value_t = 30)]
+    pub http_header_timeout: u64,
+
+    /// Argon2id cost of station passwords.
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
 
     /// Largest OCPP frame handled; larger ones are answered with GenericError, and the frame
     /// log stores at most this many bytes of a frame (marked truncated).
@@ -178,7 +189,66 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// Argon2id parameters and the size of the pool that verifies station passwords.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// Argon2id memory cost of new password hashes, KiB (existing hashes keep their own).
+    #[arg(long, env = "EVCS_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id passes (iterations) of new password hashes.
+    #[arg(long, env = "EVCS_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes (parallelism) of new password hashes.
+    #[arg(long, env = "EVCS_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+
+    /// Password checks running at once (default: one per core); each holds the memory cost.
+    #[arg(long, env = "EVCS_PASSWORD_WORKERS")]
+    pub password_workers: Option<usize>,
+
+    /// Password checks waiting beyond those before an upgrade is answered 503 (default: 4 per
+    /// worker).
+    #[arg(long, env = "EVCS_PASSWORD_QUEUE")]
+    pub password_queue: Option<usize>,
+}
+
+impl Default for PasswordArgs {
+    fn default() -> PasswordArgs {
+        let d = PasswordConfig::default();
+        PasswordArgs {
+            argon2_memory_kib: d.memory_kib,
+            argon2_iterations: d.iterations,
+            argon2_parallelism: d.parallelism,
+            password_workers: d.workers,
+            password_queue: d.queue,
+        }
+    }
+}
+
+impl PasswordArgs {
+    /// The pool's configuration.
+    pub fn config(&self) -> PasswordConfig {
+        PasswordConfig {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+            workers: self.password_workers,
+            queue: self.password_queue,
+        }
+    }
+}
+
 impl Config {
+    /// Connection limit and header-read timeout of the listener.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.http_header_timeout.max(1)),
+        }
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         let url = self
@@ -232,6 +302,8 @@ impl Config {
             ping_interval: 60,
             call_timeout: 10,
             max_connections: 20_000,
+            http_header_timeout: 30,
+            passwords: PasswordArgs::default(),
             max_frame_bytes: 65_536,
             jwt_secret: Some("test-secret-with-enough-entropy-0123456789".into()),
             tls_cert: None,

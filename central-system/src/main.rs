@@ -55,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        None => central_system::run(cli.config).await,
+        None => {
+            service_kit::server::raise_open_file_limit();
+            central_system::run(cli.config).await
+        }
     }
 }

@@ -45,6 +45,8 @@ fn main() -> ExitCode {
 
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // Each simulated charger is a socket: let the hard limit, not the default soft 1024, decide.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let threads = match &cli.command {
         Command::Load(args) => args.threads,
         _ => None,

@@ -10,7 +10,9 @@
 //! - [`extract`]: JSON body and query extractors whose rejections are problems, and the 404/405
 //!   fallbacks.
 //! - [`page`]: cursor pagination; [`request_id`]: an id on every request, its logs and response.
-//! - [`password`]: argon2id hashing off the async threads.
+//! - [`password`]: argon2id hashing and verification through a bounded pool.
+//! - [`server`]: the accept loop: connection limit, header/idle timeout, peer address, the
+//!   open-file limit.
 //! - [`jwt`]: HS256 tokens over any claims type.
 //! - [`secrets`]: secrets generated on first start and kept in the data directory.
 //! - [`telemetry`]: text or JSON logs; [`shutdown`]: the stop signal; [`health`]: `/ready`.
@@ -29,6 +31,7 @@ pub mod password;
 pub mod problem;
 pub mod request_id;
 pub mod secrets;
+pub mod server;
 pub mod shutdown;
 pub mod sql_types;
 pub mod telemetry;

@@ -105,6 +105,28 @@ impl Problem {
     }
 }
 
+/// A full password pool: 503 with `Retry-After`, code `PASSWORD_CHECKS_BUSY`. Nothing was
+/// checked, so a client may simply retry.
+impl From<crate::password::Busy> for Problem {
+    fn from(_: crate::password::Busy) -> Problem {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "PASSWORD_CHECKS_BUSY",
+            "too many password checks are in progress; retry shortly",
+        )
+        .with_header(header::RETRY_AFTER, "1")
+    }
+}
+
+impl From<crate::password::HashError> for Problem {
+    fn from(e: crate::password::HashError) -> Problem {
+        match e {
+            crate::password::HashError::Busy(busy) => busy.into(),
+            other => Problem::internal(other),
+        }
+    }
+}
+
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {

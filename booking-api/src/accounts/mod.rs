@@ -2,6 +2,7 @@
 //! BackOffice applications reviewed by admins; operators created and scoped by their BackOffice;
 //! admins; the first admin created on an empty database.
 
+pub mod login_limit;
 pub mod store;
 pub mod tokens;
 
@@ -10,16 +11,18 @@ use crate::app::AppState;
 use crate::audit;
 use crate::validate::{self, Email, Fields, NewPassword, Nic, Phone};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use login_limit::Limited;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::db::{Db, StoreError};
 use service_kit::extract::{ApiJson, ApiQuery};
 use service_kit::page::{Page, PageQuery};
-use service_kit::password;
+use service_kit::password::Passwords;
 use service_kit::problem::Problem;
+use service_kit::server::PeerAddr;
 use store::{Account, NewAccount};
 use tokens::TokenResponse;
 use utoipa::ToSchema;
@@ -151,9 +154,13 @@ fn conflict_taken(e: StoreError) -> Problem {
     }
 }
 
-/// `POST /auth/login` (public): NIC for owners, email for others.
+/// `POST /auth/login` (public): NIC for owners, email for others. The attempt is reserved in
+/// the rate limit before the slow password check (see [`login_limit`] for the policy); a full
+/// password pool answers 503 with `Retry-After` and the attempt does not count.
 async fn login(
     State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
     let now = state.clock.now_ms();
@@ -162,23 +169,49 @@ async fn login(
         Err(_) => (None, Some(req.identifier.trim().to_ascii_lowercase())),
     };
     let key = nic.clone().or_else(|| email.clone()).unwrap_or_default();
-    state.login_limiter.check(&key, now).map_err(tokens::rate_limited)?;
-    let found = store::credentials(&state.db, nic.as_deref(), email.as_deref()).await?;
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let peer = login_limit::client_address(
+        PeerAddr::of(&extensions).map(|a| a.ip()),
+        forwarded,
+        &state.config.trusted_proxies,
+    );
+    let attempt = state.login_limiter.reserve(&key, peer, now).map_err(rate_limited)?;
+    let admission = match state.passwords.admit() {
+        Ok(admission) => admission,
+        Err(busy) => {
+            state.login_limiter.unchecked(attempt);
+            return Err(busy.into());
+        }
+    };
+    let found = match store::credentials(&state.db, nic.as_deref(), email.as_deref()).await {
+        Ok(found) => found,
+        Err(e) => {
+            state.login_limiter.unchecked(attempt);
+            return Err(e.into());
+        }
+    };
     // Verify against a dummy hash when the account is unknown, so timing does not reveal it.
     let hash = found
         .as_ref()
         .map(|(_, h)| h.clone())
         .unwrap_or_else(|| state.dummy_hash.clone());
-    let ok = password::verify(req.password, hash).await && found.is_some();
+    let ok = match state.passwords.verify_admitted(admission, req.password, hash).await {
+        Ok(ok) => ok && found.is_some(),
+        Err(busy) => {
+            state.login_limiter.unchecked(attempt);
+            return Err(busy.into());
+        }
+    };
     let Some((account, _)) = found.filter(|_| ok) else {
-        state.login_limiter.fail(&key, now);
+        // The reservation stays: it is this failure.
+        drop(attempt);
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "INVALID_CREDENTIALS",
             "unknown identifier or wrong password",
         ));
     };
-    state.login_limiter.clear(&key);
+    state.login_limiter.succeeded(attempt);
     match account.status.as_str() {
         "active" => {}
         "pending" => {
@@ -201,6 +234,23 @@ async fn login(
         }
     }
     Ok(Json(tokens::issue(&state, &account).await?))
+}
+
+/// The 429 of a rate-limited login, with `Retry-After`.
+fn rate_limited(limited: Limited) -> Problem {
+    let (secs, whose) = match limited {
+        Limited::Identifier(secs) => (secs, "this identifier"),
+        Limited::Address(secs) => (secs, "this client address"),
+    };
+    let mut p = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "LOGIN_RATE_LIMITED",
+        format!("too many failed logins for {whose}; retry in {secs} s"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+        p.headers.push((header::RETRY_AFTER, value));
+    }
+    p
 }
 
 fn invalid_refresh(code: &str) -> Problem {
@@ -304,9 +354,7 @@ async fn create_account(
     extras: Extras<'_>,
     actor: Option<&Caller>,
 ) -> Result<(StatusCode, Json<AccountView>), Problem> {
-    let hash = password::hash(p.password.into_inner())
-        .await
-        .map_err(Problem::internal)?;
+    let hash = state.passwords.hash(p.password.into_inner()).await?;
     let now = state.clock.now_ms();
     let new = NewAccount {
         role,
@@ -708,7 +756,12 @@ impl std::fmt::Debug for AdminCredentials {
 
 /// Creates an admin with a generated password when the database has none; returns the
 /// credentials then (and `None` on every later start).
-pub async fn bootstrap_admin(db: &Db, email: &str, now_ms: i64) -> anyhow::Result<Option<AdminCredentials>> {
+pub async fn bootstrap_admin(
+    db: &Db,
+    passwords: &Passwords,
+    email: &str,
+    now_ms: i64,
+) -> anyhow::Result<Option<AdminCredentials>> {
     if store::admin_exists(db).await? {
         return Ok(None);
     }
@@ -718,7 +771,7 @@ pub async fn bootstrap_admin(db: &Db, email: &str, now_ms: i64) -> anyhow::Resul
     let mut raw = [0u8; 18];
     rand::rng().fill_bytes(&mut raw);
     let generated = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let hash = password::hash(generated.clone()).await?;
+    let hash = passwords.hash(generated.clone()).await?;
     let mut tx = db.begin().await?;
     let inserted = store::insert(
         &mut tx,

@@ -7,7 +7,6 @@ use super::ApiJson;
 use super::ApiQuery;
 use crate::app::AppState;
 use crate::auth::jwt::Role;
-use crate::auth::password;
 use crate::ocpp_ws::upgrade::valid_station_id;
 use crate::store::frames::LoggedFrame;
 use crate::store::messages::{DeviceVariable, Reservation, StationMessage};
@@ -140,7 +139,7 @@ async fn create(
     let password_hash = match body.password {
         Some(p) => {
             check_password(&p)?;
-            Some(password::hash(p).await.map_err(Problem::internal)?)
+            Some(state.passwords.hash(p).await?)
         }
         None => None,
     };
@@ -192,7 +191,7 @@ async fn update(
     let password_hash = match body.password {
         Some(Some(p)) => {
             check_password(&p)?;
-            Some(Some(password::hash(p).await.map_err(Problem::internal)?))
+            Some(Some(state.passwords.hash(p).await?))
         }
         Some(None) => Some(None),
         None => None,

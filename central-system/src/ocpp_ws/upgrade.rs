@@ -5,13 +5,14 @@
 //! client certificate issued to another station, 404 for an unknown station under the
 //! `reject` policy, 429 (with Retry-After) when an id that is unknown or not Accepted, or the
 //! address it comes from, tries to connect too often, and 503 (with Retry-After) when
-//! `--unknown-stations pending` would create more Pending stations than `--pending-limit`.
+//! `--unknown-stations pending` would create more Pending stations than `--pending-limit`, or
+//! while the password pool is full.
 
 use super::pending::AttemptKey;
 use super::session::{self, SessionInit};
 use crate::api::problem::Problem;
 use crate::app::AppState;
-use crate::auth::{basic, password};
+use crate::auth::basic;
 use crate::config::UnknownStations;
 use crate::server::{ClientAddr, ConnectionPermit, PeerIdentity};
 use crate::store::types::Ts;
@@ -206,7 +207,9 @@ async fn prepare(
             let Some(password) = password else {
                 return Err(unauthorized("HTTP Basic credentials for this station id required"));
             };
-            if !password::verify(password, hash.clone()).await {
+            // A full pool answers 503 with Retry-After before anything is checked: argon2 holds
+            // its memory cost per check, and this runs before the station is authenticated.
+            if !state.passwords.verify(password, hash.clone()).await? {
                 return Err(unauthorized("wrong station id or password"));
             }
         }
