@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
-use central_system::auth::jwt::{Claims, JwtKeys, Role};
+use central_system::auth::jwt::{Claims, Role};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -101,7 +101,7 @@ async fn demo_chargers_charge_against_the_same_process() {
     let secret = "demo-test-secret-with-enough-entropy-0123";
     let (child, addr, _) = start_evcs(dir.path(), &["--demo", "2", "--jwt-secret", secret]);
     let now = chrono::Utc::now().timestamp();
-    let token = JwtKeys::new(secret.as_bytes()).sign(&Claims {
+    let token = central_system::auth::jwt::operator_keys(secret.as_bytes()).sign(&Claims {
         sub: "test".into(),
         role: Role::Operator,
         iat: now,

@@ -9,7 +9,7 @@ mod support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use central_system::auth::jwt::{Claims, JwtKeys, Role};
+use central_system::auth::jwt::{Claims, Role};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -259,7 +259,7 @@ fn claims(role: Role, exp_offset: i64) -> Claims {
 /// Tokens that must all be refused with 401.
 fn bad_tokens(server: &TestServer) -> Vec<(&'static str, String)> {
     let secret = server.state.config.jwt_secret.clone().expect("secret");
-    let keys = JwtKeys::new(secret.as_bytes());
+    let keys = central_system::auth::jwt::operator_keys(secret.as_bytes());
     let operator = keys.sign(&claims(Role::Operator, 600));
     // Swap the payload for an admin one, keeping the operator signature.
     let parts: Vec<&str> = operator.split('.').collect();
@@ -281,7 +281,8 @@ fn bad_tokens(server: &TestServer) -> Vec<(&'static str, String)> {
         ("expiring now", keys.sign(&claims(Role::Admin, 0))),
         (
             "wrong secret",
-            JwtKeys::new(b"some-other-secret-of-sufficient-length").sign(&claims(Role::Admin, 600)),
+            central_system::auth::jwt::operator_keys(b"some-other-secret-of-sufficient-length")
+                .sign(&claims(Role::Admin, 600)),
         ),
         ("alg none", none_alg),
         ("garbage", "not-a-jwt".into()),

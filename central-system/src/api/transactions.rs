@@ -8,10 +8,11 @@ use crate::app::AppState;
 use crate::auth::jwt::Role;
 use crate::store::meter_values::{MeterFilter, MeterValue};
 use crate::store::transactions::{Transaction, TransactionFilter};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use service_kit::extract::ApiPath;
 use utoipa::ToSchema;
 
 /// Transaction and meter-value routes.
@@ -77,7 +78,7 @@ async fn list(
 async fn detail(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TransactionDetail>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let id: i64 = id
