@@ -272,8 +272,11 @@ mod tests {
             "/items/{id}",
             get(|ApiPath(id): ApiPath<i64>| async move { id.to_string() }),
         );
-        let (status, content_type, body) =
-            answer(router.clone(), Request::get("/items/abc").body(HttpBody::empty()).unwrap()).await;
+        let (status, content_type, body) = answer(
+            router.clone(),
+            Request::get("/items/abc").body(HttpBody::empty()).unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(content_type, "application/problem+json");
         assert_eq!(body["code"], "VALIDATION_FAILED");
