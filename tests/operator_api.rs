@@ -1511,18 +1511,21 @@ async fn commands_to_stations() {
         let server = TestServer::start(backend, url).await;
         let s = &server;
 
-        // Offline (registered, and unknown).
+        // Offline (registered: 409) and unknown (404, a typo is not "try again later").
         s.admin("POST", "/api/v1/stations", Some(json!({ "id": "CMD-OFF" })), 201)
             .await;
-        for station in ["CMD-OFF", "CMD-NEVER"] {
+        for (station, status, code) in [
+            ("CMD-OFF", 409, "STATION_OFFLINE"),
+            ("CMD-NEVER", 404, "UNKNOWN_STATION"),
+        ] {
             expect_problem(
                 s,
                 "POST",
                 &format!("/api/v1/stations/{station}/commands/reset"),
                 Some(Role::Operator),
                 Some(json!({})),
-                409,
-                "STATION_OFFLINE",
+                status,
+                code,
             )
             .await;
             expect_problem(
@@ -1531,8 +1534,8 @@ async fn commands_to_stations() {
                 &format!("/api/v1/stations/{station}/commands/clear-cache"),
                 Some(Role::Operator),
                 None,
-                409,
-                "STATION_OFFLINE",
+                status,
+                code,
             )
             .await;
             expect_problem(
@@ -1541,8 +1544,8 @@ async fn commands_to_stations() {
                 &format!("/api/v1/stations/{station}/calls"),
                 Some(Role::Operator),
                 Some(json!({ "action": "Reset", "payload": { "type": "Soft" } })),
-                409,
-                "STATION_OFFLINE",
+                status,
+                code,
             )
             .await;
         }
