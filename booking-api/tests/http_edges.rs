@@ -82,11 +82,16 @@ async fn metrics_can_live_on_their_own_listener() {
     })
     .await;
     s.req("GET", "/metrics", None, None).await.problem(404, "NOT_FOUND");
+    s.req("GET", "/health", None, None).await.expect(200);
     let metrics_addr = s.metrics_addr.expect("metrics listener");
     let r = send(metrics_addr, "GET", "/metrics", None, None, &[]).await;
     assert_eq!(r.status, 200);
+    // The public listener's requests are counted there.
     assert!(
-        r.body.as_str().unwrap().contains("booking_http_requests_total"),
+        r.body
+            .as_str()
+            .unwrap()
+            .contains(r#"booking_http_requests_total{method="GET",route="/health",status="200"} 1"#),
         "{}",
         r.body
     );
