@@ -24,6 +24,9 @@ fn assert_problem(status: u16, headers: &hyper::HeaderMap, body: &str, want: u16
 async fn malformed_path_parameters_are_problems() {
     let server = TestServer::start("sqlite", None).await;
     let token = server.token(Role::Admin);
+    // The WebSocket endpoint too: a station id that is not even UTF-8.
+    let (status, headers, body) = http_raw(server.addr, "GET", "/ocpp/%FF", None, None).await;
+    assert_problem(status, &headers, &body, 400, "INVALID_STATION_ID");
     for (method, path, field) in [
         ("GET", "/api/v1/transactions/abc", "id"),
         ("GET", "/api/v1/id-tokens/%FF", "idToken"),
