@@ -11,7 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod demo;
 mod limits;
 
-use clap::Parser;
+use central_system::auth::jwt::MintToken;
+use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,9 @@ use tokio_util::sync::CancellationToken;
                   lifetimes, admin e-mail; see booking-api/README.md)."
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The central system's settings (global flags: they also work after `mint-token`).
     #[command(flatten)]
     central: central_system::Config,
     /// Booking API listen address.
@@ -38,6 +42,13 @@ struct Cli {
     demo: usize,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Print a signed operator JWT for the central system's API, signed with the secret the
+    /// server uses (`--jwt-secret`, else the one kept in `--data-dir`).
+    MintToken(MintToken),
+}
+
 /// The booking API's settings alone, read from the environment (flags would clash with the
 /// central system's).
 #[derive(Parser)]
@@ -50,6 +61,10 @@ struct BookingEnv {
 async fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
     central_system::telemetry::init(cli.central.log_format);
+    if let Some(Command::MintToken(mint)) = &cli.command {
+        println!("{}", mint.token(&cli.central)?);
+        return Ok(());
+    }
 
     // The booking API's own settings come from its EVCS_BOOKING_* variables; the data directory
     // is the central system's unless EVCS_BOOKING_DATA_DIR says otherwise.

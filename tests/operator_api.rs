@@ -9,7 +9,7 @@ mod support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use central_system::auth::jwt::{Claims, JwtKeys, Role};
+use central_system::auth::jwt::{Claims, Role};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -261,7 +261,7 @@ fn claims(role: Role, exp_offset: i64) -> Claims {
 /// Tokens that must all be refused with 401.
 fn bad_tokens(server: &TestServer) -> Vec<(&'static str, String)> {
     let secret = server.state.config.jwt_secret.clone().expect("secret");
-    let keys = JwtKeys::new(secret.as_bytes());
+    let keys = central_system::auth::jwt::operator_keys(secret.as_bytes());
     let operator = keys.sign(&claims(Role::Operator, 600));
     // Swap the payload for an admin one, keeping the operator signature.
     let parts: Vec<&str> = operator.split('.').collect();
@@ -283,7 +283,8 @@ fn bad_tokens(server: &TestServer) -> Vec<(&'static str, String)> {
         ("expiring now", keys.sign(&claims(Role::Admin, 0))),
         (
             "wrong secret",
-            JwtKeys::new(b"some-other-secret-of-sufficient-length").sign(&claims(Role::Admin, 600)),
+            central_system::auth::jwt::operator_keys(b"some-other-secret-of-sufficient-length")
+                .sign(&claims(Role::Admin, 600)),
         ),
         ("alg none", none_alg),
         ("garbage", "not-a-jwt".into()),
@@ -1512,18 +1513,21 @@ async fn commands_to_stations() {
         let server = TestServer::start(backend, url).await;
         let s = &server;
 
-        // Offline (registered, and unknown).
+        // Offline (registered: 409) and unknown (404, a typo is not "try again later").
         s.admin("POST", "/api/v1/stations", Some(json!({ "id": "CMD-OFF" })), 201)
             .await;
-        for station in ["CMD-OFF", "CMD-NEVER"] {
+        for (station, status, code) in [
+            ("CMD-OFF", 409, "STATION_OFFLINE"),
+            ("CMD-NEVER", 404, "UNKNOWN_STATION"),
+        ] {
             expect_problem(
                 s,
                 "POST",
                 &format!("/api/v1/stations/{station}/commands/reset"),
                 Some(Role::Operator),
                 Some(json!({})),
-                409,
-                "STATION_OFFLINE",
+                status,
+                code,
             )
             .await;
             expect_problem(
@@ -1532,8 +1536,8 @@ async fn commands_to_stations() {
                 &format!("/api/v1/stations/{station}/commands/clear-cache"),
                 Some(Role::Operator),
                 None,
-                409,
-                "STATION_OFFLINE",
+                status,
+                code,
             )
             .await;
             expect_problem(
@@ -1542,8 +1546,8 @@ async fn commands_to_stations() {
                 &format!("/api/v1/stations/{station}/calls"),
                 Some(Role::Operator),
                 Some(json!({ "action": "Reset", "payload": { "type": "Soft" } })),
-                409,
-                "STATION_OFFLINE",
+                status,
+                code,
             )
             .await;
         }

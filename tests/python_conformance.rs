@@ -8,8 +8,8 @@
 //! API, checking both the answer the API relays and that the charger saw the matching CALL.
 //! A Reset ends the run; then the stored transactions, readings and station state are checked.
 //!
-//! Needs `python3` with `pip install -r tests/python/requirements.txt`; without it the test
-//! fails (it never skips).
+//! Needs the packages of `tests/python/requirements.txt` in the interpreter [`python`] names
+//! (`scripts/test` creates the `.venv` with them); without them the test fails (it never skips).
 //!
 //! The charger runs under `std::process` with a reader thread (the workspace's tokio has no
 //! `process` feature); [`Charger`] kills it on drop, like `kill_on_drop`.
@@ -43,7 +43,8 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The reservation the test makes and cancels.
 const RESERVATION_ID: i64 = 4242;
 
-const INSTALL_HINT: &str = "run `pip install -r tests/python/requirements.txt`";
+const INSTALL_HINT: &str =
+    "run `scripts/test` once (it creates .venv with tests/python/requirements.txt), or set EVCS_TEST_PYTHON";
 
 fn charger_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/charger.py")
@@ -52,13 +53,17 @@ fn charger_script() -> PathBuf {
 /// Fails (never skips) when python3 or the packages charger.py needs are missing.
 fn require_python() {
     let probe = "import ocpp.v16, ocpp.v201, websockets.asyncio.client";
-    match Command::new("python3").args(["-c", probe]).output() {
+    match Command::new(python()).args(["-c", probe]).output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "python3 cannot import the packages charger.py needs ({}); {INSTALL_HINT}",
+            "{:?} cannot import the packages charger.py needs ({}); {INSTALL_HINT}",
+            python(),
             String::from_utf8_lossy(&out.stderr).trim()
         ),
-        Err(e) => panic!("python3 is not available ({e}); install Python 3 and {INSTALL_HINT}"),
+        Err(e) => panic!(
+            "{:?} is not available ({e}); install Python 3 and {INSTALL_HINT}",
+            python()
+        ),
     }
 }
 
@@ -82,7 +87,7 @@ impl Charger {
     fn spawn(label: String, version: &str, server: &TestServer, station: &str) -> Charger {
         let url = format!("ws://{}/ocpp", server.addr);
         let meter_values = METER_VALUES.to_string();
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(charger_script())
             .args(["--version", version, "--url", &url, "--id", station, "--id-tag", TAG])
             .args(["--meter-values", &meter_values, "--stay", "60"])

@@ -494,7 +494,7 @@ async fn simulator_passes_an_independent_python_central_system() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     for version in VERSIONS {
-        let mut csms = Command::new("python3")
+        let mut csms = Command::new(python())
             .arg(csms_script())
             .args([
                 "--stay",

@@ -99,6 +99,7 @@ impl Default for Parts {
 /// A built, not yet running, booking API.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     initial_admin: Option<AdminCredentials>,
     background: bool,
@@ -117,7 +118,7 @@ impl Application {
         let app = Self::build_with(config, parts).await?;
         if let Some(admin) = &app.initial_admin {
             println!(
-                "booking-api: created the admin account {} with password {} (shown once; change it)",
+                "booking-api: created the admin account {} with password {} (shown once; change it with PUT /api/v1/me/password)",
                 admin.email, admin.password
             );
         }
@@ -141,6 +142,14 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
         let state = AppState(Arc::new(Shared {
             login_limiter: LoginLimiter::new(
                 config.policy.login_max_failures,
@@ -150,7 +159,7 @@ impl Application {
             passwords,
             config,
             db,
-            jwt: JwtKeys::new(secret.as_bytes()),
+            jwt: JwtKeys::new(secret.as_bytes(), crate::api::auth::SCOPE),
             clock: parts.clock,
             dummy_hash,
             notifier: parts.notifier,
@@ -163,6 +172,7 @@ impl Application {
             .context("building the slot inventory")?;
         Ok(Application {
             listener,
+            metrics_listener,
             state,
             initial_admin,
             background,
@@ -172,6 +182,11 @@ impl Application {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.state.config.listen)
+    }
+
+    /// The bound address of `--metrics-listen`, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state.
@@ -188,11 +203,25 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             state,
             background,
             ..
         } = self;
         let router = api::router(state.clone());
+        let metrics_server = metrics_listener.map(|listener| {
+            let shutdown = state.shutdown.clone();
+            let router = api::metrics_router()
+                .fallback(service_kit::extract::not_found)
+                .with_state(state.clone());
+            tokio::spawn(async move {
+                let serving =
+                    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await });
+                if let Err(e) = serving.await {
+                    tracing::warn!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             backend = state.db.backend(),
@@ -220,7 +249,7 @@ impl Application {
         // In-flight requests finish (each connection closes gracefully within 5 s).
         tracker.close();
         tracker.wait().await;
-        for task in [workers, dispatcher].into_iter().flatten() {
+        for task in [workers, dispatcher, metrics_server].into_iter().flatten() {
             let _ = task.await;
         }
         // Deliver what the last requests queued.

@@ -29,6 +29,14 @@ pub struct Config {
     #[arg(long, env = "EVCS_BOOKING_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
+    /// Largest request body in bytes; a larger one is answered 413 `PAYLOAD_TOO_LARGE`.
+    #[arg(long, env = "EVCS_BOOKING_MAX_BODY_BYTES", default_value_t = service_kit::extract::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9191`), not on the public listener.
+    #[arg(long, env = "EVCS_BOOKING_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Email of the admin account created on first start with an empty database.
     #[arg(long, env = "EVCS_BOOKING_ADMIN_EMAIL", default_value = "admin@evcs.local")]
     pub admin_email: String,
@@ -216,6 +224,8 @@ impl Config {
             data_dir,
             database_url: None,
             jwt_secret: None,
+            max_body_bytes: service_kit::extract::DEFAULT_MAX_BODY_BYTES,
+            metrics_listen: None,
             admin_email: "admin@evcs.local".into(),
             max_connections: 1024,
             http_header_timeout: 10,

@@ -68,6 +68,7 @@ impl Deref for AppState {
 /// A built, not yet running, central system.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -116,6 +117,14 @@ impl Application {
         });
         let attempts = AttemptLimiter::new(config.pending_connect_rate);
         let passwords = Passwords::new(&config.passwords.config())?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
         let state = AppState(Arc::new(Shared {
             passwords,
             config,
@@ -125,17 +134,27 @@ impl Application {
             attempts,
             registry: Registry::default(),
             metrics: Metrics::new(),
-            jwt: JwtKeys::new(secret.as_bytes()),
+            jwt: crate::auth::jwt::operator_keys(secret.as_bytes()),
             data_transfer,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         }));
-        Ok(Application { listener, state, tls })
+        Ok(Application {
+            listener,
+            metrics_listener,
+            state,
+            tls,
+        })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| self.state.config.listen)
+    }
+
+    /// The bound address of `--metrics-listen`, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state (tests reach the store and registry through it).
@@ -145,8 +164,29 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains and flushes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, state, tls } = self;
+        let Application {
+            listener,
+            metrics_listener,
+            state,
+            tls,
+        } = self;
         let router = router(state.clone());
+        if let Some(warning) = state.config.open_access_warning() {
+            tracing::warn!("{warning}");
+        }
+        let metrics_server = metrics_listener.map(|listener| {
+            let shutdown = state.shutdown.clone();
+            let router = api::health::metrics_router()
+                .fallback(api::not_found)
+                .with_state(state.clone());
+            tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
+            tokio::spawn(async move {
+                let serving = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await });
+                if let Err(e) = serving.await {
+                    tracing::warn!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             tls = tls.is_some(),
@@ -170,6 +210,9 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some connections did not close within 10 s");
+        }
+        if let Some(task) = metrics_server {
+            let _ = task.await;
         }
         state.writer.flush().await;
         state.store.close().await;
@@ -195,13 +238,19 @@ async fn sweep_messages(state: AppState) {
     }
 }
 
-/// All routes: OCPP endpoint, operator API, health and metrics.
+/// All routes: OCPP endpoint, operator API, health, and metrics unless they have their own
+/// listener.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/ocpp/{station_id}", get(upgrade::upgrade))
-        .merge(api::health::router())
+        .merge(api::health::router());
+    if state.config.metrics_listen.is_none() {
+        router = router.merge(api::health::metrics_router());
+    }
+    router
         .nest("/api/v1", api::router())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(service_kit::extract::body_limit(state.config.max_body_bytes))
         .with_state(state)
 }

@@ -35,53 +35,59 @@ pub use service_kit::telemetry::LogFormat;
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address of the one listener serving OCPP WebSockets and the REST API.
-    #[arg(long, env = "EVCS_LISTEN", default_value = "0.0.0.0:9000")]
+    #[arg(long, global = true, env = "EVCS_LISTEN", default_value = "0.0.0.0:9000")]
     pub listen: SocketAddr,
 
     /// Directory for the embedded database and generated secrets.
-    #[arg(long, env = "EVCS_DATA_DIR", default_value = "./data")]
+    #[arg(long, global = true, env = "EVCS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// Database URL: `sqlite://FILE` or `postgres://...` (default: a SQLite file under the data dir).
-    #[arg(long, env = "EVCS_DATABASE_URL")]
+    #[arg(long, global = true, env = "EVCS_DATABASE_URL")]
     pub database_url: Option<String>,
 
     /// SQLite only: `full` fsyncs every commit, so acknowledged readings survive a power loss
     /// (`normal`: they survive a crash of the process; the last commits can be lost on power loss).
-    #[arg(long, env = "EVCS_SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
+    #[arg(long, global = true, env = "EVCS_SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
     pub sqlite_synchronous: SqliteSynchronous,
 
     /// Policy for station ids that are not registered.
-    #[arg(long, env = "EVCS_UNKNOWN_STATIONS", value_enum, default_value = "accept")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVCS_UNKNOWN_STATIONS",
+        value_enum,
+        default_value = "accept"
+    )]
     pub unknown_stations: UnknownStations,
 
     /// Refuse registered stations that have neither a password nor a client certificate.
-    #[arg(long, env = "EVCS_REQUIRE_AUTH", default_value_t = false)]
+    #[arg(long, global = true, env = "EVCS_REQUIRE_AUTH", default_value_t = false)]
     pub require_auth: bool,
 
     /// Heartbeat interval sent in BootNotification responses, in seconds.
-    #[arg(long, env = "EVCS_HEARTBEAT_INTERVAL", default_value_t = 300)]
+    #[arg(long, global = true, env = "EVCS_HEARTBEAT_INTERVAL", default_value_t = 300)]
     pub heartbeat_interval: u32,
 
     /// Retry interval for stations whose boot is answered Pending or Rejected, in seconds.
-    #[arg(long, env = "EVCS_BOOT_RETRY_INTERVAL", default_value_t = 60)]
+    #[arg(long, global = true, env = "EVCS_BOOT_RETRY_INTERVAL", default_value_t = 60)]
     pub boot_retry_interval: u32,
 
     /// WebSocket ping interval in seconds (0 disables); a station silent for two intervals is dropped.
-    #[arg(long, env = "EVCS_PING_INTERVAL", default_value_t = 60)]
+    #[arg(long, global = true, env = "EVCS_PING_INTERVAL", default_value_t = 60)]
     pub ping_interval: u64,
 
     /// Seconds to wait for a station's answer to a central-system call.
-    #[arg(long, env = "EVCS_CALL_TIMEOUT", default_value_t = 30)]
+    #[arg(long, global = true, env = "EVCS_CALL_TIMEOUT", default_value_t = 30)]
     pub call_timeout: u64,
 
     /// Most simultaneous connections (WebSocket and HTTP) before new ones wait.
-    #[arg(long, env = "EVCS_MAX_CONNECTIONS", default_value_t = 20_000)]
+    #[arg(long, global = true, env = "EVCS_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
 
     /// Seconds a connection may take to send a complete request head, counted from when it
     /// starts waiting for one (so it also closes idle keep-alive connections).
-    #[arg(long, env = "EVCS_HTTP_HEADER_TIMEOUT", default_value_t = 30)]
+    #[arg(long, global = true, env = "EVCS_HTTP_HEADER_TIMEOUT", default_value_t = 30)]
     pub http_header_timeout: u64,
 
     /// Argon2id cost of station passwords.
@@ -90,102 +96,110 @@ pub struct Config {
 
     /// Largest OCPP frame handled; larger ones are answered with GenericError, and the frame
     /// log stores at most this many bytes of a frame (marked truncated).
-    #[arg(long, env = "EVCS_MAX_FRAME_BYTES", default_value_t = 65_536)]
+    #[arg(long, global = true, env = "EVCS_MAX_FRAME_BYTES", default_value_t = 65_536)]
     pub max_frame_bytes: usize,
 
+    /// Largest REST request body in bytes; a larger one is answered 413 `PAYLOAD_TOO_LARGE`.
+    #[arg(long, global = true, env = "EVCS_MAX_BODY_BYTES", default_value_t = service_kit::extract::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9091`), not on the public listener.
+    #[arg(long, global = true, env = "EVCS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Secret that signs operator JWTs (default: generated once and kept in the data dir).
-    #[arg(long, env = "EVCS_JWT_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "EVCS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// PEM certificate chain for TLS (security profiles 2 and 3); plain WebSocket without it.
-    #[arg(long, env = "EVCS_TLS_CERT", requires = "tls_key")]
+    #[arg(long, global = true, env = "EVCS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for TLS.
-    #[arg(long, env = "EVCS_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, global = true, env = "EVCS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
     /// PEM CA bundle that signs station client certificates (security profile 3).
-    #[arg(long, env = "EVCS_TLS_CLIENT_CA", requires = "tls_cert")]
+    #[arg(long, global = true, env = "EVCS_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
     /// Log every OCPP frame to the per-station frame log.
-    #[arg(long, env = "EVCS_FRAME_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, global = true, env = "EVCS_FRAME_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub frame_log: bool,
 
     /// Frames kept per station in the frame log.
-    #[arg(long, env = "EVCS_FRAME_LOG_SIZE", default_value_t = 500)]
+    #[arg(long, global = true, env = "EVCS_FRAME_LOG_SIZE", default_value_t = 500)]
     pub frame_log_size: i64,
 
     /// Bytes of frame log kept per station (oldest frames pruned first).
-    #[arg(long, env = "EVCS_FRAME_LOG_STATION_BYTES", default_value_t = 4 << 20)]
+    #[arg(long, global = true, env = "EVCS_FRAME_LOG_STATION_BYTES", default_value_t = 4 << 20)]
     pub frame_log_station_bytes: i64,
 
     /// Bytes of frame log kept in total, across all stations.
-    #[arg(long, env = "EVCS_FRAME_LOG_TOTAL_BYTES", default_value_t = 1 << 30)]
+    #[arg(long, global = true, env = "EVCS_FRAME_LOG_TOTAL_BYTES", default_value_t = 1 << 30)]
     pub frame_log_total_bytes: i64,
 
     /// Largest stored message payload (DataTransfer, NotifyReport, security events...); longer
     /// ones are stored cut to this size and marked truncated.
-    #[arg(long, env = "EVCS_MESSAGE_MAX_BYTES", default_value_t = 65_536)]
+    #[arg(long, global = true, env = "EVCS_MESSAGE_MAX_BYTES", default_value_t = 65_536)]
     pub message_max_bytes: usize,
 
     /// Bytes of stored messages kept per station (oldest pruned first).
-    #[arg(long, env = "EVCS_MESSAGE_STATION_BYTES", default_value_t = 16 << 20)]
+    #[arg(long, global = true, env = "EVCS_MESSAGE_STATION_BYTES", default_value_t = 16 << 20)]
     pub message_station_bytes: i64,
 
     /// Bytes of stored messages kept in total.
-    #[arg(long, env = "EVCS_MESSAGE_TOTAL_BYTES", default_value_t = 1 << 30)]
+    #[arg(long, global = true, env = "EVCS_MESSAGE_TOTAL_BYTES", default_value_t = 1 << 30)]
     pub message_total_bytes: i64,
 
     /// Days a stored message is kept.
-    #[arg(long, env = "EVCS_MESSAGE_RETENTION_DAYS", default_value_t = 90)]
+    #[arg(long, global = true, env = "EVCS_MESSAGE_RETENTION_DAYS", default_value_t = 90)]
     pub message_retention_days: u32,
 
     /// Most stations in registration status Pending that `--unknown-stations pending` may
     /// create; beyond it new ids are refused with 503.
-    #[arg(long, env = "EVCS_PENDING_LIMIT", default_value_t = 100)]
+    #[arg(long, global = true, env = "EVCS_PENDING_LIMIT", default_value_t = 100)]
     pub pending_limit: i64,
 
     /// Bytes of frame log kept in total for stations that are not Accepted.
-    #[arg(long, env = "EVCS_PENDING_LOG_BYTES", default_value_t = 1 << 20)]
+    #[arg(long, global = true, env = "EVCS_PENDING_LOG_BYTES", default_value_t = 1 << 20)]
     pub pending_log_bytes: i64,
 
     /// Messages per second a station that is not Accepted may send (bursts of twice as many);
     /// beyond it the connection is closed (1008).
-    #[arg(long, env = "EVCS_PENDING_MESSAGE_RATE", default_value_t = 2)]
+    #[arg(long, global = true, env = "EVCS_PENDING_MESSAGE_RATE", default_value_t = 2)]
     pub pending_message_rate: u32,
 
     /// Connection attempts per minute for a station id that is unknown or not Accepted, and
     /// per client address for such ids; beyond it the upgrade is refused with 429.
-    #[arg(long, env = "EVCS_PENDING_CONNECT_RATE", default_value_t = 10)]
+    #[arg(long, global = true, env = "EVCS_PENDING_CONNECT_RATE", default_value_t = 10)]
     pub pending_connect_rate: u32,
 
     /// Milliseconds the batch writer holds a batch open for more readings before committing it.
     /// Chargers are answered only after the commit, so this adds to their latency; 0 (the
     /// default) commits at once and lets the next batch gather while a commit runs.
-    #[arg(long, env = "EVCS_METER_FLUSH_MS", default_value_t = 0)]
+    #[arg(long, global = true, env = "EVCS_METER_FLUSH_MS", default_value_t = 0)]
     pub meter_flush_ms: u64,
 
     /// Attempts at committing a batch of readings before its chargers get InternalError (the
     /// backoff doubles from 50 ms; 8 attempts take about 11 s).
-    #[arg(long, env = "EVCS_METER_COMMIT_ATTEMPTS", default_value_t = 8, hide = true)]
+    #[arg(long, global = true, env = "EVCS_METER_COMMIT_ATTEMPTS", default_value_t = 8, hide = true)]
     pub meter_commit_attempts: u32,
 
     /// Seconds a 2.0.1 station has after an accepted boot to send an event for each of its
     /// Active transactions; those it stays silent about are closed as abandoned. Longer than
     /// the stations' TxUpdatedInterval, so a running transaction reports in time.
-    #[arg(long, env = "EVCS_ABANDON_AFTER_BOOT_SECS", default_value_t = 300)]
+    #[arg(long, global = true, env = "EVCS_ABANDON_AFTER_BOOT_SECS", default_value_t = 300)]
     pub abandon_after_boot_secs: u64,
 
     /// Milliseconds between writes of a connected station's `lastSeenAt` (every message counts;
     /// the write is throttled because the hot path handles tens of thousands of messages a
     /// second: 10,000 stations cost about 170 single-row updates a second at the default).
-    #[arg(long, env = "EVCS_LAST_SEEN_WRITE_MS", default_value_t = 60_000)]
+    #[arg(long, global = true, env = "EVCS_LAST_SEEN_WRITE_MS", default_value_t = 60_000)]
     pub last_seen_write_ms: u64,
 
     /// Log format.
-    #[arg(long, env = "EVCS_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, global = true, env = "EVCS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
@@ -193,24 +207,24 @@ pub struct Config {
 #[derive(Debug, Clone, Args)]
 pub struct PasswordArgs {
     /// Argon2id memory cost of new password hashes, KiB (existing hashes keep their own).
-    #[arg(long, env = "EVCS_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    #[arg(long, global = true, env = "EVCS_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
 
     /// Argon2id passes (iterations) of new password hashes.
-    #[arg(long, env = "EVCS_ARGON2_ITERATIONS", default_value_t = 2)]
+    #[arg(long, global = true, env = "EVCS_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
 
     /// Argon2id lanes (parallelism) of new password hashes.
-    #[arg(long, env = "EVCS_ARGON2_PARALLELISM", default_value_t = 1)]
+    #[arg(long, global = true, env = "EVCS_ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
 
     /// Password checks running at once (default: one per core); each holds the memory cost.
-    #[arg(long, env = "EVCS_PASSWORD_WORKERS")]
+    #[arg(long, global = true, env = "EVCS_PASSWORD_WORKERS")]
     pub password_workers: Option<usize>,
 
     /// Password checks waiting beyond those before an upgrade is answered 503 (default: 4 per
     /// worker).
-    #[arg(long, env = "EVCS_PASSWORD_QUEUE")]
+    #[arg(long, global = true, env = "EVCS_PASSWORD_QUEUE")]
     pub password_queue: Option<usize>,
 }
 
@@ -265,6 +279,28 @@ impl Config {
         url
     }
 
+    /// The warning logged at start when stations can connect without credentials, naming the
+    /// flags that close that door; `None` when they cannot.
+    pub fn open_access_warning(&self) -> Option<String> {
+        let mut open = Vec::new();
+        let mut fix = Vec::new();
+        if self.unknown_stations == UnknownStations::Accept {
+            open.push("any unregistered station id is accepted (--unknown-stations accept)");
+            fix.push("--unknown-stations reject");
+        }
+        if !self.require_auth {
+            open.push("registered stations without a password or certificate connect unauthenticated");
+            fix.push("--require-auth");
+        }
+        (!open.is_empty()).then(|| {
+            format!(
+                "stations can connect without credentials: {}; for production set {}",
+                open.join(", and "),
+                fix.join(" ")
+            )
+        })
+    }
+
     /// Ping interval, if enabled.
     pub fn ping_interval(&self) -> Option<Duration> {
         (self.ping_interval > 0).then(|| Duration::from_secs(self.ping_interval))
@@ -305,6 +341,8 @@ impl Config {
             http_header_timeout: 30,
             passwords: PasswordArgs::default(),
             max_frame_bytes: 65_536,
+            max_body_bytes: service_kit::extract::DEFAULT_MAX_BODY_BYTES,
+            metrics_listen: None,
             jwt_secret: Some("test-secret-with-enough-entropy-0123456789".into()),
             tls_cert: None,
             tls_key: None,
@@ -353,5 +391,19 @@ mod tests {
         assert_eq!(c.liveness_window(), Duration::from_secs(660));
         (c.heartbeat_interval, c.ping_interval, c.last_seen_write_ms) = (30, 0, 0);
         assert_eq!(c.liveness_window(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn open_access_is_named_with_the_flags_that_close_it() {
+        let mut config = Config::for_tests(PathBuf::from("."), None);
+        let warning = config.open_access_warning().unwrap_or_default();
+        assert!(warning.contains("--unknown-stations reject"), "{warning}");
+        assert!(warning.contains("--require-auth"), "{warning}");
+        config.unknown_stations = UnknownStations::Pending;
+        let warning = config.open_access_warning().unwrap_or_default();
+        assert!(!warning.contains("--unknown-stations"), "{warning}");
+        assert!(warning.contains("--require-auth"), "{warning}");
+        config.require_auth = true;
+        assert_eq!(config.open_access_warning(), None);
     }
 }

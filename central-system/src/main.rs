@@ -5,7 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use central_system::auth::jwt::{Claims, JwtKeys, Role};
+use central_system::auth::jwt::MintToken;
 use central_system::Config;
 use clap::{Parser, Subcommand};
 
@@ -18,6 +18,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The settings are global flags, so `mint-token --jwt-secret X` works as well as
+    /// `--jwt-secret X mint-token`.
     #[command(flatten)]
     config: Config,
 }
@@ -25,17 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print a signed operator JWT (for bootstrapping API access).
-    MintToken {
-        /// Role claim.
-        #[arg(long, value_enum, default_value = "admin")]
-        role: Role,
-        /// Subject claim.
-        #[arg(long, default_value = "cli")]
-        subject: String,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl: i64,
-    },
+    MintToken(MintToken),
 }
 
 #[tokio::main]
@@ -43,16 +35,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     central_system::telemetry::init(cli.config.log_format);
     match cli.command {
-        Some(Command::MintToken { role, subject, ttl }) => {
-            let secret = central_system::secrets::jwt_secret(&cli.config)?;
-            let now = chrono::Utc::now().timestamp();
-            let token = JwtKeys::new(secret.as_bytes()).sign(&Claims {
-                sub: subject,
-                role,
-                iat: now,
-                exp: now + ttl.max(1),
-            });
-            println!("{token}");
+        Some(Command::MintToken(mint)) => {
+            println!("{}", mint.token(&cli.config)?);
             Ok(())
         }
         None => {

@@ -11,10 +11,23 @@ fn csms_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/csms.py")
 }
 
+/// `EVCS_TEST_PYTHON` (scripts/test sets it), else the repository's `.venv`, else `python3`.
+fn python() -> std::ffi::OsString {
+    if let Some(python) = std::env::var_os("EVCS_TEST_PYTHON") {
+        return python;
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv.exists() {
+        venv.into_os_string()
+    } else {
+        "python3".into()
+    }
+}
+
 #[test]
 fn run_sessions_then_exit_against_an_independent_central_system() {
     for version in ["1.6", "2.0.1"] {
-        let mut csms = Command::new("python3")
+        let mut csms = Command::new(python())
             .arg(csms_script())
             .args(["--stay", "20"])
             .stdout(Stdio::piped())

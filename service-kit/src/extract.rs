@@ -1,4 +1,7 @@
-//! Request extractors whose rejections are problems, and the 404/405 fallbacks.
+//! Request extractors whose rejections are problems, the body limit, and the 404/405 fallbacks.
+//!
+//! axum's own extractors answer their rejections in `text/plain`; every handler takes these
+//! instead ([`ApiJson`], [`ApiQuery`], [`ApiPath`]), so every error of every route is a problem.
 
 use crate::problem::{FieldError, Problem};
 use axum::http::StatusCode;
@@ -28,10 +31,33 @@ where
                 "send the body as application/json",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| Problem::validation(format!("could not read the body: {e}")))?;
+        let ApiBody(bytes) = ApiBody::from_request(req, state).await?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A raw request body (for handlers that parse it themselves), read within the body limit; its
+/// rejections are problems (413 over the limit).
+#[derive(Debug, Clone)]
+pub struct ApiBody(pub axum::body::Bytes);
+
+impl<S> axum::extract::FromRequest<S> for ApiBody
+where
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(ApiBody)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    Problem::validation(format!("could not read the body: {e}"))
+                }
+            })
     }
 }
 
@@ -104,6 +130,88 @@ where
     }
 }
 
+/// Path parameters whose errors become 400 problems naming the parameter (axum's own `Path`
+/// answers a non-numeric id in plain text).
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Problem> {
+        use axum::extract::path::{ErrorKind, Path};
+        use axum::extract::rejection::PathRejection;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let message = e.body_text();
+                // The parameter's name from the route pattern, so a client sees `id`, not an index.
+                let names: Vec<String> = axum::extract::RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .map(|raw| raw.iter().map(|(name, _)| name.to_string()).collect())
+                    .unwrap_or_default();
+                let field = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => {
+                        Some(key.clone())
+                    }
+                    ErrorKind::ParseErrorAtIndex { index, .. } => names.get(*index).cloned(),
+                    ErrorKind::ParseError { .. } if names.len() == 1 => names.first().cloned(),
+                    _ => None,
+                }
+                .map(|name| camel_case(&name))
+                .unwrap_or_else(|| "path".to_string());
+                Err(
+                    Problem::validation(format!("invalid path parameter: {message}")).with_errors(
+                        serde_json::to_value(vec![FieldError::new(&field, "invalid_type", message)])
+                            .unwrap_or_default(),
+                    ),
+                )
+            }
+            // A route whose pattern does not match its handler: a programming error.
+            Err(e) => Err(Problem::internal(e.body_text())),
+        }
+    }
+}
+
+/// `station_id` -> `stationId`: route patterns use Rust names, the API camelCase.
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Default largest request body, in bytes (`--max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The body limit as a layer: extractors that read the body ([`ApiJson`]) stop at `bytes` and
+/// answer 413 `PAYLOAD_TOO_LARGE`, before buffering more than that.
+pub fn body_limit(bytes: usize) -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(bytes)
+}
+
+/// 413 for a body over the limit.
+pub fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "the request body is larger than this service accepts",
+    )
+}
+
 /// The token of `Authorization: Bearer ...`, or the 401 problem (with `WWW-Authenticate`).
 pub fn bearer(parts: &axum::http::request::Parts) -> Result<&str, Problem> {
     parts
@@ -138,7 +246,66 @@ pub async fn method_not_allowed() -> Problem {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::parse_json;
+    use super::*;
+    use axum::body::Body as HttpBody;
+    use axum::http::Request;
+    use axum::routing::{get, post};
+    use axum::Router;
+    use tower::ServiceExt;
+
+    async fn answer(router: Router, request: Request<HttpBody>) -> (StatusCode, String, serde_json::Value) {
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, content_type, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn malformed_path_parameters_are_problems_naming_the_parameter() {
+        let router = Router::new().route(
+            "/items/{id}",
+            get(|ApiPath(id): ApiPath<i64>| async move { id.to_string() }),
+        );
+        let (status, content_type, body) = answer(
+            router.clone(),
+            Request::get("/items/abc").body(HttpBody::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(body["code"], "VALIDATION_FAILED");
+        assert_eq!(body["errors"][0]["field"], "id");
+        let (status, _, _) = answer(router, Request::get("/items/42").body(HttpBody::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_413_problems() {
+        let router = Router::new()
+            .route(
+                "/echo",
+                post(|ApiJson(v): ApiJson<serde_json::Value>| async move { v.to_string() }),
+            )
+            .layer(body_limit(64));
+        let json = |body: String| {
+            Request::post("/echo")
+                .header("content-type", "application/json")
+                .body(HttpBody::from(body))
+                .unwrap()
+        };
+        let (status, content_type, body) = answer(router.clone(), json(format!("\"{}\"", "x".repeat(100)))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(body["code"], "PAYLOAD_TOO_LARGE");
+        let (status, _, _) = answer(router, json("\"small\"".into())).await;
+        assert_eq!(status, StatusCode::OK);
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -16,11 +16,13 @@
 //! - [`jwt`]: HS256 tokens over any claims type.
 //! - [`secrets`]: secrets generated on first start and kept in the data directory.
 //! - [`telemetry`]: text or JSON logs; [`shutdown`]: the stop signal; [`health`]: `/ready`.
-//! - [`openapi`]: an OpenAPI document from derived schemas and a route table.
+//! - [`openapi`]: an OpenAPI document from derived schemas and a route table; [`api_docs`]: the
+//!   reference page over it, its viewer script compiled in.
 //! - [`test_db`]: fresh PostgreSQL databases for tests.
 //!
 //! Everything here is service-neutral: roles, claims and routes stay in each service.
 
+pub mod api_docs;
 pub mod db;
 pub mod extract;
 pub mod health;

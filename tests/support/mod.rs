@@ -8,7 +8,7 @@
 pub mod pki;
 
 use base64::Engine;
-use central_system::auth::jwt::{Claims, JwtKeys, Role};
+use central_system::auth::jwt::{Claims, Role};
 use central_system::{AppState, Application, Config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -49,9 +49,26 @@ pub async fn fresh_url(backend: &str) -> Option<String> {
         .and_then(|(_, url)| url)
 }
 
+/// The Python interpreter of the independent test peers (charger.py, csms.py): `EVCS_TEST_PYTHON`
+/// (scripts/test sets it to the `.venv` it creates), else the repository's `.venv` when it
+/// exists, else `python3`.
+pub fn python() -> std::ffi::OsString {
+    if let Some(python) = std::env::var_os("EVCS_TEST_PYTHON") {
+        return python;
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        venv.into_os_string()
+    } else {
+        "python3".into()
+    }
+}
+
 /// A running central system.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The `--metrics-listen` address, when the test set one.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub backend: &'static str,
     pub dir: tempfile::TempDir,
@@ -75,10 +92,12 @@ impl TestServer {
         tweak(&mut config);
         let app = Application::build(config).await.expect("build app");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state();
         let task = tokio::spawn(app.run_until_stopped());
         TestServer {
             addr,
+            metrics_addr,
             state,
             backend,
             dir,
@@ -100,7 +119,7 @@ impl TestServer {
     pub fn token(&self, role: Role) -> String {
         let now = chrono::Utc::now().timestamp();
         let secret = self.state.config.jwt_secret.clone().expect("test secret");
-        JwtKeys::new(secret.as_bytes()).sign(&Claims {
+        central_system::auth::jwt::operator_keys(secret.as_bytes()).sign(&Claims {
             sub: "test".into(),
             role,
             iat: now,

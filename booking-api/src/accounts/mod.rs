@@ -1,8 +1,9 @@
 //! Identity: login, refresh and logout for every role; owner self-registration and lifecycle;
 //! BackOffice applications reviewed by admins; operators created and scoped by their BackOffice;
-//! admins; the first admin created on an empty database.
+//! admins; the first admin created on an empty database; password changes ([`passwords`]).
 
 pub mod login_limit;
+pub mod passwords;
 pub mod store;
 pub mod tokens;
 
@@ -10,7 +11,7 @@ use crate::api::auth::{Admins, BackOffices, Caller, Only, Role};
 use crate::app::AppState;
 use crate::audit;
 use crate::validate::{self, Email, Fields, NewPassword, Nic, Phone};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -18,6 +19,7 @@ use login_limit::Limited;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::db::{Db, StoreError};
+use service_kit::extract::ApiPath;
 use service_kit::extract::{ApiJson, ApiQuery};
 use service_kit::page::{Page, PageQuery};
 use service_kit::password::Passwords;
@@ -44,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/backoffice-applications/{id}/reject", post(reject_application))
         .route("/operators", post(create_operator).get(operators))
         .route("/operators/{id}/stations", put(set_operator_stations))
+        .merge(passwords::router())
 }
 
 /// Body of `POST /auth/login`.
@@ -427,7 +430,7 @@ async fn owner_for(state: &AppState, caller: &Caller, nic: &str) -> Result<Accou
 async fn owner(
     State(state): State<AppState>,
     caller: Caller,
-    Path(nic): Path<String>,
+    ApiPath(nic): ApiPath<String>,
 ) -> Result<Json<AccountView>, Problem> {
     caller.require(&[Role::Admin, Role::Owner])?;
     let account = owner_for(&state, &caller, &nic).await?;
@@ -474,7 +477,7 @@ async fn change_status(
 async fn deactivate_owner(
     State(state): State<AppState>,
     caller: Caller,
-    Path(nic): Path<String>,
+    ApiPath(nic): ApiPath<String>,
 ) -> Result<Json<AccountView>, Problem> {
     caller.require(&[Role::Admin, Role::Owner])?;
     let account = owner_for(&state, &caller, &nic).await?;
@@ -486,7 +489,7 @@ async fn deactivate_owner(
 async fn reactivate_owner(
     State(state): State<AppState>,
     caller: Caller,
-    Path(nic): Path<String>,
+    ApiPath(nic): ApiPath<String>,
 ) -> Result<Json<AccountView>, Problem> {
     caller.require(&[Role::Admin])?;
     let account = owner_for(&state, &caller, &nic).await?;
@@ -638,7 +641,7 @@ async fn review(
 async fn approve_application(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<AccountView>, Problem> {
     review(state, caller, id, "active", "backoffice.approved").await
 }
@@ -647,7 +650,7 @@ async fn approve_application(
 async fn reject_application(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<AccountView>, Problem> {
     review(state, caller, id, "rejected", "backoffice.rejected").await
 }
@@ -709,7 +712,7 @@ async fn operators(
 async fn set_operator_stations(
     State(state): State<AppState>,
     Only(caller, _): Only<BackOffices>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<OperatorScope>,
 ) -> Result<Json<AccountView>, Problem> {
     let account = store::by_id(&state.db, id)

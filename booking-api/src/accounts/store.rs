@@ -133,6 +133,30 @@ pub async fn credentials(
     Ok(row.map(|r| (r.account, r.password_hash)))
 }
 
+/// An account's password hash.
+pub async fn password_hash(db: &Db, id: i64) -> Result<Option<String>, StoreError> {
+    Ok(on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT password_hash FROM accounts WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await)?)
+}
+
+/// Replaces an account's password hash; false when there is no such account.
+pub async fn set_password_hash(tx: &mut Tx, id: i64, hash: &str, now: i64) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |conn| {
+        sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
 /// Accounts of a role, optionally of a status and employer, after the cursor id, oldest first.
 pub async fn list(
     db: &Db,

@@ -52,6 +52,13 @@ impl Role {
     }
 }
 
+/// Issuer and audience of access tokens: the central system's differ, so a secret shared by
+/// mistake does not let its operator tokens in here (nor ours there).
+pub const SCOPE: service_kit::jwt::Scope = service_kit::jwt::Scope {
+    issuer: "evcs-booking-api",
+    audience: "evcs-booking-api",
+};
+
 /// Claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {

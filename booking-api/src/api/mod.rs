@@ -1,6 +1,7 @@
 //! The HTTP surface under `/api/v1`: JSON with camelCase fields, RFC 9457 problems with a stable
 //! `code`, cursor pagination, bearer JWTs with role and station-scope claims; plus `/health`,
-//! `/ready`, `/metrics` and the OpenAPI document. Every request gets an `X-Request-Id`.
+//! `/ready`, `/metrics` (on its own listener with `--metrics-listen`), the OpenAPI document and
+//! its reference page. Request bodies are capped at `--max-body-bytes` (413 problem). Every request gets an `X-Request-Id`.
 
 pub mod auth;
 pub mod openapi;
@@ -24,10 +25,13 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit::router())
         .merge(crate::notifications::router())
         .merge(openapi::router());
-    Router::new()
+    let mut router = Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/ready", get(ready));
+    if state.config.metrics_listen.is_none() {
+        router = router.merge(metrics_router());
+    }
+    router
         .nest("/api/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -38,7 +42,13 @@ pub fn router(state: AppState) -> Router {
             crate::metrics::observe,
         ))
         .route_layer(axum::middleware::from_fn(service_kit::request_id::layer))
+        .layer(service_kit::extract::body_limit(state.config.max_body_bytes))
         .with_state(state)
+}
+
+/// `/metrics`: on the public listener, or alone on `--metrics-listen`.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(crate::metrics::render))
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {

@@ -21,6 +21,8 @@ use utoipa::OpenApi;
         crate::accounts::NewStaff,
         crate::accounts::OperatorScope,
         crate::accounts::AccountView,
+        crate::accounts::passwords::PasswordChange,
+        crate::accounts::passwords::PasswordReset,
         crate::accounts::store::Account,
         crate::vehicles::Vehicle,
         crate::vehicles::NewVehicle,
@@ -59,6 +61,8 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/auth/refresh", "Rotate a refresh token for a new token pair", "public (refresh token)", Some("RefreshRequest"), Some("TokenResponse")),
     (HttpMethod::Post, "/auth/logout", "Revoke a refresh token", "public (refresh token)", Some("RefreshRequest"), None),
     (HttpMethod::Get, "/me", "The caller's account", "every role", None, Some("AccountView")),
+    (HttpMethod::Put, "/me/password", "Change the caller's password (403 WRONG_PASSWORD; ends the other sessions)", "every role", Some("PasswordChange"), None),
+    (HttpMethod::Put, "/accounts/{id}/password", "Reset an account's password (ends its sessions)", "admin", Some("PasswordReset"), None),
     (HttpMethod::Post, "/owners", "Register as an EV owner", "public", Some("RegisterOwner"), Some("AccountView")),
     (HttpMethod::Get, "/owners", "EV owners (?status=active|inactive)", "admin", None, Some("AccountView")),
     (HttpMethod::Get, "/owners/{nic}", "An owner's account", "admin; owner (self)", None, Some("AccountView")),
@@ -105,25 +109,9 @@ pub fn document() -> Doc {
     service_kit::openapi::document(Schemas::openapi(), "/api/v1", ROUTES)
 }
 
-/// The API reference page: Scalar's viewer over the document. Nothing is bundled at build
-/// time (the build stays offline); the browser fetches the viewer script when the page opens.
-const REFERENCE_PAGE: &str = r#"<!doctype html>
-<html>
-  <head>
-    <title>EVCS booking API</title>
-    <meta charset="utf-8" />
-    <meta name="viewport" content="width=device-width, initial-scale=1" />
-  </head>
-  <body>
-    <script id="api-reference" data-url="/api/v1/openapi.json"></script>
-    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-  </body>
-</html>
-"#;
-
-/// `GET /openapi.json` and `GET /docs` (public).
+/// `GET /openapi.json` and `GET /docs` with its script (public).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(|| async { Json(document()) }))
-        .route("/docs", get(|| async { axum::response::Html(REFERENCE_PAGE) }))
+        .merge(service_kit::api_docs::router("EVCS booking API", "/api/v1"))
 }

@@ -13,7 +13,7 @@ use crate::audit;
 use crate::notifications;
 use crate::slots;
 use crate::stations;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +23,7 @@ use rules::{Action, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::db::{StoreError, Tx};
+use service_kit::extract::ApiPath;
 use service_kit::extract::{ApiJson, ApiQuery};
 use service_kit::page::{Page, PageQuery};
 use service_kit::problem::Problem;
@@ -388,7 +389,11 @@ async fn load(state: &AppState, id: i64) -> Result<Booking, Problem> {
 }
 
 /// `GET /bookings/{id}` (every role, scoped).
-async fn detail(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Booking>, Problem> {
+async fn detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Booking>, Problem> {
     let booking = load(&state, id).await?;
     in_scope(&state, &caller, &booking).await?;
     Ok(Json(booking))
@@ -439,12 +444,20 @@ async fn act(state: AppState, caller: Caller, id: i64, action: Action) -> Result
 }
 
 /// `POST /bookings/{id}/approve` (the station's BackOffice, admin): Pending to Approved.
-async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Booking>, Problem> {
+async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Booking>, Problem> {
     act(state, caller, id, Action::Approve).await
 }
 
 /// `POST /bookings/{id}/reject` (the station's BackOffice, admin): Pending to Rejected.
-async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Booking>, Problem> {
+async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Booking>, Problem> {
     act(state, caller, id, Action::Reject).await
 }
 
@@ -452,7 +465,7 @@ async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
 async fn check_in(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Booking>, Problem> {
     act(state, caller, id, Action::CheckIn).await
 }
@@ -461,23 +474,35 @@ async fn check_in(
 async fn complete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Booking>, Problem> {
     act(state, caller, id, Action::Complete).await
 }
 
 /// `POST /bookings/{id}/abort` (the station's operators and BackOffice, admin).
-async fn abort(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Booking>, Problem> {
+async fn abort(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Booking>, Problem> {
     act(state, caller, id, Action::Abort).await
 }
 
 /// `POST /bookings/{id}/no-show` (the station's operators and BackOffice, admin).
-async fn no_show(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Booking>, Problem> {
+async fn no_show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Booking>, Problem> {
     act(state, caller, id, Action::NoShow).await
 }
 
 /// `DELETE /bookings/{id}` (the owner until the cutoff; admin any time): cancels and frees the slot.
-async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Booking>, Problem> {
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Booking>, Problem> {
     act(state, caller, id, Action::Cancel).await
 }
 
@@ -486,7 +511,7 @@ async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
 async fn reschedule(
     State(state): State<AppState>,
     Only(caller, _): Only<Owners>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<RescheduleBooking>,
 ) -> Result<Json<Booking>, Problem> {
     let booking = load(&state, id).await?;

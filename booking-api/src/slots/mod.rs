@@ -8,13 +8,14 @@
 use crate::api::auth::Caller;
 use crate::app::AppState;
 use crate::stations::schedule::{intervals_on, Schedule};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use service_kit::db::{on_db, on_tx, Db, StoreError, Tx};
+use service_kit::extract::ApiPath;
 use service_kit::extract::ApiQuery;
 use service_kit::problem::Problem;
 use service_kit::sql_types::Ts;
@@ -219,7 +220,7 @@ pub fn router() -> Router<AppState> {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<SlotQuery>,
 ) -> Result<Json<Vec<Slot>>, Problem> {
     crate::stations::visible(&state, &caller, id).await?;

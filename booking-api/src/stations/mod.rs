@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::slots::{self, StationInventory};
 use crate::validate::{self, Coordinates, Fields};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -20,6 +20,7 @@ use schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::db::{StoreError, Tx};
+use service_kit::extract::ApiPath;
 use service_kit::extract::{ApiJson, ApiQuery};
 use service_kit::page::{Page, PageQuery};
 use service_kit::problem::Problem;
@@ -377,7 +378,11 @@ async fn list(
 }
 
 /// `GET /stations/{id}` (every role within its scope).
-async fn detail(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Station>, Problem> {
+async fn detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Station>, Problem> {
     let row = visible(&state, &caller, id).await?;
     let connectors = store::connectors(&state.db, id).await?;
     Ok(Json(station_view(row, connectors)))
@@ -425,7 +430,7 @@ async fn save(
 async fn update(
     State(state): State<AppState>,
     Only(caller, _): Only<Managers>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<UpdateStation>,
 ) -> Result<Json<Station>, Problem> {
     let row = manageable(&state, &caller, id).await?;
@@ -465,7 +470,7 @@ async fn update(
 async fn set_schedule(
     State(state): State<AppState>,
     Only(caller, _): Only<Managers>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ScheduleUpdate>,
 ) -> Result<Json<Station>, Problem> {
     let row = manageable(&state, &caller, id).await?;
@@ -495,7 +500,7 @@ async fn set_schedule(
 async fn set_connectors(
     State(state): State<AppState>,
     Only(caller, _): Only<Managers>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ConnectorsUpdate>,
 ) -> Result<Json<Station>, Problem> {
     let row = manageable(&state, &caller, id).await?;
@@ -528,7 +533,7 @@ async fn set_connectors(
 async fn deactivate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Station>, Problem> {
     let row = manageable(&state, &caller, id).await?;
     let now = state.clock.now_ms();
@@ -569,7 +574,7 @@ async fn deactivate(
 async fn activate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Station>, Problem> {
     let row = manageable(&state, &caller, id).await?;
     let now = state.clock.now_ms();

@@ -4,7 +4,7 @@ use crate::api::auth::{Caller, Only, Owners, Role};
 use crate::app::AppState;
 use crate::audit;
 use crate::validate::{self, Fields};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::db::{on_db, on_tx, Db, StoreError};
 use service_kit::extract::ApiJson;
+use service_kit::extract::ApiPath;
 use service_kit::problem::Problem;
 use service_kit::sql_types::Ts;
 use utoipa::ToSchema;
@@ -174,7 +175,11 @@ async fn create(
 }
 
 /// `DELETE /vehicles/{id}` (owner, own vehicles).
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, Problem> {
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, Problem> {
     caller.require(&[Role::Owner])?;
     if !belongs(&state.db, id, caller.id).await? {
         return Err(Problem::not_found("vehicle"));

@@ -76,6 +76,8 @@ impl Resp {
 /// A running booking API.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The `--metrics-listen` address, when the test set one.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub clock: ManualClock,
     pub backend: &'static str,
@@ -141,10 +143,12 @@ impl TestServer {
         let app = Application::build_with(config, parts).await.expect("build app");
         let admin = app.initial_admin().cloned().expect("first start creates an admin");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state();
         let task = tokio::spawn(app.run_until_stopped());
         TestServer {
             addr,
+            metrics_addr,
             state,
             clock,
             backend: backend.0,

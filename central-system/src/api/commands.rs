@@ -20,7 +20,7 @@ use crate::ocpp_ws::commands::{self, CommandError};
 use crate::ocpp_ws::registry::CallOutcome;
 use crate::store::messages::Reservation;
 use crate::store::types::Ts;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -28,6 +28,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ocpp::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use service_kit::extract::ApiPath;
 use utoipa::ToSchema;
 
 /// Command routes.
@@ -65,7 +66,7 @@ pub struct CommandResponse {
 async fn generic(
     State(state): State<AppState>,
     caller: Caller,
-    Path(station_id): Path<String>,
+    ApiPath(station_id): ApiPath<String>,
     ApiJson(body): ApiJson<GenericCall>,
 ) -> Result<Json<CommandResponse>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
@@ -93,7 +94,22 @@ async fn send(
             format!("the station answered {action} with {code}: {description}"),
         )
         .with_errors(json!({ "code": code, "description": description, "details": details }))),
+        Err(CommandError::Offline) => Err(not_connected(state, station_id).await),
         Err(e) => Err(command_problem(e)),
+    }
+}
+
+/// Why a station cannot take a command now: 404 `UNKNOWN_STATION` when no such station is
+/// registered (a typo should not read as "try again later"), else 409 `STATION_OFFLINE`.
+async fn not_connected(state: &AppState, station_id: &str) -> Problem {
+    match state.store.station(station_id).await {
+        Ok(None) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "UNKNOWN_STATION",
+            format!("no station {station_id} is registered"),
+        ),
+        Ok(Some(_)) => command_problem(CommandError::Offline),
+        Err(e) => Problem::from(e),
     }
 }
 
@@ -403,8 +419,8 @@ fn remote_start_id() -> i32 {
 async fn typed(
     State(state): State<AppState>,
     caller: Caller,
-    Path((station_id, command)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    ApiPath((station_id, command)): ApiPath<(String, String)>,
+    service_kit::extract::ApiBody(body): service_kit::extract::ApiBody,
 ) -> Result<Json<CommandResponse>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     // Commands without parameters (clear-cache) may omit the body.
@@ -413,8 +429,9 @@ async fn typed(
     } else {
         serde_json::from_slice(&body).map_err(|e| Problem::validation(format!("invalid request body: {e}")))?
     };
-    let version =
-        commands::connected_version(&state, &station_id).ok_or_else(|| command_problem(CommandError::Offline))?;
+    let Some(version) = commands::connected_version(&state, &station_id) else {
+        return Err(not_connected(&state, &station_id).await);
+    };
     let station_tx_id = match (command.as_str(), body.transaction_id) {
         ("remote-stop", Some(id)) => {
             let t = state

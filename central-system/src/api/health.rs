@@ -1,4 +1,5 @@
-//! `/health` (the process runs), `/ready` (storage answers) and `/metrics` (Prometheus).
+//! `/health` (the process runs), `/ready` (storage answers) and `/metrics` (Prometheus; served
+//! on its own listener instead when `--metrics-listen` is set, so it need not be public).
 
 use crate::app::AppState;
 use axum::extract::State;
@@ -8,12 +9,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-/// Health, readiness and metrics routes.
+/// Health and readiness routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+}
+
+/// `/metrics`: on the public listener, or alone on `--metrics-listen`.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {

@@ -10,13 +10,14 @@ use crate::auth::jwt::Role;
 use crate::store::id_tokens::{IdTokenFields, IdTokenRecord};
 use crate::store::types::Ts;
 use crate::store::StoreError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
+use service_kit::extract::ApiPath;
 use utoipa::ToSchema;
 
 /// Id-token routes.
@@ -106,7 +107,7 @@ async fn create(
 async fn detail(
     State(state): State<AppState>,
     caller: Caller,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<Json<IdTokenRecord>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     state
@@ -120,7 +121,7 @@ async fn detail(
 async fn replace(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
     ApiJson(body): ApiJson<IdTokenBody>,
 ) -> Result<Json<IdTokenRecord>, Problem> {
     if body.id_token.as_deref().is_some_and(|t| t != token) {
@@ -140,7 +141,7 @@ async fn replace(
 async fn remove(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<StatusCode, Problem> {
     if state.store.delete_id_token(&token).await? {
         Ok(StatusCode::NO_CONTENT)

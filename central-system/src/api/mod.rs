@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
         .merge(transactions::router())
         .merge(commands::router())
         .merge(openapi::router())
+        .merge(service_kit::api_docs::router(
+            "EVCS central system operator API",
+            "/api/v1",
+        ))
 }
 
 pub use service_kit::extract::{method_not_allowed, not_found, ApiJson, ApiQuery};

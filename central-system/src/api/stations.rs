@@ -12,11 +12,12 @@ use crate::store::frames::LoggedFrame;
 use crate::store::messages::{DeviceVariable, Reservation, StationMessage};
 use crate::store::stations::{Connector, NewStation, Station, StationPatch};
 use crate::store::types::Ts;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
+use service_kit::extract::ApiPath;
 use utoipa::ToSchema;
 
 /// Station routes.
@@ -167,7 +168,7 @@ async fn create(
 async fn detail(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<StationDetail>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let station = state
@@ -182,7 +183,7 @@ async fn detail(
 async fn update(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateStation>,
 ) -> Result<Json<StationDetail>, Problem> {
     if let Some(status) = &body.registration_status {
@@ -213,7 +214,11 @@ async fn update(
     Ok(Json(StationDetail { station, connectors }))
 }
 
-async fn remove(State(state): State<AppState>, _admin: Admin, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+async fn remove(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, Problem> {
     if state.store.delete_station(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -233,7 +238,7 @@ async fn ensure_station(state: &AppState, id: &str) -> Result<(), Problem> {
 async fn frames(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<LoggedFrame>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
@@ -258,7 +263,7 @@ pub struct MessageQuery {
 async fn messages(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MessageQuery>,
 ) -> Result<Json<Page<StationMessage>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
@@ -278,7 +283,7 @@ async fn messages(
 async fn device_model(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<DeviceVariable>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     ensure_station(&state, &id).await?;
@@ -288,7 +293,7 @@ async fn device_model(
 async fn reservations(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<Reservation>>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     ensure_station(&state, &id).await?;

@@ -9,10 +9,11 @@ use crate::auth::jwt::Role;
 use crate::store::meter_values::{MeterFilter, MeterValue};
 use crate::store::transactions::{OperatorEnd, Transaction, TransactionFilter};
 use crate::store::types::Ts;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use service_kit::extract::ApiPath;
 use utoipa::ToSchema;
 
 /// Transaction and meter-value routes.
@@ -90,7 +91,7 @@ pub struct EndTransaction {
 async fn end(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<EndTransaction>,
 ) -> Result<Json<Transaction>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
@@ -129,7 +130,7 @@ fn parse_id(id: &str) -> Result<i64, Problem> {
 async fn detail(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TransactionDetail>, Problem> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let id = parse_id(&id)?;

@@ -18,11 +18,12 @@ use crate::server::{ClientAddr, ConnectionPermit, PeerIdentity};
 use crate::store::types::Ts;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use ocpp::Version;
+use service_kit::extract::ApiPath;
 use std::sync::Arc;
 
 /// Longest station id (OCPP 2.0.1 limits the identity to 48 characters).
@@ -38,10 +39,19 @@ pub fn valid_station_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-._~*=:+|@".contains(c))
 }
 
+fn invalid_station_id() -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_STATION_ID",
+        "station id must be 1-48 URL-safe characters",
+    )
+}
+
 /// Handles `GET /ocpp/{stationId}`.
 pub async fn upgrade(
     State(state): State<AppState>,
-    Path(station_id): Path<String>,
+    // Not UTF-8 (`/ocpp/%FF`): no valid station id either, so the same refusal as below.
+    station_id: Result<ApiPath<String>, Problem>,
     peer: Option<Extension<PeerIdentity>>,
     permit: Option<Extension<ConnectionPermit>>,
     client: Option<Extension<ClientAddr>>,
@@ -50,6 +60,9 @@ pub async fn upgrade(
 ) -> Response {
     // Checked first: `prepare` may auto-register an unknown station and verifies passwords,
     // neither of which a request that cannot become a WebSocket should trigger.
+    let Ok(ApiPath(station_id)) = station_id else {
+        return invalid_station_id().into_response();
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -94,11 +107,7 @@ async fn prepare(
     headers: &HeaderMap,
 ) -> Result<(Version, String), Problem> {
     if !valid_station_id(station_id) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_STATION_ID",
-            "station id must be 1-48 URL-safe characters",
-        ));
+        return Err(invalid_station_id());
     }
     let offered = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
