@@ -172,11 +172,15 @@ def main():
             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True, timeout=60,
         ).stdout.strip()
         password = admin_password(stdout_path, deadline)
-        booking_token = post_json(f"{booking}/auth/login",
-                                  {"identifier": "admin@evcs.local", "password": password})["accessToken"]
+
+        def booking_token():
+            # Logged in just before its probe: booking access tokens live 15 minutes.
+            body = {"identifier": "admin@evcs.local", "password": password}
+            return post_json(f"{booking}/auth/login", body)["accessToken"]
+
         summaries = []
-        for name, url, token in [("central-system", central, central_token), ("booking-api", booking, booking_token)]:
-            passed, summary = probe(name, args.schemathesis, f"{url}/openapi.json", token, args, work)
+        for name, url, token in [("central-system", central, lambda: central_token), ("booking-api", booking, booking_token)]:
+            passed, summary = probe(name, args.schemathesis, f"{url}/openapi.json", token(), args, work)
             summaries.append(summary)
             ok = ok and passed
             if server.poll() is not None:
