@@ -47,7 +47,11 @@ fuzz_target!(|data: &[u8]| {
             for version in VERSIONS {
                 let answer = e.to_call_error(version);
                 assert!(answer.description.chars().count() <= 255);
-                assert!(ErrorCode::parse(&answer.code, version).is_some(), "{} in {version}", answer.code);
+                assert!(
+                    ErrorCode::parse(&answer.code, version).is_some(),
+                    "{} in {version}",
+                    answer.code
+                );
                 let written = Frame::CallError(answer).to_text();
                 assert!(matches!(Frame::parse(&written), Ok(Frame::CallError(_))), "{written}");
             }
@@ -70,7 +74,10 @@ fn request(version: Version, action: &str, payload: &Value) {
     match schema::validate(version, action, Direction::Request, payload) {
         Err(v) => check_violation(version, &v),
         Ok(()) => {
-            assert!(catalogue::initiator(version, action).is_some(), "{action} validated in {version}");
+            assert!(
+                catalogue::initiator(version, action).is_some(),
+                "{action} validated in {version}"
+            );
             model(version, action, payload);
         }
     }
@@ -79,7 +86,9 @@ fn request(version: Version, action: &str, payload: &Value) {
 /// A CALLRESULT answers a call the central system sent; pick one of its actions from the id.
 fn response(version: Version, id: &str, payload: &Value) {
     let actions = catalogue::actions(version);
-    let pick = id.bytes().fold(0usize, |acc, b| acc.wrapping_mul(31).wrapping_add(usize::from(b)));
+    let pick = id
+        .bytes()
+        .fold(0usize, |acc, b| acc.wrapping_mul(31).wrapping_add(usize::from(b)));
     let (action, _) = actions[pick % actions.len()];
     if let Err(v) = schema::validate(version, action, Direction::Response, payload) {
         check_violation(version, &v);
@@ -102,7 +111,9 @@ fn model(version: Version, action: &str, payload: &Value) {
     };
     match (version, action) {
         (Version::V16, "BootNotification") => {
-            from_v16::boot(&typed::<v16::messages::boot_notification::BootNotificationRequest>(action, payload));
+            from_v16::boot(&typed::<v16::messages::boot_notification::BootNotificationRequest>(
+                action, payload,
+            ));
         }
         (Version::V16, "StatusNotification") => {
             let req: v16::messages::status_notification::StatusNotificationRequest = typed(action, payload);
@@ -119,11 +130,16 @@ fn model(version: Version, action: &str, payload: &Value) {
         }
         (Version::V16, "MeterValues") => {
             let req: v16::messages::meter_values::MeterValuesRequest = typed(action, payload);
-            same_samples(meter::from_json(&payload["meterValue"]), meter::from_v16(&req.meter_value));
+            same_samples(
+                meter::from_json(&payload["meterValue"]),
+                meter::from_v16(&req.meter_value),
+            );
             converted(from_v16::meter_values(&req).map(drop));
         }
         (Version::V201, "BootNotification") => {
-            from_v201::boot(&typed::<v201::messages::boot_notification::BootNotificationRequest>(action, payload));
+            from_v201::boot(&typed::<v201::messages::boot_notification::BootNotificationRequest>(
+                action, payload,
+            ));
         }
         (Version::V201, "StatusNotification") => {
             converted(from_v201::status(&typed(action, payload)).map(drop));
@@ -137,7 +153,10 @@ fn model(version: Version, action: &str, payload: &Value) {
         }
         (Version::V201, "MeterValues") => {
             let req: v201::messages::meter_values::MeterValuesRequest = typed(action, payload);
-            same_samples(meter::from_json(&payload["meterValue"]), meter::from_v201(&req.meter_value));
+            same_samples(
+                meter::from_json(&payload["meterValue"]),
+                meter::from_v201(&req.meter_value),
+            );
             converted(from_v201::meter_values(&req).map(drop));
         }
         (Version::V201, "ReservationStatusUpdate") => {

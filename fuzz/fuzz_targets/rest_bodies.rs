@@ -35,7 +35,12 @@ fn ready<F: Future>(future: F) -> F::Output {
 
 fn check_problem(p: &Problem, allowed: &[u16]) {
     assert!(allowed.contains(&p.status), "status {} for {}", p.status, p.detail);
-    assert!(!p.code.is_empty() && p.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
+    assert!(
+        !p.code.is_empty()
+            && p.code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    );
     let body = serde_json::to_value(p).unwrap_or_default();
     assert_eq!(body["status"], p.status);
     if let Some(errors) = &p.errors {
@@ -74,7 +79,11 @@ fn json_body<T: DeserializeOwned>(content_type: u8, body: &[u8]) -> Option<T> {
         }
         Err(p) => {
             check_problem(&p, &[400, 415]);
-            assert!(!(is_json && plain), "the extractor refused a body serde_json accepts: {}", p.detail);
+            assert!(
+                !(is_json && plain),
+                "the extractor refused a body serde_json accepts: {}",
+                p.detail
+            );
             None
         }
     }

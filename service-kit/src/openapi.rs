@@ -109,7 +109,10 @@ fn response_schema(name: &str) -> RefOr<Schema> {
     };
     if let Some(item) = inner("Page") {
         let next_cursor = ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                Type::String,
+                Type::Null,
+            ]))
             .description(Some("Pass as `cursor` for the next page; null on the last"));
         ObjectBuilder::new()
             .property("items", ArrayBuilder::new().items(Ref::from_schema_name(item)))
@@ -132,8 +135,22 @@ mod tests {
     fn doc() -> serde_json::Value {
         let routes: &[Route] = &[
             (HttpMethod::Get, "/things", "List", "all", None, Some("Page<Thing>")),
-            (HttpMethod::Get, "/things/{id}/parts/{name}", "Parts", "all", None, Some("Vec<Part>")),
-            (HttpMethod::Post, "/things", "Create", "all", Some("NewThing"), Some("Thing")),
+            (
+                HttpMethod::Get,
+                "/things/{id}/parts/{name}",
+                "Parts",
+                "all",
+                None,
+                Some("Vec<Part>"),
+            ),
+            (
+                HttpMethod::Post,
+                "/things",
+                "Create",
+                "all",
+                Some("NewThing"),
+                Some("Thing"),
+            ),
             (HttpMethod::Delete, "/things/{id}", "Delete", "all", None, None),
         ];
         let base = utoipa::openapi::OpenApiBuilder::new().build();
@@ -154,9 +171,13 @@ mod tests {
     fn responses_and_bodies_say_what_handlers_do() {
         let d = doc();
         let list = &d["paths"]["/v1/things"]["get"]["responses"]["2XX"]["content"]["application/json"]["schema"];
-        assert_eq!(list["properties"]["items"]["items"]["$ref"], "#/components/schemas/Thing");
+        assert_eq!(
+            list["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/Thing"
+        );
         assert_eq!(list["required"], serde_json::json!(["items", "nextCursor"]));
-        let parts = &d["paths"]["/v1/things/{id}/parts/{name}"]["get"]["responses"]["2XX"]["content"]["application/json"]["schema"];
+        let parts = &d["paths"]["/v1/things/{id}/parts/{name}"]["get"]["responses"]["2XX"]["content"]
+            ["application/json"]["schema"];
         assert_eq!(parts["type"], "array");
         let create = &d["paths"]["/v1/things"]["post"];
         assert_eq!(create["requestBody"]["required"], true);
