@@ -74,6 +74,11 @@ impl Nic {
     pub fn parse(raw: &str) -> Result<Nic, Invalid> {
         let s = raw.trim().to_ascii_uppercase();
         let bad = || Invalid::new("invalid_format", "a NIC is 9 digits and V or X, or 12 digits");
+        // The slices below count bytes: other characters would split one (a panic, found by the
+        // API probe through `GET /owners/{nic}`).
+        if !s.is_ascii() {
+            return Err(bad());
+        }
         let (digits, day) = match s.len() {
             10 if s.ends_with('V') || s.ends_with('X') => (&s[..9], &s[2..5]),
             12 => (&s[..], &s[4..7]),
@@ -276,6 +281,10 @@ mod tests {
             "990005678V",
             "199100012345",
             "993705678V",
+            // Multi-byte characters where the byte slices would cut one.
+            "\u{c8}\u{d9d64}\u{cf}\u{b834d}",
+            "a\u{e9}cdefghV",
+            "199\u{e9}3456789",
         ] {
             assert!(Nic::parse(bad).is_err(), "{bad}");
         }

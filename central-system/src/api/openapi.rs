@@ -38,26 +38,26 @@ use utoipa::OpenApi;
 struct Schemas;
 
 const ROUTES: &[Route] = &[
-    (HttpMethod::Get, "/stations", "List stations (cursor paged; ?online=)", "admin, operator", None, Some("Station")),
+    (HttpMethod::Get, "/stations", "List stations (cursor paged; ?online=)", "admin, operator", None, Some("Page<Station>")),
     (HttpMethod::Post, "/stations", "Register a station", "admin", Some("CreateStation"), Some("StationDetail")),
     (HttpMethod::Get, "/stations/{stationId}", "A station with its connectors", "admin, operator", None, Some("StationDetail")),
     (HttpMethod::Patch, "/stations/{stationId}", "Change description, password or registration status", "admin", Some("UpdateStation"), Some("StationDetail")),
     (HttpMethod::Delete, "/stations/{stationId}", "Delete a registration", "admin", None, None),
-    (HttpMethod::Get, "/stations/{stationId}/frames", "Recent OCPP frames, newest first", "admin, operator", None, Some("LoggedFrame")),
-    (HttpMethod::Get, "/stations/{stationId}/messages", "Messages stored as received (?action=)", "admin, operator", None, Some("StationMessage")),
-    (HttpMethod::Get, "/stations/{stationId}/device-model", "2.0.1 device model from NotifyReport", "admin, operator", None, Some("DeviceVariable")),
-    (HttpMethod::Get, "/stations/{stationId}/reservations", "Reservations made through the API", "admin, operator", None, Some("Reservation")),
+    (HttpMethod::Get, "/stations/{stationId}/frames", "Recent OCPP frames, newest first", "admin, operator", None, Some("Page<LoggedFrame>")),
+    (HttpMethod::Get, "/stations/{stationId}/messages", "Messages stored as received (?action=)", "admin, operator", None, Some("Page<StationMessage>")),
+    (HttpMethod::Get, "/stations/{stationId}/device-model", "2.0.1 device model from NotifyReport", "admin, operator", None, Some("Vec<DeviceVariable>")),
+    (HttpMethod::Get, "/stations/{stationId}/reservations", "Reservations made through the API", "admin, operator", None, Some("Vec<Reservation>")),
     (HttpMethod::Post, "/stations/{stationId}/calls", "Send any central-system action of the station's version", "admin, operator", Some("GenericCall"), Some("CommandResponse")),
     (HttpMethod::Post, "/stations/{stationId}/commands/{command}", "Typed command: remote-start, remote-stop, reset, unlock, change-availability, get-configuration, change-configuration, get-variables, set-variables, trigger-message, reserve-now, cancel-reservation, clear-cache, data-transfer", "admin, operator", Some("CommandBody"), Some("CommandResponse")),
-    (HttpMethod::Get, "/id-tokens", "List id tokens", "admin, operator", None, Some("IdTokenRecord")),
+    (HttpMethod::Get, "/id-tokens", "List id tokens", "admin, operator", None, Some("Page<IdTokenRecord>")),
     (HttpMethod::Post, "/id-tokens", "Create an id token", "admin", Some("IdTokenBody"), Some("IdTokenRecord")),
     (HttpMethod::Get, "/id-tokens/{idToken}", "One id token", "admin, operator", None, Some("IdTokenRecord")),
     (HttpMethod::Put, "/id-tokens/{idToken}", "Replace an id token", "admin", Some("IdTokenBody"), Some("IdTokenRecord")),
     (HttpMethod::Delete, "/id-tokens/{idToken}", "Delete an id token", "admin", None, None),
-    (HttpMethod::Get, "/transactions", "List transactions, newest first (?stationId= &status=Active|Ended|Refused &idToken=)", "admin, operator", None, Some("Transaction")),
+    (HttpMethod::Get, "/transactions", "List transactions, newest first (?stationId= &status=Active|Ended|Refused &idToken=)", "admin, operator", None, Some("Page<Transaction>")),
     (HttpMethod::Get, "/transactions/{id}", "A transaction with its readings", "admin, operator", None, Some("TransactionDetail")),
     (HttpMethod::Post, "/transactions/{id}/end", "End an Active transaction the station no longer reports, with a reason (404 unknown, 409 TRANSACTION_NOT_ACTIVE)", "admin, operator", Some("EndTransaction"), Some("Transaction")),
-    (HttpMethod::Get, "/meter-values", "Readings (?stationId= &transactionId= &measurand=)", "admin, operator", None, Some("MeterValue")),
+    (HttpMethod::Get, "/meter-values", "Readings (?stationId= &transactionId= &measurand=)", "admin, operator", None, Some("Page<MeterValue>")),
 ];
 
 /// The document.
