@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
-use central_system::auth::jwt::{Claims, JwtKeys, Role};
+use central_system::auth::jwt::{Claims, Role};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -91,7 +91,7 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 
 fn admin_token() -> String {
     let now = chrono::Utc::now().timestamp();
-    JwtKeys::new(SECRET.as_bytes()).sign(&Claims {
+    central_system::auth::jwt::operator_keys(SECRET.as_bytes()).sign(&Claims {
         sub: "test".into(),
         role: Role::Admin,
         iat: now,

@@ -1053,7 +1053,7 @@ async fn demo_keeps_charging_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = "demo-restart-secret-with-enough-entropy-01";
     let now = chrono::Utc::now().timestamp();
-    let token = central_system::auth::jwt::JwtKeys::new(secret.as_bytes()).sign(&central_system::auth::jwt::Claims {
+    let token = central_system::auth::jwt::operator_keys(secret.as_bytes()).sign(&central_system::auth::jwt::Claims {
         sub: "test".into(),
         role: Role::Operator,
         iat: now,

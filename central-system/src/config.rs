@@ -48,7 +48,13 @@ pub struct Config {
 
     /// SQLite only: `full` fsyncs every commit, so acknowledged readings survive a power loss
     /// (`normal`: they survive a crash of the process; the last commits can be lost on power loss).
-    #[arg(long, global = true, env = "EVCS_SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVCS_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "normal"
+    )]
     pub sqlite_synchronous: SqliteSynchronous,
 
     /// Policy for station ids that are not registered.
@@ -183,7 +189,13 @@ pub struct Config {
 
     /// Attempts at committing a batch of readings before its chargers get InternalError (the
     /// backoff doubles from 50 ms; 8 attempts take about 11 s).
-    #[arg(long, global = true, env = "EVCS_METER_COMMIT_ATTEMPTS", default_value_t = 8, hide = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "EVCS_METER_COMMIT_ATTEMPTS",
+        default_value_t = 8,
+        hide = true
+    )]
     pub meter_commit_attempts: u32,
 
     /// Seconds a 2.0.1 station has after an accepted boot to send an event for each of its

@@ -16,7 +16,6 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use service_kit::extract::{ApiJson, ApiPath};
-use service_kit::password;
 use service_kit::problem::Problem;
 use utoipa::ToSchema;
 
@@ -63,7 +62,7 @@ async fn change_own(
     let hash = store::password_hash(&state.db, caller.id)
         .await?
         .ok_or_else(|| Problem::not_found("account"))?;
-    if !password::verify(req.current_password, hash).await {
+    if !state.passwords.verify(req.current_password, hash).await? {
         return Err(Problem::forbidden_code(
             "WRONG_PASSWORD",
             "the current password does not match",
@@ -90,7 +89,7 @@ async fn store_password(
     new: NewPassword,
     action: &str,
 ) -> Result<StatusCode, Problem> {
-    let hash = password::hash(new.into_inner()).await.map_err(Problem::internal)?;
+    let hash = state.passwords.hash(new.into_inner()).await?;
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
     if !store::set_password_hash(&mut tx, id, &hash, now).await? {
