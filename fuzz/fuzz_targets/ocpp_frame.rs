@@ -101,11 +101,27 @@ fn response(version: Version, id: &str, payload: &Value) {
 }
 
 /// What the central system's handlers do with a validated payload, minus storage.
+/// Unwinds out of [`model`] when a payload does not fit its typed message (not a finding).
+struct NotTyped;
+
 fn model(version: Version, action: &str, payload: &Value) {
-    fn typed<T: serde::de::DeserializeOwned>(action: &str, payload: &Value) -> T {
+    // resume_unwind skips the panic hook, so libFuzzer does not count it as a crash.
+    let run = std::panic::AssertUnwindSafe(|| model_unchecked(version, action, payload));
+    if let Err(payload) = std::panic::catch_unwind(run) {
+        if !payload.is::<NotTyped>() {
+            std::panic::resume_unwind(payload);
+        }
+    }
+}
+
+fn model_unchecked(version: Version, action: &str, payload: &Value) {
+    // A schema-valid payload may still not fit the typed message: rust-ocpp reads 2.0.1 numbers
+    // as `Decimal` (28 digits), so a reading of 10^40 is refused with TypeConstraintViolation by
+    // `handlers::typed` (found by this target). That is an answer, not a crash; stop here then.
+    fn typed<T: serde::de::DeserializeOwned>(_action: &str, payload: &Value) -> T {
         match T::deserialize(payload) {
             Ok(t) => t,
-            Err(e) => panic!("{action}: schema-valid payload does not deserialise: {e}"),
+            Err(_) => std::panic::resume_unwind(Box::new(NotTyped)),
         }
     }
     // Model conversions may refuse what the schema cannot express, but only as a violation.

@@ -11,7 +11,7 @@
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, PathsBuilder, Ref, RefOr, Required};
 
@@ -109,10 +109,7 @@ fn response_schema(name: &str) -> RefOr<Schema> {
     };
     if let Some(item) = inner("Page") {
         let next_cursor = ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-                Type::String,
-                Type::Null,
-            ]))
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
             .description(Some("Pass as `cursor` for the next page; null on the last"));
         ObjectBuilder::new()
             .property("items", ArrayBuilder::new().items(Ref::from_schema_name(item)))
