@@ -4,6 +4,7 @@
 //! MQTT tests use the broker at `EVCS_TEST_MQTT_URL` when it is set (and fail if it cannot be
 //! reached); otherwise they start their own `mosquitto` on a free port, or say they did not run.
 //! Every topic carries a fresh prefix, so tests never see each other's messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::Utc;
 use evcs_bus::{
@@ -21,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(10);
 enum Harness {
     InProc(InProcBus),
     Mqtt {
-        config: MqttConfig,
+        config: Box<MqttConfig>,
         _broker: Option<tokio::process::Child>,
     },
 }
@@ -30,9 +31,11 @@ impl Harness {
     async fn bus(&self, node: &str) -> Box<dyn Bus> {
         match self {
             Harness::InProc(bus) => Box::new(bus.clone()),
-            Harness::Mqtt { config, .. } => {
-                Box::new(MqttBus::connect(config.clone(), node).await.expect("MQTT bus connects"))
-            }
+            Harness::Mqtt { config, .. } => Box::new(
+                MqttBus::connect(MqttConfig::clone(config), node)
+                    .await
+                    .expect("MQTT bus connects"),
+            ),
         }
     }
 }
@@ -46,7 +49,10 @@ async fn mqtt() -> Option<Harness> {
     if let Ok(url) = std::env::var("EVCS_TEST_MQTT_URL") {
         let mut config = MqttConfig::from_url(&url, &prefix).expect("EVCS_TEST_MQTT_URL is mqtt://host:port");
         config.max_backoff = Duration::from_millis(500);
-        return Some(Harness::Mqtt { config, _broker: None });
+        return Some(Harness::Mqtt {
+            config: Box::new(config),
+            _broker: None,
+        });
     }
     let binary = "/usr/sbin/mosquitto";
     if !std::path::Path::new(binary).exists() {
@@ -85,7 +91,7 @@ async fn mqtt() -> Option<Harness> {
     let mut config = MqttConfig::from_url(&format!("mqtt://127.0.0.1:{port}"), &prefix).expect("url");
     config.max_backoff = Duration::from_millis(500);
     Some(Harness::Mqtt {
-        config,
+        config: Box::new(config),
         _broker: Some(child),
     })
 }
