@@ -48,6 +48,7 @@ pub struct MqttConfig {
     /// Largest packet this client accepts (events and commands are small; a generic call's
     /// payload may not be).
     pub max_packet_bytes: u32,
+    /// At least 5 s (rumqttc refuses less); the watchdog fires after three of these.
     pub keep_alive: Duration,
     /// Ceiling of the reconnect backoff.
     pub max_backoff: Duration,
@@ -95,7 +96,8 @@ impl MqttConfig {
 
     fn options(&self, client_id: &str, persistent: bool) -> MqttOptions {
         let mut o = MqttOptions::new(client_id, &self.host, self.port);
-        o.set_keep_alive(self.keep_alive)
+        // rumqttc panics below 5 s.
+        o.set_keep_alive(self.keep_alive.max(Duration::from_secs(5)))
             .set_clean_start(!persistent)
             .set_max_packet_size(Some(self.max_packet_bytes))
             .set_manual_acks(true);
@@ -243,7 +245,7 @@ const REBUILD_AFTER_FAILURES: u32 = 8;
 
 async fn supervise(mut s: Supervisor) {
     let mut failures: u32 = 0;
-    let stall = s.keep_alive.saturating_mul(3);
+    let stall = s.keep_alive.max(Duration::from_secs(5)).saturating_mul(3);
     loop {
         let polled = tokio::time::timeout(stall, s.eventloop.poll()).await;
         let wedged = match polled {

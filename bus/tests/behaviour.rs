@@ -54,9 +54,8 @@ async fn mqtt() -> Option<Harness> {
             _broker: None,
         });
     }
-    let binary = "/usr/sbin/mosquitto";
-    if !std::path::Path::new(binary).exists() {
-        eprintln!("MQTT test NOT RUN: EVCS_TEST_MQTT_URL unset and {binary} missing");
+    if !std::path::Path::new(MOSQUITTO).exists() {
+        eprintln!("MQTT test NOT RUN: EVCS_TEST_MQTT_URL unset and {MOSQUITTO} missing");
         return None;
     }
     let port = TcpListener::bind("127.0.0.1:0")
@@ -64,6 +63,20 @@ async fn mqtt() -> Option<Harness> {
         .local_addr()
         .expect("addr")
         .port();
+    let child = start_mosquitto(port).await;
+    let mut config = MqttConfig::from_url(&format!("mqtt://127.0.0.1:{port}"), &prefix).expect("url");
+    config.max_backoff = Duration::from_millis(500);
+    Some(Harness::Mqtt {
+        config: Box::new(config),
+        _broker: Some(child),
+    })
+}
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// Starts a throw-away broker on `port` (no persistence: a restart loses every session) and
+/// waits until it listens.
+async fn start_mosquitto(port: u16) -> tokio::process::Child {
     let dir = std::env::temp_dir().join(format!("evcs-bus-mosquitto-{port}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let conf = dir.join("mosquitto.conf");
@@ -72,7 +85,7 @@ async fn mqtt() -> Option<Harness> {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
     )
     .expect("broker config");
-    let child = tokio::process::Command::new(binary)
+    let child = tokio::process::Command::new(MOSQUITTO)
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -88,12 +101,7 @@ async fn mqtt() -> Option<Harness> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut config = MqttConfig::from_url(&format!("mqtt://127.0.0.1:{port}"), &prefix).expect("url");
-    config.max_backoff = Duration::from_millis(500);
-    Some(Harness::Mqtt {
-        config: Box::new(config),
-        _broker: Some(child),
-    })
+    child
 }
 
 fn uuid_like() -> String {
@@ -348,5 +356,46 @@ both!(
 async fn mqtt_a_restarted_consumer_misses_nothing() {
     if let Some(h) = mqtt().await {
         a_restarted_consumer_misses_nothing(h).await;
+    }
+}
+
+/// The broker restarts and forgets every session: both clients reconnect (with backoff) and
+/// the consumer's subscription is restored, so events flow again without any help.
+#[tokio::test]
+async fn mqtt_clients_recover_from_a_broker_restart() {
+    if std::env::var("EVCS_TEST_MQTT_URL").is_ok() || !std::path::Path::new(MOSQUITTO).exists() {
+        eprintln!("MQTT broker-restart test NOT RUN: it needs its own {MOSQUITTO} (EVCS_TEST_MQTT_URL unset)");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut broker = start_mosquitto(port).await;
+    let mut config = MqttConfig::from_url(&format!("mqtt://127.0.0.1:{port}"), "restart").expect("url");
+    config.max_backoff = Duration::from_millis(300);
+    let bus = MqttBus::connect(config, "node-a").await.expect("connects");
+    let mut stream = bus.subscribe("booking", "m1").await.expect("subscribe");
+    bus.publish(event(0)).await.expect("publish");
+    assert_eq!(number(&next_within(&mut stream).await), 0);
+
+    broker.kill().await.expect("broker stopped");
+    let _broker = start_mosquitto(port).await;
+
+    // Publish until one gets through: the first ones may land before the consumer resubscribed.
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    let mut n = 1;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event after the broker restart"
+        );
+        bus.publish(event(n)).await.expect("publish queued");
+        n += 1;
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
+            assert!(number(&e) >= 1);
+            break;
+        }
     }
 }
