@@ -275,8 +275,8 @@ async fn supervise(mut s: Supervisor) {
             *s.client.write().unwrap_or_else(|p| p.into_inner()) = client;
             s.eventloop = eventloop;
             failures = 0;
-            // What we asked for and never got acknowledged will not be now.
-            s.acked.send_replace(s.requested.load(Ordering::SeqCst));
+            // Requests the old loop never sent are gone; the new session's CONNACK restores
+            // every tracked subscription, and those SUBACKs release the waiters.
         }
     }
 }
