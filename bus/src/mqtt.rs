@@ -1,7 +1,8 @@
 //! The MQTT 5 bus (`rumqttc`).
 //!
 //! # Choices
-//! - QoS 1 everywhere (at least once; consumers dedup on the event id).
+//! - QoS 1 everywhere (at least once; consumers dedup on the event id); `publish` returns once
+//!   the broker acknowledged the event, so an outbox marks a row sent only then.
 //! - Event consumers: one connection per group member, clean start off and a bounded session
 //!   expiry, so a restarted member gets what was published while it was away and a member that
 //!   never returns stops holding messages at the broker; shared subscription
@@ -28,7 +29,7 @@ use rand::Rng;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct MqttConfig {
     pub keep_alive: Duration,
     /// Ceiling of the reconnect backoff.
     pub max_backoff: Duration,
+    /// How long [`Bus::publish`] waits for the broker's PUBACK before reporting failure.
+    pub ack_timeout: Duration,
 }
 
 impl MqttConfig {
@@ -91,6 +94,7 @@ impl MqttConfig {
             max_packet_bytes: 256 * 1024,
             keep_alive: Duration::from_secs(10),
             max_backoff: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(10),
         })
     }
 
@@ -141,6 +145,9 @@ fn client_id(parts: &[&str]) -> String {
 /// subscriptions and rebuilds the loop when it wedges.
 struct Connection {
     client: Arc<RwLock<AsyncClient>>,
+    pubacks: Arc<Mutex<PubAcks>>,
+    /// Held while queueing a publish, so waiters line up in the order rumqttc sends.
+    send_order: tokio::sync::Mutex<()>,
     filters: Arc<Mutex<Vec<String>>>,
     requested: Arc<AtomicU64>,
     acked: watch::Receiver<u64>,
@@ -162,7 +169,9 @@ impl Connection {
         let filters = Arc::new(Mutex::new(Vec::new()));
         let requested = Arc::new(AtomicU64::new(0));
         let (acked_tx, acked) = watch::channel(0);
+        let pubacks = Arc::new(Mutex::new(PubAcks::default()));
         let task = tokio::spawn(supervise(Supervisor {
+            pubacks: pubacks.clone(),
             options,
             eventloop,
             client: client.clone(),
@@ -175,6 +184,8 @@ impl Connection {
         }));
         Self {
             client,
+            pubacks,
+            send_order: tokio::sync::Mutex::new(()),
             filters,
             requested,
             acked,
@@ -184,6 +195,38 @@ impl Connection {
 
     fn client(&self) -> AsyncClient {
         self.client.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Queues a QoS 1 publish; the receiver resolves when the broker acknowledges it and fails
+    /// when the message was lost (session gone, loop rebuilt).
+    async fn publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        properties: Option<PublishProperties>,
+    ) -> Result<oneshot::Receiver<()>, BusError> {
+        let (tx, rx) = oneshot::channel();
+        let _order = self.send_order.lock().await;
+        self.pubacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .queued
+            .push_back(tx);
+        let client = self.client();
+        let sent = match properties {
+            Some(p) => {
+                client
+                    .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, p)
+                    .await
+            }
+            None => client.publish(topic, QoS::AtLeastOnce, false, payload).await,
+        };
+        if let Err(e) = sent {
+            // Never reached the event loop: take our waiter back off the queue.
+            self.pubacks.lock().unwrap_or_else(|p| p.into_inner()).queued.pop_back();
+            return Err(transport(e));
+        }
+        Ok(rx)
     }
 
     /// Subscribes and waits for the broker's SUBACK, so a message published after this
@@ -228,7 +271,17 @@ fn transport(e: impl std::fmt::Display) -> BusError {
     BusError::Transport(e.to_string())
 }
 
+/// Publishers waiting for their PUBACK. rumqttc does not return packet ids, but it assigns them
+/// in request order and reports each as `Outgoing::Publish(pkid)`: the queue maps the next new
+/// packet id to the oldest waiter.
+#[derive(Default)]
+struct PubAcks {
+    queued: VecDeque<oneshot::Sender<()>>,
+    inflight: HashMap<u16, oneshot::Sender<()>>,
+}
+
 struct Supervisor {
+    pubacks: Arc<Mutex<PubAcks>>,
     options: MqttOptions,
     eventloop: EventLoop,
     client: Arc<RwLock<AsyncClient>>,
@@ -275,6 +328,11 @@ async fn supervise(mut s: Supervisor) {
             *s.client.write().unwrap_or_else(|p| p.into_inner()) = client;
             s.eventloop = eventloop;
             failures = 0;
+            // Whatever the old loop held is lost: its publishers learn it now.
+            let mut acks = s.pubacks.lock().unwrap_or_else(|p| p.into_inner());
+            acks.queued.clear();
+            acks.inflight.clear();
+            drop(acks);
             // Requests the old loop never sent are gone; the new session's CONNACK restores
             // every tracked subscription, and those SUBACKs release the waiters.
         }
@@ -282,11 +340,37 @@ async fn supervise(mut s: Supervisor) {
 }
 
 async fn handle(s: &mut Supervisor, event: MqttEvent, failures: &mut u32) {
-    let MqttEvent::Incoming(packet) = event else { return };
+    let packet = match event {
+        MqttEvent::Outgoing(rumqttc::Outgoing::Publish(pkid)) => {
+            let mut acks = s.pubacks.lock().unwrap_or_else(|p| p.into_inner());
+            // A resend after reconnect reuses its packet id and already has its waiter.
+            if pkid != 0 && !acks.inflight.contains_key(&pkid) {
+                if let Some(waiter) = acks.queued.pop_front() {
+                    acks.inflight.insert(pkid, waiter);
+                }
+            }
+            return;
+        }
+        MqttEvent::Outgoing(_) => return,
+        MqttEvent::Incoming(packet) => packet,
+    };
     match packet {
+        Packet::PubAck(ack) => {
+            let waiter = s
+                .pubacks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .inflight
+                .remove(&ack.pkid);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(());
+            }
+        }
         Packet::ConnAck(ack) => {
             *failures = 0;
             if !ack.session_present {
+                // rumqttc drops unacknowledged publishes when the session is new.
+                s.pubacks.lock().unwrap_or_else(|p| p.into_inner()).inflight.clear();
                 let filters = s.filters.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let client = s.client.read().unwrap_or_else(|p| p.into_inner()).clone();
                 for f in filters {
@@ -378,11 +462,14 @@ impl Bus for MqttBus {
         Box::pin(async move {
             let topic = self.config.event_topic(&event);
             let payload = to_json(&event)?;
-            self.main
-                .client()
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .await
-                .map_err(transport)
+            let acked = self.main.publish(topic, payload, None).await?;
+            match tokio::time::timeout(self.config.ack_timeout, acked).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(BusError::Transport(
+                    "the broker connection was lost before PUBACK".into(),
+                )),
+                Err(_) => Err(BusError::Timeout(self.config.ack_timeout)),
+            }
         })
     }
 
@@ -443,11 +530,8 @@ impl Bus for MqttBus {
             let topic = self.config.command_topic(&command.station_id);
             let sent = async {
                 let payload = to_json(&command)?;
-                self.main
-                    .client()
-                    .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, properties)
-                    .await
-                    .map_err(transport)?;
+                // The reply is the acknowledgement that matters; the PUBACK is not awaited.
+                let _puback = self.main.publish(topic, payload, Some(properties)).await?;
                 rx.await.map_err(|_| BusError::Closed)
             };
             let result = match tokio::time::timeout(timeout, sent).await {
@@ -480,7 +564,7 @@ impl Bus for MqttBus {
                         .correlation_data
                         .unwrap_or_else(|| Bytes::from(envelope.command_id.clone().into_bytes()));
                     let sink = MqttReplySink {
-                        client: replier.client(),
+                        conn: replier.clone(),
                         topic,
                         correlation,
                         command_id: envelope.command_id.clone(),
@@ -547,7 +631,7 @@ impl StationRouting for MqttRouting {
 }
 
 struct MqttReplySink {
-    client: AsyncClient,
+    conn: Arc<Connection>,
     topic: String,
     correlation: Bytes,
     command_id: String,
@@ -564,10 +648,8 @@ impl ReplySink for MqttReplySink {
                 correlation_data: Some(self.correlation),
                 ..Default::default()
             };
-            self.client
-                .publish_with_properties(self.topic, QoS::AtLeastOnce, false, payload, properties)
-                .await
-                .map_err(transport)
+            let _puback = self.conn.publish(self.topic, payload, Some(properties)).await?;
+            Ok(())
         })
     }
 }
