@@ -291,6 +291,10 @@ async fn security_profile_floor_set_by_admin_over_ws() {
             .admin("PATCH", &path, Some(json!({"securityProfile": 1})), 200)
             .await;
         offline(online(&server, id, "ocpp1.6", PASSWORD).await).await;
+        // Removing the password is the admin's choice to let the station in without
+        // credentials: a Basic-auth floor goes with it.
+        let station = server.admin("PATCH", &path, Some(json!({"password": null})), 200).await;
+        assert_eq!(station["securityProfile"], 0, "{backend}: {station}");
         server.stop_and_clean().await;
     }
 }

@@ -122,7 +122,9 @@ pub struct StationPatch {
     pub password_hash: Option<Option<String>>,
     /// New registration status.
     pub registration_status: Option<String>,
-    /// New security-profile floor (an admin may lower it).
+    /// New security-profile floor (an admin may lower it). Without one, removing the password
+    /// lowers a Basic-auth floor (1, 2) to 0: the admin has chosen to let the station in
+    /// without credentials; a certificate floor (3) stays.
     pub security_profile_floor: Option<i64>,
 }
 
@@ -211,7 +213,9 @@ impl Store {
                    description = CASE WHEN $2 = 1 THEN $3 ELSE description END, \
                    password_hash = CASE WHEN $4 = 1 THEN $5 ELSE password_hash END, \
                    registration_status = COALESCE($6, registration_status), \
-                   security_profile_floor = COALESCE($8, security_profile_floor), \
+                   security_profile_floor = CASE WHEN $8 IS NOT NULL THEN $8 \
+                     WHEN $4 = 1 AND $5 IS NULL AND security_profile_floor < 3 THEN 0 \
+                     ELSE security_profile_floor END, \
                    pending_password_hash = CASE WHEN $4 = 1 THEN NULL ELSE pending_password_hash END, \
                    updated_at = $7 \
                  WHERE id = $1",
