@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 const PASSWORD: &str = "s3cret-Station-pass!";
-const NEW_PASSWORD: &str = "an0ther-Station-pass#2";
+/// 20 characters: the most a 1.6 AuthorizationKey (40 hex digits) carries.
+const NEW_PASSWORD: &str = "an0ther-Station-p#20";
 
 /// Connects a 1.6 or 2.0.1 station with Basic credentials and boots it.
 async fn online(server: &TestServer, id: &str, subprotocol: &str, password: &str) -> Ws {
@@ -108,11 +109,9 @@ async fn password_rotation_accepted_keeps_old_until_first_use_of_new() {
         )
         .await;
         assert_eq!(call[2], "ChangeConfiguration", "{backend}: {call}");
-        assert_eq!(
-            call[3],
-            json!({"key": "AuthorizationKey", "value": NEW_PASSWORD}),
-            "{backend}"
-        );
+        // 1.6: the key's value is the password's bytes in hex.
+        let hex: String = NEW_PASSWORD.bytes().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(call[3], json!({"key": "AuthorizationKey", "value": hex}), "{backend}");
         assert_eq!(status, 200, "{backend}: {body}");
         assert_eq!(body["status"], "Accepted", "{backend}: {body}");
         assert_eq!(body["pending"], true, "{backend}: {body}");
@@ -201,10 +200,6 @@ async fn password_rotation_rejected_offline_and_roles() {
         assert_eq!(status, 403, "{backend}");
         let (status, _) = server.api("POST", &path, None, None).await;
         assert_eq!(status, 401, "{backend}");
-        let (status, body) = server
-            .api("POST", &path, Some(Role::Admin), Some(json!({"password": "short"})))
-            .await;
-        assert_eq!(status, 400, "{backend}: {body}");
         let (status, _) = server
             .api(
                 "POST",
@@ -217,6 +212,19 @@ async fn password_rotation_rejected_offline_and_roles() {
 
         // Rejected: the old password stays, the new one never works.
         let mut ws = online(&server, id, "ocpp1.6", PASSWORD).await;
+        // Invalid passwords are refused before anything is sent: too short, and too long for
+        // a 1.6 AuthorizationKey (20 bytes).
+        for bad in ["short", "a-password-of-21-chr"] {
+            let bad = if bad == "short" {
+                bad.to_string()
+            } else {
+                format!("{bad}s")
+            };
+            let (status, body) = server
+                .api("POST", &path, Some(Role::Admin), Some(json!({"password": bad})))
+                .await;
+            assert_eq!(status, 400, "{backend}: {bad}: {body}");
+        }
         let (_, status, body) = rotate(
             &server,
             &mut ws,

@@ -2,7 +2,9 @@
 //!
 //! `POST /stations/{id}/password-rotation` sends the new password to the connected station
 //! (2.0.1 SetVariables `SecurityCtrlr.BasicAuthPassword`, 1.6 ChangeConfiguration
-//! `AuthorizationKey`, set as given). Only an Accepted answer stores its hash, as *pending*: the
+//! `AuthorizationKey`, whose value is the hex encoding of the password bytes, at most 40 hex
+//! digits, so 1.6 passwords are 16-20 characters, as the 1.6 compliance test TC_073_CSMS
+//! checks; the station still sends the password itself in Basic). Only an Accepted answer stores its hash, as *pending*: the
 //! old password stays valid until the station's first connection with the new one, which drops
 //! the old one (A01.FR.04-06), so a station that fails to reconnect is not locked out. Admin
 //! only: a password is a credential, and changing credentials is the admin's right everywhere
@@ -60,16 +62,20 @@ pub struct RotationResult {
     pub response: Value,
 }
 
-/// Length of generated passwords: the longest OCPP allows.
-const GENERATED_LEN: usize = 40;
+/// Longest password a version can carry: 2.0.1 takes 40 characters, 1.6's AuthorizationKey
+/// 40 hex digits, i.e. 20 bytes.
+fn max_len(version: Version) -> usize {
+    match version {
+        Version::V16 => 20,
+        _ => 40,
+    }
+}
 
-/// A password from the operating system's CSPRNG (rand's `ThreadRng` is reseeded from it),
-/// drawn from the printable ASCII range without the space.
-fn generate() -> String {
+/// A password of `len` characters from the operating system's CSPRNG (rand's `ThreadRng` is
+/// reseeded from it), drawn from the printable ASCII range without the space.
+fn generate(len: usize) -> String {
     let mut rng = rand::rng();
-    (0..GENERATED_LEN)
-        .map(|_| char::from(rng.random_range(b'!'..=b'~')))
-        .collect()
+    (0..len).map(|_| char::from(rng.random_range(b'!'..=b'~'))).collect()
 }
 
 /// The call that sets the password, and whether the answer accepted it.
@@ -77,7 +83,7 @@ fn password_call(version: Version, password: &str) -> (&'static str, Value) {
     match version {
         Version::V16 => (
             "ChangeConfiguration",
-            json!({ "key": "AuthorizationKey", "value": password }),
+            json!({ "key": "AuthorizationKey", "value": hex_upper(password) }),
         ),
         _ => (
             "SetVariables",
@@ -88,6 +94,10 @@ fn password_call(version: Version, password: &str) -> (&'static str, Value) {
             }]}),
         ),
     }
+}
+
+fn hex_upper(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02X}")).collect()
 }
 
 /// The status in a ChangeConfiguration or SetVariables answer.
@@ -115,15 +125,21 @@ async fn rotate(
     if state.store.station(&station_id).await?.is_none() {
         return Err(Problem::not_found("station"));
     }
+    let version =
+        commands::connected_version(&state, &station_id).ok_or_else(|| command_problem(CommandError::Offline))?;
     let (password, generated) = match body.password {
         Some(p) => {
             check_password(&p)?;
+            if p.len() > max_len(version) {
+                return Err(
+                    Problem::validation("an OCPP 1.6 station takes passwords of 16-20 characters")
+                        .with_errors(json!([{ "field": "password", "message": "at most 20 characters for OCPP 1.6" }])),
+                );
+            }
             (p, false)
         }
-        None => (generate(), true),
+        None => (generate(max_len(version)), true),
     };
-    let version =
-        commands::connected_version(&state, &station_id).ok_or_else(|| command_problem(CommandError::Offline))?;
     // Hashed before sending: once the station accepted, storing must not wait on argon2.
     let hash = password::hash(password.clone()).await.map_err(Problem::internal)?;
     let (action, payload) = password_call(version, &password);
@@ -161,9 +177,18 @@ mod tests {
 
     #[test]
     fn generated_passwords_are_valid_and_differ() {
-        let a = generate();
+        let a = generate(20);
         assert!(check_password(&a).is_ok(), "{a}");
-        assert_ne!(a, generate());
+        assert_ne!(a, generate(20));
+        assert_eq!(generate(40).len(), 40);
+    }
+
+    #[test]
+    fn authorization_key_is_hex() {
+        assert_eq!(
+            hex_upper("OCA_OCTT_admin_test"),
+            "4F43415F4F4354545F61646D696E5F74657374"
+        );
     }
 
     #[test]
