@@ -6,7 +6,7 @@
 //! digits, so 1.6 passwords are 16-20 characters, as the 1.6 compliance test TC_073_CSMS
 //! checks; the station still sends the password itself in Basic). Only an Accepted answer stores its hash, as *pending*: the
 //! old password stays valid until the station's first connection with the new one, which drops
-//! the old one (A01.FR.04-06), so a station that fails to reconnect is not locked out. Admin
+//! the old one (issue 14: the old one stays valid only until then), so a station that fails to reconnect is not locked out. Admin
 //! only: a password is a credential, and changing credentials is the admin's right everywhere
 //! else in this API (`PATCH password`); operators only send commands.
 

@@ -2,7 +2,7 @@
 //!
 //! The profile is what the connection proved, not what the station claims: a verified client
 //! certificate naming the station is 3, Basic credentials over TLS 2, over plain ws 1, nothing 0.
-//! Each station keeps the highest profile it has connected at as a floor (A05.FR.07: the CSMS
+//! Each station keeps the highest profile it has connected at as a floor (A05: the CSMS
 //! shall not let a station fall back to a lower profile), so an attacker who can reach the
 //! plain-ws port with a stolen password cannot use it once the station has moved to TLS.
 

@@ -226,7 +226,7 @@ async fn prepare(
 }
 
 /// Checks a Basic password against the current hash and, after a rotation, the pending one.
-/// The first connection with the pending password makes it the only one (A01.FR.04).
+/// The first connection with the pending password makes it the only one (A01).
 async fn verify_password(
     state: &AppState,
     station_id: &str,
@@ -253,7 +253,7 @@ async fn verify_password(
     Ok(true)
 }
 
-/// Refuses a connection below the station's security-profile floor (A05.FR.07) and records the
+/// Refuses a connection below the station's security-profile floor (A05) and records the
 /// profile of one that passes, raising the floor to it.
 async fn check_security_profile(
     state: &AppState,
