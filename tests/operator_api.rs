@@ -185,6 +185,7 @@ const EXPECTED_ROUTES: &[(&str, &str, bool)] = &[
     ("get", "/api/v1/stations/{stationId}/messages", false),
     ("get", "/api/v1/stations/{stationId}/device-model", false),
     ("get", "/api/v1/stations/{stationId}/reservations", false),
+    ("post", "/api/v1/stations/{stationId}/password-rotation", true),
     ("post", "/api/v1/stations/{stationId}/calls", false),
     ("post", "/api/v1/stations/{stationId}/commands/{command}", false),
     ("get", "/api/v1/id-tokens", false),

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub handling_seconds: Family<ActionLabels, Histogram>,
     /// Connections refused at the upgrade (auth, unknown station, subprotocol).
     pub rejected_upgrades: Counter<u64, AtomicU64>,
+    /// Connections refused because their security profile is below the station's floor.
+    pub security_profile_downgrades: Counter<u64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -74,6 +76,7 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_025, 2.0, 18))
         });
         let rejected_upgrades = Counter::default();
+        let security_profile_downgrades = Counter::default();
         registry.register(
             "connected_stations",
             "Stations with an open WebSocket",
@@ -95,6 +98,11 @@ impl Metrics {
             "WebSocket upgrades refused",
             rejected_upgrades.clone(),
         );
+        registry.register(
+            "security_profile_downgrades",
+            "Station connections refused below the station's security-profile floor",
+            security_profile_downgrades.clone(),
+        );
         Metrics {
             registry,
             connected_stations,
@@ -102,6 +110,7 @@ impl Metrics {
             call_errors,
             handling_seconds,
             rejected_upgrades,
+            security_profile_downgrades,
         }
     }
 

@@ -113,7 +113,7 @@ async fn not_connected(state: &AppState, station_id: &str) -> Problem {
     }
 }
 
-fn command_problem(e: CommandError) -> Problem {
+pub(crate) fn command_problem(e: CommandError) -> Problem {
     match e {
         CommandError::Offline => Problem::new(StatusCode::CONFLICT, "STATION_OFFLINE", "the station is not connected"),
         CommandError::Timeout => Problem::new(

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod credentials;
 pub mod health;
 pub mod id_tokens;
 pub mod openapi;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(id_tokens::router())
         .merge(transactions::router())
         .merge(commands::router())
+        .merge(credentials::router())
         .merge(openapi::router())
         .merge(service_kit::api_docs::router(
             "EVCS central system operator API",

@@ -32,6 +32,8 @@ use utoipa::OpenApi;
         crate::api::commands::GenericCall,
         crate::api::commands::CommandBody,
         crate::api::commands::CommandResponse,
+        crate::api::credentials::RotatePassword,
+        crate::api::credentials::RotationResult,
         crate::api::problem::Problem,
     ))
 )]
@@ -47,6 +49,7 @@ const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/stations/{stationId}/messages", "Messages stored as received (?action=)", "admin, operator", None, Some("Page<StationMessage>")),
     (HttpMethod::Get, "/stations/{stationId}/device-model", "2.0.1 device model from NotifyReport", "admin, operator", None, Some("Vec<DeviceVariable>")),
     (HttpMethod::Get, "/stations/{stationId}/reservations", "Reservations made through the API", "admin, operator", None, Some("Vec<Reservation>")),
+    (HttpMethod::Post, "/stations/{stationId}/password-rotation", "Rotate the Basic-auth password (A01): sent to the station, pending until it reconnects with it (409 offline, 502/504)", "admin", Some("RotatePassword"), Some("RotationResult")),
     (HttpMethod::Post, "/stations/{stationId}/calls", "Send any central-system action of the station's version", "admin, operator", Some("GenericCall"), Some("CommandResponse")),
     (HttpMethod::Post, "/stations/{stationId}/commands/{command}", "Typed command: remote-start, remote-stop, reset, unlock, change-availability, get-configuration, change-configuration, get-variables, set-variables, trigger-message, reserve-now, cancel-reservation, clear-cache, data-transfer", "admin, operator", Some("CommandBody"), Some("CommandResponse")),
     (HttpMethod::Get, "/id-tokens", "List id tokens", "admin, operator", None, Some("Page<IdTokenRecord>")),

@@ -7,6 +7,7 @@ use super::ApiJson;
 use super::ApiQuery;
 use crate::app::AppState;
 use crate::auth::jwt::Role;
+use crate::ocpp_ws::security_profile;
 use crate::ocpp_ws::upgrade::valid_station_id;
 use crate::store::frames::LoggedFrame;
 use crate::store::messages::{DeviceVariable, Reservation, StationMessage};
@@ -70,6 +71,9 @@ pub struct UpdateStation {
     pub password: Option<Option<String>>,
     /// New registration status.
     pub registration_status: Option<String>,
+    /// New security-profile floor (0-3). Connections raise it on their own; setting it lower
+    /// is how an admin lets a station fall back to a lower profile.
+    pub security_profile: Option<i64>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -97,7 +101,7 @@ fn check_status(status: &str) -> Result<(), Problem> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), Problem> {
+pub(crate) fn check_password(password: &str) -> Result<(), Problem> {
     // OCPP 1.6 security whitepaper: 16 to 40 characters of printable ASCII.
     if (16..=40).contains(&password.len()) && password.chars().all(|c| c.is_ascii_graphic()) {
         Ok(())
@@ -189,6 +193,12 @@ async fn update(
     if let Some(status) = &body.registration_status {
         check_status(status)?;
     }
+    if let Some(profile) = body.security_profile {
+        if !security_profile::valid(profile) {
+            return Err(Problem::validation("securityProfile must be 0, 1, 2 or 3")
+                .with_errors(serde_json::json!([{ "field": "securityProfile", "message": "must be 0, 1, 2 or 3" }])));
+        }
+    }
     let password_hash = match body.password {
         Some(Some(p)) => {
             check_password(&p)?;
@@ -201,6 +211,7 @@ async fn update(
         description: body.description,
         password_hash,
         registration_status: body.registration_status,
+        security_profile_floor: body.security_profile,
     };
     let station = state
         .store

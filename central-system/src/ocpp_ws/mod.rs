@@ -4,5 +4,6 @@
 pub mod commands;
 pub mod pending;
 pub mod registry;
+pub mod security_profile;
 pub mod session;
 pub mod upgrade;

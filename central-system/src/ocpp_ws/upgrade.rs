@@ -3,18 +3,21 @@
 //! Refusals happen here, before the upgrade, with a plain HTTP status the charger's logs show:
 //! 400 for a bad id or no common subprotocol, 401 for missing or wrong credentials, 403 for a
 //! client certificate issued to another station, 404 for an unknown station under the
-//! `reject` policy, 429 (with Retry-After) when an id that is unknown or not Accepted, or the
+//! `reject` policy, 403 `SECURITY_PROFILE_DOWNGRADE` below the station's security-profile floor
+//! (see [`super::security_profile`]), 429 (with Retry-After) when an id that is unknown or not Accepted, or the
 //! address it comes from, tries to connect too often, and 503 (with Retry-After) when
 //! `--unknown-stations pending` would create more Pending stations than `--pending-limit`, or
 //! while the password pool is full.
 
 use super::pending::AttemptKey;
+use super::security_profile;
 use super::session::{self, SessionInit};
 use crate::api::problem::Problem;
 use crate::app::AppState;
 use crate::auth::basic;
 use crate::config::UnknownStations;
 use crate::server::{ClientAddr, ConnectionPermit, PeerIdentity};
+use crate::store::stations::StationAuth;
 use crate::store::types::Ts;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -205,10 +208,12 @@ async fn prepare(
         Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail.to_string())
             .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"ocpp\", charset=\"UTF-8\"")
     };
-    match (&auth.password_hash, cert_bound) {
+    let has_password = auth.password_hash.is_some() || auth.pending_password_hash.is_some();
+    let mut used_basic = false;
+    match (has_password, cert_bound) {
         // Security profile 3: the verified certificate is the credential; Basic is not used.
         (_, true) => {}
-        (Some(hash), false) => {
+        (true, false) => {
             let password = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
@@ -218,16 +223,82 @@ async fn prepare(
             };
             // A full pool answers 503 with Retry-After before anything is checked: argon2 holds
             // its memory cost per check, and this runs before the station is authenticated.
-            if !state.passwords.verify(password, hash.clone()).await? {
+            if !verify_password(state, station_id, password, &auth).await? {
                 return Err(unauthorized("wrong station id or password"));
             }
+            used_basic = true;
         }
-        (None, false) if state.config.require_auth => {
+        (false, false) if state.config.require_auth => {
             return Err(unauthorized("station has no password and no client certificate"));
         }
-        (None, false) => {}
+        (false, false) => {}
     }
+    check_security_profile(state, station_id, peer.is_some(), cert_bound, used_basic, &auth).await?;
     Ok((version, auth.registration_status))
+}
+
+/// Checks a Basic password against the current hash and, after a rotation, the pending one.
+/// The first connection with the pending password makes it the only one (A01).
+async fn verify_password(
+    state: &AppState,
+    station_id: &str,
+    password: String,
+    auth: &StationAuth,
+) -> Result<bool, Problem> {
+    if let Some(hash) = &auth.password_hash {
+        if state.passwords.verify(password.clone(), hash.clone()).await? {
+            return Ok(true);
+        }
+    }
+    let Some(pending) = &auth.pending_password_hash else {
+        return Ok(false);
+    };
+    if !state.passwords.verify(password, pending.clone()).await? {
+        return Ok(false);
+    }
+    state
+        .store
+        .promote_pending_password(station_id, pending, Ts::now())
+        .await
+        .map_err(Problem::from)?;
+    tracing::info!(station = %station_id, "password rotation completed: the old password is no longer valid");
+    Ok(true)
+}
+
+/// Refuses a connection below the station's security-profile floor (A05) and records the
+/// profile of one that passes, raising the floor to it.
+async fn check_security_profile(
+    state: &AppState,
+    station_id: &str,
+    tls: bool,
+    client_cert: bool,
+    used_basic: bool,
+    auth: &StationAuth,
+) -> Result<(), Problem> {
+    let profile = security_profile::of_connection(tls, client_cert, used_basic);
+    if profile < auth.security_profile_floor {
+        state.metrics.security_profile_downgrades.inc();
+        tracing::warn!(
+            station = %station_id,
+            profile,
+            floor = auth.security_profile_floor,
+            security_event = "SecurityProfileDowngrade",
+            "connection below the station's security profile refused"
+        );
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "SECURITY_PROFILE_DOWNGRADE",
+            format!(
+                "this station has connected at security profile {}; profile {profile} is refused",
+                auth.security_profile_floor
+            ),
+        ));
+    }
+    state
+        .store
+        .record_security_profile(station_id, profile)
+        .await
+        .map_err(Problem::from)
 }
 
 #[cfg(test)]

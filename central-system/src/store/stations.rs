@@ -46,6 +46,15 @@ pub struct Station {
     pub last_seen_at: Option<Ts>,
     /// When the current (or last) connection opened.
     pub connected_at: Option<Ts>,
+    /// Security-profile floor: the highest profile the station has connected at (or an admin
+    /// set); connections below it are refused. 0 = none yet.
+    pub security_profile: i64,
+    /// Profile of the last accepted connection (0 none, 1 ws + Basic, 2 wss + Basic, 3 wss +
+    /// client certificate).
+    pub connected_security_profile: Option<i64>,
+    /// Whether a rotated password awaits the station's first connection with it.
+    #[sqlx(rename = "password_rotation_pending")]
+    pub password_rotation_pending: Flag,
     /// Registration time.
     pub created_at: Ts,
     /// Last change of the registration.
@@ -55,7 +64,10 @@ pub struct Station {
 const STATION_COLUMNS: &str = "id, description, registration_status, \
     CAST(CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_password, ocpp_version, vendor, model, \
     serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, online, \
-    last_boot_at, last_seen_at, connected_at, created_at, updated_at";
+    last_boot_at, last_seen_at, connected_at, security_profile_floor AS security_profile, \
+    security_profile AS connected_security_profile, \
+    CAST(CASE WHEN pending_password_hash IS NULL THEN 0 ELSE 1 END AS BIGINT) AS password_rotation_pending, \
+    created_at, updated_at";
 
 /// Live status of one connector.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
@@ -82,6 +94,10 @@ pub struct StationAuth {
     pub password_hash: Option<String>,
     /// Registration status.
     pub registration_status: String,
+    /// argon2id hash of a rotated password not yet used by the station.
+    pub pending_password_hash: Option<String>,
+    /// Lowest security profile a connection may have.
+    pub security_profile_floor: i64,
 }
 
 /// Fields of a new registration.
@@ -106,6 +122,10 @@ pub struct StationPatch {
     pub password_hash: Option<Option<String>>,
     /// New registration status.
     pub registration_status: Option<String>,
+    /// New security-profile floor (an admin may lower it). Without one, removing the password
+    /// lowers a Basic-auth floor (1, 2) to 0: the admin has chosen to let the station in
+    /// without credentials; a certificate floor (3) stays.
+    pub security_profile_floor: Option<i64>,
 }
 
 impl Store {
@@ -193,6 +213,10 @@ impl Store {
                    description = CASE WHEN $2 = 1 THEN $3 ELSE description END, \
                    password_hash = CASE WHEN $4 = 1 THEN $5 ELSE password_hash END, \
                    registration_status = COALESCE($6, registration_status), \
+                   security_profile_floor = CASE WHEN $8 IS NOT NULL THEN $8 \
+                     WHEN $4 = 1 AND $5 IS NULL AND security_profile_floor < 3 THEN 0 \
+                     ELSE security_profile_floor END, \
+                   pending_password_hash = CASE WHEN $4 = 1 THEN NULL ELSE pending_password_hash END, \
                    updated_at = $7 \
                  WHERE id = $1",
             )
@@ -203,6 +227,7 @@ impl Store {
             .bind(patch.password_hash.flatten())
             .bind(patch.registration_status)
             .bind(now)
+            .bind(patch.security_profile_floor)
             .execute(pool)
             .await?
             .rows_affected()
@@ -227,11 +252,66 @@ impl Store {
     /// Credentials and registration state for the upgrade handler.
     pub async fn station_auth(&self, id: &str) -> Result<Option<StationAuth>, StoreError> {
         Ok(on_db!(self.db(), |pool| {
-            sqlx::query_as::<_, StationAuth>("SELECT password_hash, registration_status FROM stations WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as::<_, StationAuth>(
+                "SELECT password_hash, registration_status, pending_password_hash, security_profile_floor \
+                 FROM stations WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
         }))
+    }
+
+    /// Stores the hash of a password the station accepted; the current one stays valid until
+    /// the station connects with the new one ([`Store::promote_pending_password`]).
+    pub async fn set_pending_password(&self, id: &str, hash: &str, now: Ts) -> Result<(), StoreError> {
+        let rows = on_db!(self.db(), |pool| {
+            sqlx::query("UPDATE stations SET pending_password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(hash)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if rows == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The station connected with its pending password: it becomes the only valid one. Only
+    /// the hash that was verified is promoted, so a rotation racing with this cannot be lost.
+    pub async fn promote_pending_password(&self, id: &str, hash: &str, now: Ts) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE stations SET password_hash = pending_password_hash, pending_password_hash = NULL, \
+                 updated_at = $3 WHERE id = $1 AND pending_password_hash = $2",
+            )
+            .bind(id)
+            .bind(hash)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records the profile of an accepted connection and raises the floor to it; the floor is
+    /// never lowered here (only an admin's PATCH does that).
+    pub async fn record_security_profile(&self, id: &str, profile: i64) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query(
+                "UPDATE stations SET security_profile = $2, \
+                 security_profile_floor = CASE WHEN security_profile_floor < $2 THEN $2 ELSE security_profile_floor END \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(profile)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Marks a station connected with `version`.
