@@ -94,7 +94,9 @@ async fn exchange(
     answer: impl FnOnce(&Value) -> Value,
 ) -> (Value, CommandReply) {
     let (reply, call) = tokio::join!(send(bus, to, cmd, REPLY_WAIT), async {
-        let call = next_call(ws, REPLY_WAIT).await.expect("the command reached the station");
+        let call = next_call(ws, REPLY_WAIT)
+            .await
+            .expect("the command reached the station");
         support::send(ws, &answer(&call).to_string()).await;
         call
     });
@@ -146,7 +148,8 @@ async fn bus_commands_reach_connected_stations_and_their_answers_come_back() {
                         connector_id: None,
                     },
                 };
-                let (call, reply) = exchange(&bus, &mut ws, id, start, |c| json!([3, c[1], {"status": "Accepted"}])).await;
+                let (call, reply) =
+                    exchange(&bus, &mut ws, id, start, |c| json!([3, c[1], {"status": "Accepted"}])).await;
                 if v16 {
                     assert_eq!(call[2], "RemoteStartTransaction", "{ctx}");
                     assert_eq!(call[3], json!({"idTag": "BUS-TAG", "connectorId": 1}), "{ctx}");
@@ -194,7 +197,10 @@ async fn bus_commands_reach_connected_stations_and_their_answers_come_back() {
                     .admin("GET", &format!("/api/v1/stations/{id}/reservations"), None, 200)
                     .await;
                 assert_eq!(
-                    (reservations[0]["reservationId"].as_i64(), reservations[0]["status"].as_str()),
+                    (
+                        reservations[0]["reservationId"].as_i64(),
+                        reservations[0]["status"].as_str()
+                    ),
                     (Some(31), Some("Occupied")),
                     "{ctx}: {reservations}"
                 );
@@ -204,9 +210,13 @@ async fn bus_commands_reach_connected_stations_and_their_answers_come_back() {
                     action: "DataTransfer".into(),
                     payload: json!({"vendorId": "acme"}),
                 };
-                let (_, reply) = exchange(&bus, &mut ws, id, call_cmd, |c| {
-                    json!([3, c[1], {"status": "Accepted", "data": "pong"}])
-                })
+                let (_, reply) = exchange(
+                    &bus,
+                    &mut ws,
+                    id,
+                    call_cmd,
+                    |c| json!([3, c[1], {"status": "Accepted", "data": "pong"}]),
+                )
                 .await;
                 assert_eq!(
                     reply,
@@ -237,8 +247,7 @@ async fn bus_commands_reach_connected_stations_and_their_answers_come_back() {
 
                 // An answer that breaks the response schema is invalid, and records nothing.
                 let cancel = Command::CancelReservation { reservation_id: 31 };
-                let (_, reply) =
-                    exchange(&bus, &mut ws, id, cancel, |c| json!([3, c[1], {"status": "Maybe"}])).await;
+                let (_, reply) = exchange(&bus, &mut ws, id, cancel, |c| json!([3, c[1], {"status": "Maybe"}])).await;
                 assert!(matches!(reply, CommandReply::Invalid { .. }), "{ctx}: {reply:?}");
                 let reservations = server
                     .admin("GET", &format!("/api/v1/stations/{id}/reservations"), None, 200)
@@ -260,10 +269,7 @@ async fn bus_commands_reach_connected_stations_and_their_answers_come_back() {
                         connector_id: None,
                     },
                 };
-                let (reply, call) = tokio::join!(
-                    send(&bus, id, unlock, REPLY_WAIT),
-                    next_call(&mut ws, REPLY_WAIT)
-                );
+                let (reply, call) = tokio::join!(send(&bus, id, unlock, REPLY_WAIT), next_call(&mut ws, REPLY_WAIT));
                 assert_eq!(call.expect("the unlock arrived")[2], "UnlockConnector", "{ctx}");
                 assert_eq!(reply.expect("a reply"), CommandReply::Timeout, "{ctx}");
                 drop(ws);

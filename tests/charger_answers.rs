@@ -150,9 +150,7 @@ async fn ids_the_caller_does_not_give_are_allocated_from_the_database() {
     for (backend, url) in backends().await {
         let server = TestServer::start(backend, url).await;
         let s = &server;
-        let mut ws = connect(&s.ws_url("IDS-201"), "ocpp2.0.1", None)
-            .await
-            .expect("connect");
+        let mut ws = connect(&s.ws_url("IDS-201"), "ocpp2.0.1", None).await.expect("connect");
         boot201(&mut ws).await;
         let commands = "/api/v1/stations/IDS-201/commands";
         let accepted = |id: &Value| json!([3, id, { "status": "Accepted" }]);
@@ -197,9 +195,7 @@ async fn ids_the_caller_does_not_give_are_allocated_from_the_database() {
             sent.push(call[3]["id"].clone());
         }
         assert_eq!(sent, [json!(1), json!(10), json!(11)], "{backend}");
-        let reservations = s
-            .admin("GET", "/api/v1/stations/IDS-201/reservations", None, 200)
-            .await;
+        let reservations = s.admin("GET", "/api/v1/stations/IDS-201/reservations", None, 200).await;
         let mut recorded: Vec<i64> = reservations
             .as_array()
             .unwrap()

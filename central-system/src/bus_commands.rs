@@ -251,12 +251,7 @@ async fn token(state: &AppState, value: &str) -> Result<Token, String> {
 
 /// The id `station` knows the central system's transaction `id` by: 1.6 stations were given
 /// the central system's id itself; 2.0.1 stations chose their own.
-async fn station_transaction_id(
-    state: &AppState,
-    station: &str,
-    version: Version,
-    id: &str,
-) -> Result<String, String> {
+async fn station_transaction_id(state: &AppState, station: &str, version: Version, id: &str) -> Result<String, String> {
     let central: i64 = id
         .parse()
         .map_err(|_| format!("transactionId {id:?} is not a central-system transaction id"))?;

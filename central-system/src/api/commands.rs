@@ -147,11 +147,9 @@ pub(crate) fn command_problem(e: CommandError) -> Problem {
             "description": violation.description,
         })),
         e @ CommandError::Untranslatable(_) => Problem::validation(e.to_string()),
-        e @ CommandError::UnreadableAnswer { .. } => Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "STATION_INVALID_RESPONSE",
-            e.to_string(),
-        ),
+        e @ CommandError::UnreadableAnswer { .. } => {
+            Problem::new(StatusCode::BAD_GATEWAY, "STATION_INVALID_RESPONSE", e.to_string())
+        }
         CommandError::Store(e) => Problem::from(e),
         CommandError::InvalidPayload(v) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -250,12 +248,10 @@ pub struct Resolved {
 
 /// The `type` of the body, for remote-start and reserve-now: an `IdTokenEnumType`.
 pub fn explicit_token_kind(b: &CommandBody) -> Result<Option<TokenKind>, Problem> {
-    b.kind
-        .as_deref()
-        .map(TokenKind::parse)
-        .transpose()
-        .map_err(|e| Problem::validation(format!("type must be one of {}", IdToken::V201_KINDS.join(", ")))
-            .with_errors(json!([{ "field": "type", "message": e.to_string() }])))
+    b.kind.as_deref().map(TokenKind::parse).transpose().map_err(|e| {
+        Problem::validation(format!("type must be one of {}", IdToken::V201_KINDS.join(", ")))
+            .with_errors(json!([{ "field": "type", "message": e.to_string() }]))
+    })
 }
 
 /// Builds the typed command of an endpoint from its body. The common commands become the
@@ -293,7 +289,9 @@ pub fn to_command(command: &str, version: Version, b: &CommandBody, ids: &Resolv
                 // 1.6 stations know the id the central system gave them.
                 id.to_string()
             } else {
-                ids.station_tx_id.clone().ok_or_else(|| Problem::not_found("transaction"))?
+                ids.station_tx_id
+                    .clone()
+                    .ok_or_else(|| Problem::not_found("transaction"))?
             };
             Command::RemoteStop { station_transaction_id }
         }
@@ -421,11 +419,12 @@ async fn typed(
         })),
         Ok(Sent {
             action,
-            outcome: Outcome::CallError {
-                code,
-                description,
-                details,
-            },
+            outcome:
+                Outcome::CallError {
+                    code,
+                    description,
+                    details,
+                },
         }) => Err(call_error(&action, code, description, details)),
         Err(CommandError::Offline) => Err(not_connected(&state, &station_id).await),
         Err(e) => Err(command_problem(e)),
@@ -532,7 +531,10 @@ mod tests {
             &Resolved::default(),
         )
         .unwrap();
-        assert_eq!((a.as_str(), p), ("GetConfiguration", json!({"key": ["HeartbeatInterval"]})));
+        assert_eq!(
+            (a.as_str(), p),
+            ("GetConfiguration", json!({"key": ["HeartbeatInterval"]}))
+        );
         let vars = json!([{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]);
         let (a, p) = wire(
             "get-variables",
@@ -544,7 +546,9 @@ mod tests {
         assert_eq!(a, "GetVariables");
         validate(Version::V201, &a, Direction::Request, &p).unwrap();
         assert_eq!(
-            wire("reset", Version::V201, &body(json!({"type": "Hard"})), &ids()).unwrap().1,
+            wire("reset", Version::V201, &body(json!({"type": "Hard"})), &ids())
+                .unwrap()
+                .1,
             json!({"type": "Immediate"})
         );
         // The resolved ids go out as given: nothing is made up from the clock.
@@ -558,7 +562,10 @@ mod tests {
     #[test]
     fn id_tokens_go_out_with_their_own_type() {
         let explicit = body(json!({"idToken": "TAG", "type": "eMAID"}));
-        assert_eq!(explicit_token_kind(&explicit).unwrap().map(TokenKind::as_str), Some("eMAID"));
+        assert_eq!(
+            explicit_token_kind(&explicit).unwrap().map(TokenKind::as_str),
+            Some("eMAID")
+        );
         assert_eq!(explicit_token_kind(&body(json!({"idToken": "TAG"}))).unwrap(), None);
         let wrong = body(json!({"idToken": "TAG", "type": "Hard"}));
         assert_eq!(explicit_token_kind(&wrong).unwrap_err().code, "VALIDATION_FAILED");

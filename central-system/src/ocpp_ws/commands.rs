@@ -197,11 +197,7 @@ async fn record(state: &AppState, station_id: &str, command: &Command, answer: &
 /// The 2.0.1 type an id token goes out with: the caller's, else the type stored with the token
 /// (`/id-tokens`), else `Central` (the spec's type for an id the CSMS made up, the truth for a
 /// token it has never seen).
-pub async fn token_kind(
-    state: &AppState,
-    token: &str,
-    explicit: Option<TokenKind>,
-) -> Result<TokenKind, StoreError> {
+pub async fn token_kind(state: &AppState, token: &str, explicit: Option<TokenKind>) -> Result<TokenKind, StoreError> {
     if let Some(kind) = explicit {
         return Ok(kind);
     }

@@ -6,7 +6,11 @@ use super::{on_db, Store, StoreError};
 
 /// OCPP ids are 32-bit integers on the wire.
 fn to_i32(id: i64) -> Result<i32, StoreError> {
-    i32::try_from(id).map_err(|_| StoreError::Database(sqlx::Error::Protocol(format!("command id {id} exhausted the 32-bit range"))))
+    i32::try_from(id).map_err(|_| {
+        StoreError::Database(sqlx::Error::Protocol(format!(
+            "command id {id} exhausted the 32-bit range"
+        )))
+    })
 }
 
 impl Store {

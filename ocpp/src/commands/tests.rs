@@ -124,14 +124,23 @@ fn names_and_shapes_per_version() {
     let stop = Command::RemoteStop {
         station_transaction_id: "42".into(),
     };
-    assert_eq!(stop.request(Version::V16).unwrap().payload, json!({"transactionId": 42}));
-    assert_eq!(stop.request(Version::V201).unwrap().payload, json!({"transactionId": "42"}));
+    assert_eq!(
+        stop.request(Version::V16).unwrap().payload,
+        json!({"transactionId": 42})
+    );
+    assert_eq!(
+        stop.request(Version::V201).unwrap().payload,
+        json!({"transactionId": "42"})
+    );
     let hard = Command::Reset {
         kind: ResetKind::Hard,
         evse_id: None,
     };
     assert_eq!(hard.request(Version::V16).unwrap().payload, json!({"type": "Hard"}));
-    assert_eq!(hard.request(Version::V201).unwrap().payload, json!({"type": "Immediate"}));
+    assert_eq!(
+        hard.request(Version::V201).unwrap().payload,
+        json!({"type": "Immediate"})
+    );
     let inoperative = &every_command()[6];
     assert_eq!(
         inoperative.request(Version::V16).unwrap().payload,
@@ -199,7 +208,10 @@ fn answers_read_back_as_the_station_said_them() {
                 let answer = command.read_answer(payload).unwrap();
                 assert_eq!(answer.status.as_ref().map(Status::as_str), Some(*status));
                 assert_eq!(answer.status, Some(Status::parse(status)));
-                assert!(!matches!(answer.status, Some(Status::Other(_))), "{status} is a known status");
+                assert!(
+                    !matches!(answer.status, Some(Status::Other(_))),
+                    "{status} is a known status"
+                );
             }
         }
     }
@@ -217,16 +229,25 @@ fn answers_read_back_as_the_station_said_them() {
     );
     // 2.0.1 extras: the reason and an already running transaction.
     let answer = commands[0]
-        .read_answer(json!({"status": "Rejected", "transactionId": "tx-9", "statusInfo": {"reasonCode": "TxInProgress"}}))
+        .read_answer(
+            json!({"status": "Rejected", "transactionId": "tx-9", "statusInfo": {"reasonCode": "TxInProgress"}}),
+        )
         .unwrap();
     assert_eq!(
-        (answer.status, answer.reason.as_deref(), answer.transaction_id.as_deref()),
+        (
+            answer.status,
+            answer.reason.as_deref(),
+            answer.transaction_id.as_deref()
+        ),
         (Some(Status::Rejected), Some("TxInProgress"), Some("tx-9"))
     );
     // A typed command needs a status; a generic call does not.
     assert_eq!(commands[0].read_answer(json!({})), Err(AnswerError::MissingStatus));
     let generic = commands.last().unwrap();
-    assert_eq!(generic.read_answer(json!({"getVariableResult": []})).unwrap().status, None);
+    assert_eq!(
+        generic.read_answer(json!({"getVariableResult": []})).unwrap().status,
+        None
+    );
     assert_eq!(
         generic.read_answer(json!({"status": "Whatever"})).unwrap().status,
         Some(Status::Other("Whatever".into()))
