@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Everything request handlers and sessions share.
-#[derive(Debug)]
 pub struct Shared {
     /// Settings.
     pub config: Config,
@@ -40,6 +39,10 @@ pub struct Shared {
     pub attempts: AttemptLimiter,
     /// Connected stations.
     pub registry: Registry,
+    /// The event and command bus (in-process by default, MQTT with `--bus mqtt`).
+    pub bus: Arc<dyn evcs_bus::Bus>,
+    /// This node's name on the bus.
+    pub node_id: String,
     /// Metrics.
     pub metrics: Metrics,
     /// Operator token keys.
@@ -52,6 +55,18 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tracks connections and sessions, so shutdown can wait for them.
     pub tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Shared {
+    // By hand because the bus is a trait object; the pools and channels add nothing to a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("registry", &self.registry)
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Cheaply clonable shared state.
@@ -125,8 +140,12 @@ impl Application {
             ),
             None => None,
         };
+        let bus = crate::bus::connect(&config).await?;
+        let node_id = config.node_id();
         let state = AppState(Arc::new(Shared {
             passwords,
+            bus,
+            node_id,
             config,
             store,
             writer,
@@ -194,6 +213,9 @@ impl Application {
             "central system listening"
         );
         state.tracker.spawn(sweep_messages(state.clone()));
+        state
+            .tracker
+            .spawn(crate::bus_commands::serve(state.clone(), state.node_id.clone()));
         server::serve(
             listener,
             router,

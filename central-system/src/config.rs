@@ -6,6 +6,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Which transport the event and command bus uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BusKind {
+    /// In this process (tokio channels): the all-in-one default, nothing to run.
+    Inproc,
+    /// An MQTT 5 broker (`--mqtt-url`): separate processes, several nodes.
+    Mqtt,
+}
+
 /// What happens when a station id the central system does not know connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UnknownStations {
@@ -112,6 +121,23 @@ pub struct Config {
     /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9091`), not on the public listener.
     #[arg(long, global = true, env = "EVCS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Event and command bus: `inproc` (in this process) or `mqtt` (an MQTT 5 broker, see
+    /// `--mqtt-url`).
+    #[arg(long, global = true, env = "EVCS_BUS", value_enum, default_value = "inproc")]
+    pub bus: BusKind,
+
+    /// MQTT broker for `--bus mqtt`: `mqtt://[user:password@]host[:port]`.
+    #[arg(long, global = true, env = "EVCS_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
+
+    /// First topic level(s) of every bus topic, so several deployments can share a broker.
+    #[arg(long, global = true, env = "EVCS_BUS_TOPIC_PREFIX", default_value = "evcs")]
+    pub bus_topic_prefix: String,
+
+    /// This node's name on the bus, unique per running process (default: hostname-pid).
+    #[arg(long, global = true, env = "EVCS_NODE_ID")]
+    pub node_id: Option<String>,
 
     /// Secret that signs operator JWTs (default: generated once and kept in the data dir).
     #[arg(long, global = true, env = "EVCS_JWT_SECRET", hide_env_values = true)]
@@ -313,6 +339,21 @@ impl Config {
         })
     }
 
+    /// This node's name on the bus: `--node-id`, else `hostname-pid`.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        // Linux keeps the name here; elsewhere `HOSTNAME` usually has it.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "central-system".into());
+        format!("{host}-{}", std::process::id())
+    }
+
     /// Ping interval, if enabled.
     pub fn ping_interval(&self) -> Option<Duration> {
         (self.ping_interval > 0).then(|| Duration::from_secs(self.ping_interval))
@@ -355,6 +396,10 @@ impl Config {
             max_frame_bytes: 65_536,
             max_body_bytes: service_kit::extract::DEFAULT_MAX_BODY_BYTES,
             metrics_listen: None,
+            bus: BusKind::Inproc,
+            mqtt_url: None,
+            bus_topic_prefix: "evcs".into(),
+            node_id: None,
             jwt_secret: Some("test-secret-with-enough-entropy-0123456789".into()),
             tls_cert: None,
             tls_key: None,

@@ -11,6 +11,9 @@
 //! - [`api`]: the operator REST API, health and metrics endpoints, OpenAPI document.
 //! - [`auth`]: operator JWTs, station passwords, Basic-auth parsing.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`bus`]: this node's event and command bus (in-process or MQTT); [`bus_commands`]
+//!   answers the bus commands of the stations connected here, through the same typed command
+//!   path as the operator REST API.
 //!
 //! The flow of a charger message: socket text -> [`ocpp::Frame::parse`] -> direction and
 //! boot-state checks -> [`ocpp::schema::validate`] -> typed payload -> version-neutral model ->
@@ -20,6 +23,8 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bus;
+pub mod bus_commands;
 pub mod config;
 pub mod handlers;
 pub mod metrics;
