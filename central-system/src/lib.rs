@@ -10,6 +10,7 @@
 //! - [`store`]: one query path over SQLite and PostgreSQL, plus the meter/frame batch writer.
 //! - [`api`]: the operator REST API, health and metrics endpoints, OpenAPI document.
 //! - [`auth`]: operator JWTs, station passwords, Basic-auth parsing.
+//! - [`certificates`]: the station CA, SignCertificate/CertificateSigned, renewal.
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! The flow of a charger message: socket text -> [`ocpp::Frame::parse`] -> direction and
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod certificates;
 pub mod config;
 pub mod handlers;
 pub mod metrics;
