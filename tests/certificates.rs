@@ -263,6 +263,12 @@ async fn a02_bad_csrs_are_rejected_and_logged_as_security_events() {
                     assert_eq!(answer["statusInfo"]["reasonCode"], "InvalidCSR", "{what} {case}");
                 }
             }
+            if subprotocol == "ocpp2.0.1" {
+                // A V2G certificate needs a V2G root this central system does not have.
+                let request = json!({"csr": csr(id, ORG).0, "certificateType": "V2GCertificate"});
+                let answer = call_any(&mut ws, "v2g", "SignCertificate", request).await;
+                assert_eq!(answer["status"], "Rejected", "{what}: {answer}");
+            }
             // Nothing was signed: the next frame is the answer to our own call, no
             // CertificateSigned in between.
             call_any(&mut ws, "hb", "Heartbeat", json!({})).await;

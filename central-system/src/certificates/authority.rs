@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber, SubjectPublicKeyInfo,
+    PublicKeyData, SerialNumber, SubjectPublicKeyInfo,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -81,6 +81,12 @@ impl StationCa {
             .next()
             .and_then(|o| o.as_str().ok())
             .map(str::to_string);
+        // rcgen does not check the pair: a mismatched key would sign certificates nobody can
+        // verify, so refuse it at start instead.
+        anyhow::ensure!(
+            parsed.public_key().subject_public_key.data.as_ref() == key.der_bytes(),
+            "the station CA key does not belong to the station CA certificate"
+        );
         let issuer = Issuer::from_ca_cert_der(&cert_der, key).context("using the CA certificate as issuer")?;
         Ok(StationCa {
             issuer,
@@ -247,6 +253,33 @@ mod tests {
         // The CA's signature verifies.
         let (_, ca_cert) = x509_parser::parse_x509_certificate(ca.cert_der().as_ref()).unwrap();
         cert.verify_signature(Some(ca_cert.public_key())).unwrap();
+    }
+
+    #[test]
+    fn a_configured_ca_is_loaded_with_its_organization() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "Operator station CA");
+        params.distinguished_name.push(DnType::OrganizationName, "ACME Charging");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (cert_path, key_path) = (dir.path().join("ca.pem"), dir.path().join("ca-key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let ca = StationCa::load_or_create(Some(&cert_path), Some(&key_path), dir.path()).unwrap();
+        assert_eq!(ca.organization(), Some("ACME Charging"));
+        assert!(!dir.path().join(EMBEDDED_KEY).exists(), "no embedded CA when one is configured");
+        let checked = check(&csr(Some("CP-1"), Some("ACME Charging")), "CP-1", ca.organization()).unwrap();
+        let issued = ca.sign(&checked, Duration::days(10), Utc::now()).unwrap();
+        let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(ca.cert_der().as_ref()).unwrap();
+        leaf.verify_signature(Some(ca_cert.public_key())).unwrap();
+        // A key that does not belong to the certificate is refused at start.
+        std::fs::write(&key_path, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        assert!(StationCa::load_or_create(Some(&cert_path), Some(&key_path), dir.path()).is_err());
     }
 
     #[test]
