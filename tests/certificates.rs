@@ -79,7 +79,11 @@ async fn call_any<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Value {
     send_any(ws, json!([2, id, action, payload])).await;
     let answer = recv_any(ws).await;
-    assert_eq!((answer[0].clone(), answer[1].clone()), (json!(3), json!(id)), "{action}: {answer}");
+    assert_eq!(
+        (answer[0].clone(), answer[1].clone()),
+        (json!(3), json!(id)),
+        "{action}: {answer}"
+    );
     answer[2].clone()
 }
 
@@ -176,11 +180,10 @@ async fn sign_and_install<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         assert_eq!(signed["certificateType"], "ChargingStationCertificate", "{signed}");
     }
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(
-        signed["certificateChain"].as_str().unwrap().as_bytes(),
-    )
-    .collect::<Result<_, _>>()
-    .unwrap();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(signed["certificateChain"].as_str().unwrap().as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
     assert_eq!(chain.len(), 2, "station certificate + CA: {signed}");
     (chain, PrivatePkcs8KeyDer::from(key.serialize_der()).into())
 }
@@ -302,9 +305,17 @@ async fn a02_bad_csrs_are_rejected_and_logged_as_security_events() {
             )
             .await;
             let page = server
-                .admin("GET", &format!("/api/v1/security-events?stationId={id}&limit=1"), None, 200)
+                .admin(
+                    "GET",
+                    &format!("/api/v1/security-events?stationId={id}&limit=1"),
+                    None,
+                    200,
+                )
                 .await;
-            assert_eq!(page["items"][0]["eventType"], "TamperDetectionActivated", "{what}: {page}");
+            assert_eq!(
+                page["items"][0]["eventType"], "TamperDetectionActivated",
+                "{what}: {page}"
+            );
             assert_eq!(page["items"][0]["source"], "station", "{what}");
             close_any(ws).await;
         }
@@ -356,11 +367,16 @@ async fn m_typed_certificate_endpoints_reach_both_versions() {
             .await;
             assert_eq!(status, 200, "{what}: {body}");
             assert_eq!(body["response"]["status"], "Accepted", "{what}");
-            let expected = if v16 { "CentralSystemRootCertificate" } else { "CSMSRootCertificate" };
+            let expected = if v16 {
+                "CentralSystemRootCertificate"
+            } else {
+                "CSMSRootCertificate"
+            };
             assert_eq!(call["certificateType"], expected, "{what}");
 
             // GetInstalledCertificateIds (M03).
-            let hash = json!({"hashAlgorithm": "SHA256", "issuerNameHash": "aa", "issuerKeyHash": "bb", "serialNumber": "01"});
+            let hash =
+                json!({"hashAlgorithm": "SHA256", "issuerNameHash": "aa", "issuerKeyHash": "bb", "serialNumber": "01"});
             let answer = if v16 {
                 json!({"status": "Accepted", "certificateHashData": [hash]})
             } else {
@@ -378,14 +394,23 @@ async fn m_typed_certificate_endpoints_reach_both_versions() {
             .await;
             assert_eq!(status, 200, "{what}: {body}");
             if v16 {
-                assert_eq!(call, json!({"certificateType": "CentralSystemRootCertificate"}), "{what}");
+                assert_eq!(
+                    call,
+                    json!({"certificateType": "CentralSystemRootCertificate"}),
+                    "{what}"
+                );
             } else {
                 assert_eq!(call, json!({"certificateType": ["CSMSRootCertificate"]}), "{what}");
             }
             if v16 {
                 // 1.6 asks for one type at a time.
                 let (status, body) = server
-                    .api("GET", &format!("/api/v1/stations/{id}/installed-certificates"), Some(Role::Admin), None)
+                    .api(
+                        "GET",
+                        &format!("/api/v1/stations/{id}/installed-certificates"),
+                        Some(Role::Admin),
+                        None,
+                    )
                     .await;
                 assert_eq!(status, 400, "{what}: {body}");
             }
@@ -434,7 +459,10 @@ async fn m_typed_certificate_endpoints_reach_both_versions() {
             })
             .await;
             assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{what}: {listed}");
-            assert!(listed["items"][0]["certificatePem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE"));
+            assert!(listed["items"][0]["certificatePem"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE"));
             close_any(ws).await;
         }
         // Edges: no token, unknown station, offline station.
@@ -443,14 +471,28 @@ async fn m_typed_certificate_endpoints_reach_both_versions() {
             .await;
         assert_eq!(status, 401, "{backend}");
         let (status, body) = server
-            .api("POST", "/api/v1/stations/NOPE/certificates/renew", Some(Role::Admin), None)
+            .api(
+                "POST",
+                "/api/v1/stations/NOPE/certificates/renew",
+                Some(Role::Admin),
+                None,
+            )
             .await;
         assert_eq!(status, 404, "{backend}: {body}");
         eventually(|| async { server.state.registry.get("CP-M16").is_none().then_some(()) }).await;
         let (status, body) = server
-            .api("POST", "/api/v1/stations/CP-M16/certificates/renew", Some(Role::Operator), None)
+            .api(
+                "POST",
+                "/api/v1/stations/CP-M16/certificates/renew",
+                Some(Role::Operator),
+                None,
+            )
             .await;
-        assert_eq!((status, body["code"].as_str()), (409, Some("STATION_OFFLINE")), "{backend}: {body}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("STATION_OFFLINE")),
+            "{backend}: {body}"
+        );
         server.stop_and_clean().await;
     }
 }
@@ -468,16 +510,25 @@ async fn a03_sweep_triggers_renewal_of_expiring_certificates() {
 
             // Today the certificate (365 days) is not within the 30-day window...
             let now = chrono::Utc::now();
-            let due = central_system::certificates::sweep_once(&server.state, now).await.unwrap();
+            let due = central_system::certificates::sweep_once(&server.state, now)
+                .await
+                .unwrap();
             assert!(!due.contains(&id.to_string()), "{what}: {due:?}");
             // ...340 days from now it is: the sweep asks the station for a new CSR.
             let later = now + chrono::Duration::days(340);
-            let action = if subprotocol == "ocpp1.6" { "ExtendedTriggerMessage" } else { "TriggerMessage" };
+            let action = if subprotocol == "ocpp1.6" {
+                "ExtendedTriggerMessage"
+            } else {
+                "TriggerMessage"
+            };
             let sweep = central_system::certificates::sweep_once(&server.state, later);
             let station = answer_call(&mut ws, action, json!({"status": "Accepted"}));
             let (due, call) = tokio::join!(sweep, station);
             assert!(due.unwrap().contains(&id.to_string()), "{what}");
-            assert!(call["requestedMessage"].as_str().unwrap().starts_with("Sign"), "{what}: {call}");
+            assert!(
+                call["requestedMessage"].as_str().unwrap().starts_with("Sign"),
+                "{what}: {call}"
+            );
             close_any(ws).await;
         }
         server.stop_and_clean().await;

@@ -192,7 +192,11 @@ const EXPECTED_ROUTES: &[(&str, &str, bool)] = &[
     ("post", "/api/v1/stations/{stationId}/certificates/renew", false),
     ("get", "/api/v1/stations/{stationId}/installed-certificates", false),
     ("post", "/api/v1/stations/{stationId}/installed-certificates", false),
-    ("post", "/api/v1/stations/{stationId}/installed-certificates/delete", false),
+    (
+        "post",
+        "/api/v1/stations/{stationId}/installed-certificates/delete",
+        false,
+    ),
     ("get", "/api/v1/security-events", false),
     ("get", "/api/v1/id-tokens", false),
     ("post", "/api/v1/id-tokens", true),

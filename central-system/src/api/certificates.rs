@@ -273,7 +273,10 @@ mod tests {
             install_payload(Version::V16, &body)["certificateType"],
             "CentralSystemRootCertificate"
         );
-        assert_eq!(install_payload(Version::V201, &body)["certificateType"], "CSMSRootCertificate");
+        assert_eq!(
+            install_payload(Version::V201, &body)["certificateType"],
+            "CSMSRootCertificate"
+        );
         assert_eq!(
             certificate_type_for(Version::V201, "CentralSystemRootCertificate"),
             "CSMSRootCertificate"

@@ -60,10 +60,10 @@ impl StationCa {
     pub fn load_or_create(cert: Option<&Path>, key: Option<&Path>, data_dir: &Path) -> anyhow::Result<StationCa> {
         match (cert, key) {
             (Some(cert), Some(key)) => {
-                let cert_pem =
-                    std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+                let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
                 let key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
-                StationCa::from_pem(&cert_pem, &key_pem).with_context(|| format!("loading the station CA {}", cert.display()))
+                StationCa::from_pem(&cert_pem, &key_pem)
+                    .with_context(|| format!("loading the station CA {}", cert.display()))
             }
             (None, None) => StationCa::embedded(data_dir),
             _ => anyhow::bail!("--station-ca-cert and --station-ca-key go together"),
@@ -74,7 +74,8 @@ impl StationCa {
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> anyhow::Result<StationCa> {
         let key = KeyPair::from_pem(key_pem).context("parsing the CA key")?;
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).context("parsing the CA certificate")?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(cert_der.as_ref()).context("parsing the CA certificate")?;
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(cert_der.as_ref()).context("parsing the CA certificate")?;
         let organization = parsed
             .subject()
             .iter_organization()
@@ -148,7 +149,9 @@ impl StationCa {
         let public_key = SubjectPublicKeyInfo::from_der(&csr.public_key_der).context("reading the CSR's public key")?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, csr.common_name.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, csr.common_name.as_str());
         if let Some(org) = &csr.organization {
             params.distinguished_name.push(DnType::OrganizationName, org.as_str());
         }
@@ -246,10 +249,22 @@ mod tests {
         assert!(issued.chain_pem.starts_with(&issued.cert_pem) && issued.chain_pem.ends_with(ca.cert_pem()));
         let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-        assert_eq!(cert.subject().iter_common_name().next().unwrap().as_str().unwrap(), "CP-9");
-        assert_eq!(cert.issuer().iter_organization().next().unwrap().as_str().unwrap(), "EVCS");
-        assert_eq!(cert.validity().not_after.timestamp(), (now + Duration::days(365)).timestamp());
-        assert_eq!(cert.raw_serial_as_string().replace(':', "").to_uppercase(), issued.serial);
+        assert_eq!(
+            cert.subject().iter_common_name().next().unwrap().as_str().unwrap(),
+            "CP-9"
+        );
+        assert_eq!(
+            cert.issuer().iter_organization().next().unwrap().as_str().unwrap(),
+            "EVCS"
+        );
+        assert_eq!(
+            cert.validity().not_after.timestamp(),
+            (now + Duration::days(365)).timestamp()
+        );
+        assert_eq!(
+            cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+            issued.serial
+        );
         // The CA's signature verifies.
         let (_, ca_cert) = x509_parser::parse_x509_certificate(ca.cert_der().as_ref()).unwrap();
         cert.verify_signature(Some(ca_cert.public_key())).unwrap();
@@ -259,8 +274,12 @@ mod tests {
     fn a_configured_ca_is_loaded_with_its_organization() {
         let dir = tempfile::tempdir().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "Operator station CA");
-        params.distinguished_name.push(DnType::OrganizationName, "ACME Charging");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Operator station CA");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "ACME Charging");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().unwrap();
@@ -270,7 +289,10 @@ mod tests {
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
         let ca = StationCa::load_or_create(Some(&cert_path), Some(&key_path), dir.path()).unwrap();
         assert_eq!(ca.organization(), Some("ACME Charging"));
-        assert!(!dir.path().join(EMBEDDED_KEY).exists(), "no embedded CA when one is configured");
+        assert!(
+            !dir.path().join(EMBEDDED_KEY).exists(),
+            "no embedded CA when one is configured"
+        );
         let checked = check(&csr(Some("CP-1"), Some("ACME Charging")), "CP-1", ca.organization()).unwrap();
         let issued = ca.sign(&checked, Duration::days(10), Utc::now()).unwrap();
         let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();

@@ -65,9 +65,7 @@ pub fn check(pem: &str, station_id: &str, organization: Option<&str>) -> Result<
     if !rest.is_empty() {
         return Err(CsrRejection::Malformed("trailing bytes after the request".into()));
     }
-    request
-        .verify_signature()
-        .map_err(|_| CsrRejection::BadSignature)?;
+    request.verify_signature().map_err(|_| CsrRejection::BadSignature)?;
     let subject = &request.certification_request_info.subject;
     let common_name = text(subject.iter_common_name().next());
     if common_name.as_deref() != Some(station_id) {
@@ -164,7 +162,11 @@ pub(crate) mod tests {
             "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
             "-----BEGIN CERTIFICATE REQUEST-----\n!!!\n-----END CERTIFICATE REQUEST-----\n",
         ] {
-            assert_eq!(check(bad, "CP-1", None).unwrap_err().event_type(), "InvalidCsrFormat", "{bad:?}");
+            assert_eq!(
+                check(bad, "CP-1", None).unwrap_err().event_type(),
+                "InvalidCsrFormat",
+                "{bad:?}"
+            );
         }
         // A certificate is not a request.
         let cert = rcgen::generate_simple_self_signed(vec!["x".to_string()]).unwrap();
@@ -175,7 +177,10 @@ pub(crate) mod tests {
     #[test]
     fn a_tampered_request_fails_its_signature() {
         let pem = tampered_csr("CP-1", "EVCS");
-        assert_eq!(check(&pem, "CP-1", Some("EVCS")).unwrap_err(), CsrRejection::BadSignature);
+        assert_eq!(
+            check(&pem, "CP-1", Some("EVCS")).unwrap_err(),
+            CsrRejection::BadSignature
+        );
     }
 
     /// A CSR for `cn`/`org` whose signature belongs to a different subject: the CN's bytes are

@@ -89,7 +89,13 @@ pub async fn sign_request(
             let detail = rejection.to_string();
             if let Err(e) = state
                 .store
-                .insert_security_event(station_id, "csms", rejection.event_type(), Some(&detail), Ts::from_datetime(now))
+                .insert_security_event(
+                    station_id,
+                    "csms",
+                    rejection.event_type(),
+                    Some(&detail),
+                    Ts::from_datetime(now),
+                )
                 .await
             {
                 tracing::error!(station = %station_id, error = %e, "could not store the security event");
@@ -112,7 +118,11 @@ pub async fn sign_request(
         not_after: Ts::from_datetime(issued.not_after),
         certificate_pem: &issued.cert_pem,
     };
-    if let Err(e) = state.store.insert_issued_certificate(&record, Ts::from_datetime(now)).await {
+    if let Err(e) = state
+        .store
+        .insert_issued_certificate(&record, Ts::from_datetime(now))
+        .await
+    {
         tracing::error!(station = %station_id, error = %e, "could not record the issued certificate");
         return rejected("the certificate could not be recorded");
     }
