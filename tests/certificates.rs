@@ -321,6 +321,17 @@ async fn a02_bad_csrs_are_rejected_and_logged_as_security_events() {
         }
         let (status, _) = server.api("GET", "/api/v1/security-events", None, None).await;
         assert_eq!(status, 401, "{backend}: no token");
+        // Retention counts from when an event was recorded, not the station's timestamp (2026-01-01 above).
+        use central_system::store::types::Ts;
+        let store = &server.state.store;
+        let an_hour_ago = Ts::from_datetime(chrono::Utc::now() - chrono::Duration::hours(1));
+        assert_eq!(store.prune_security_events(an_hour_ago).await.unwrap(), 0, "{backend}");
+        let later = Ts::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(1));
+        assert_eq!(store.prune_security_events(later).await.unwrap(), 10, "{backend}");
+        assert!(
+            store.security_events(None, None, 50).await.unwrap().is_empty(),
+            "{backend}"
+        );
         server.stop_and_clean().await;
     }
 }

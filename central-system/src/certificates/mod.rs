@@ -194,7 +194,8 @@ pub async fn trigger_renewal(state: &AppState, station_id: &str) -> Result<(&'st
 }
 
 /// Triggers renewal for connected stations whose certificate ends within the renewal window,
-/// every `--station-cert-check-secs` (and once at start), until shutdown.
+/// and prunes security events past `--message-retention-days`, every
+/// `--station-cert-check-secs` (and once at start), until shutdown.
 pub async fn sweep(state: AppState) {
     let every = std::time::Duration::from_secs(state.config.station_cert_check_secs.max(1));
     let mut ticks = tokio::time::interval(every);
@@ -205,6 +206,18 @@ pub async fn sweep(state: AppState) {
         }
         if let Err(e) = sweep_once(&state, Utc::now()).await {
             tracing::warn!(error = %e, "certificate renewal sweep failed");
+        }
+        // Security events follow the stored messages' retention: a station that keeps sending
+        // bad CSRs must not grow the table for ever.
+        let keep = Duration::days(i64::from(state.config.message_retention_days));
+        match state
+            .store
+            .prune_security_events(Ts::from_datetime(Utc::now() - keep))
+            .await
+        {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "old security events pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning security events failed"),
         }
     }
 }

@@ -144,7 +144,7 @@ impl Store {
             .collect())
     }
 
-    /// Stores a security event.
+    /// Stores a security event that happened at `occurred_at`, recorded now.
     pub async fn insert_security_event(
         &self,
         station_id: &str,
@@ -155,18 +155,30 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_db!(self.db(), |pool| {
             sqlx::query(
-                "INSERT INTO security_events (station_id, source, event_type, detail, occurred_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO security_events (station_id, source, event_type, detail, occurred_at, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(station_id)
             .bind(source)
             .bind(event_type)
             .bind(detail)
             .bind(occurred_at)
+            .bind(Ts::now())
             .execute(pool)
             .await?;
         });
         Ok(())
+    }
+
+    /// Deletes security events recorded before `cutoff`; returns how many.
+    pub async fn prune_security_events(&self, cutoff: Ts) -> Result<u64, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query("DELETE FROM security_events WHERE recorded_at < $1")
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// A page of security events, newest first, of one station or all.

@@ -21,13 +21,17 @@ CREATE INDEX station_certificates_station ON station_certificates (station_id, n
 
 -- Security events: those the CSMS detects (a refused CSR, source 'csms') and those stations
 -- report with SecurityEventNotification (source 'station'). Kept without a foreign key so an
--- event about an id that was deleted (or never registered) is not lost.
+-- event about an id that was deleted (or never registered) is not lost. `occurred_at` is when
+-- it happened (a station's own timestamp for its events), `recorded_at` when it was stored: the
+-- retention (--message-retention-days) counts from the latter, which a station cannot forge.
 CREATE TABLE security_events (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     station_id  TEXT NOT NULL,
     source      TEXT NOT NULL,
     event_type  TEXT NOT NULL,
     detail      TEXT,
-    occurred_at BIGINT NOT NULL
+    occurred_at BIGINT NOT NULL,
+    recorded_at BIGINT NOT NULL
 );
 CREATE INDEX security_events_station ON security_events (station_id, id);
+CREATE INDEX security_events_recorded ON security_events (recorded_at);
