@@ -540,6 +540,20 @@ async fn a03_sweep_triggers_renewal_of_expiring_certificates() {
                 call["requestedMessage"].as_str().unwrap().starts_with("Sign"),
                 "{what}: {call}"
             );
+
+            // The station sends its new CSR but refuses the certificate: it is recorded as
+            // Rejected, the installed one stays the latest, and the next sweep asks again.
+            let (pem, _) = csr(id, ORG);
+            let answer = call_any(&mut ws, "renew", "SignCertificate", json!({"csr": pem})).await;
+            assert_eq!(answer["status"], "Accepted", "{what}: {answer}");
+            answer_call(&mut ws, "CertificateSigned", json!({"status": "Rejected"})).await;
+            eventually(|| async { (issued(&server, id).await[0].status == "Rejected").then_some(()) }).await;
+            let statuses: Vec<String> = issued(&server, id).await.into_iter().map(|c| c.status).collect();
+            assert_eq!(statuses, ["Rejected", "Installed"], "{what}");
+            let sweep = central_system::certificates::sweep_once(&server.state, later);
+            let station = answer_call(&mut ws, action, json!({"status": "Accepted"}));
+            let (due, _) = tokio::join!(sweep, station);
+            assert!(due.unwrap().contains(&id.to_string()), "{what}: asked again");
             close_any(ws).await;
         }
         server.stop_and_clean().await;
