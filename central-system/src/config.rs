@@ -155,6 +155,32 @@ pub struct Config {
     #[arg(long, global = true, env = "EVCS_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// PEM certificate of the CA that signs station certificates (SignCertificate, A02/A03);
+    /// the TLS listener trusts it for client certificates (profile 3). Default: a CA generated
+    /// on first start in the data dir (`station-ca.pem`, `station-ca-key.pem`).
+    #[arg(long, global = true, env = "EVCS_STATION_CA_CERT", requires = "station_ca_key")]
+    pub station_ca_cert: Option<PathBuf>,
+
+    /// PEM (PKCS#8) private key of `--station-ca-cert`.
+    #[arg(long, global = true, env = "EVCS_STATION_CA_KEY", requires = "station_ca_cert")]
+    pub station_ca_key: Option<PathBuf>,
+
+    /// The organization (O) a station's CSR must name (default: the station CA's O).
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_ORGANIZATION")]
+    pub station_cert_organization: Option<String>,
+
+    /// Days a signed station certificate is valid.
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_VALIDITY_DAYS", default_value_t = 365)]
+    pub station_cert_validity_days: u32,
+
+    /// Connected stations whose certificate ends within this many days are asked to renew it.
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_RENEW_DAYS", default_value_t = 30)]
+    pub station_cert_renew_days: u32,
+
+    /// Seconds between sweeps for station certificates due for renewal.
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_CHECK_SECS", default_value_t = 3600)]
+    pub station_cert_check_secs: u64,
+
     /// Log every OCPP frame to the per-station frame log.
     #[arg(long, global = true, env = "EVCS_FRAME_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub frame_log: bool,
@@ -404,6 +430,12 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            station_ca_cert: None,
+            station_ca_key: None,
+            station_cert_organization: None,
+            station_cert_validity_days: 365,
+            station_cert_renew_days: 30,
+            station_cert_check_secs: 3600,
             frame_log: true,
             frame_log_size: 500,
             frame_log_station_bytes: 4 << 20,

@@ -10,6 +10,7 @@
 //! - [`store`]: one query path over SQLite and PostgreSQL, plus the meter/frame batch writer.
 //! - [`api`]: the operator REST API, health and metrics endpoints, OpenAPI document.
 //! - [`auth`]: operator JWTs, station passwords, Basic-auth parsing.
+//! - [`certificates`]: the station CA, SignCertificate/CertificateSigned, renewal.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`bus`]: this node's event and command bus (in-process or MQTT); [`bus_commands`]
 //!   answers the bus commands of the stations connected here, through the same typed command
@@ -25,6 +26,7 @@ pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod bus_commands;
+pub mod certificates;
 pub mod config;
 pub mod handlers;
 pub mod metrics;

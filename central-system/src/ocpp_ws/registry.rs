@@ -148,6 +148,11 @@ impl Registry {
         self.lock().get(station).cloned()
     }
 
+    /// The ids of the connected stations (a snapshot).
+    pub fn station_ids(&self) -> Vec<String> {
+        self.lock().keys().map(|k| k.to_string()).collect()
+    }
+
     /// Number of connected stations.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -6,6 +6,7 @@
 //! same way on both backends (the pitfalls of sqlx's `Any` driver are avoided on purpose).
 
 pub mod command_ids;
+pub mod certificates;
 pub mod frames;
 pub mod id_tokens;
 pub mod messages;
