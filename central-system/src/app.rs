@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::ocpp_ws::pending::AttemptLimiter;
 use crate::ocpp_ws::registry::Registry;
 use crate::ocpp_ws::upgrade;
+use crate::outbox::{MeterSummaries, Publisher, PublisherConfig};
 use crate::server;
 use crate::store::retention::{FrameBudget, MessageBudget, MessageRetention};
 use crate::store::types::Ts;
@@ -26,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Everything request handlers and sessions share.
-#[derive(Debug)]
 pub struct Shared {
     /// Settings.
     pub config: Config,
@@ -52,6 +52,21 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tracks connections and sessions, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// The event and command bus (`--bus`). Events reach it only through the outbox.
+    pub bus: Arc<dyn evcs_bus::Bus>,
+    /// The latest meter values per transaction, for `meterSummary` events.
+    pub meter_summaries: MeterSummaries,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bus is a trait object without Debug; the rest says enough.
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Cheaply clonable shared state.
@@ -67,6 +82,7 @@ impl Deref for AppState {
 
 /// A built, not yet running, central system.
 pub struct Application {
+    publisher_config: PublisherConfig,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: AppState,
@@ -81,6 +97,17 @@ impl Application {
 
     /// Like [`Application::build`], with vendor DataTransfer handlers.
     pub async fn build_with(config: Config, data_transfer: DataTransferHandlers) -> anyhow::Result<Application> {
+        let bus = crate::bus::connect(&config).await?;
+        Self::build_with_bus(config, data_transfer, bus).await
+    }
+
+    /// Like [`Application::build_with`], on a bus the caller built (tests wrap one to make it
+    /// fail; an all-in-one process shares one in-process bus between its services).
+    pub async fn build_with_bus(
+        config: Config,
+        data_transfer: DataTransferHandlers,
+        bus: Arc<dyn evcs_bus::Bus>,
+    ) -> anyhow::Result<Application> {
         // Compile every schema now, so no charger's first message pays for it.
         ocpp::schema::preload().map_err(|v| anyhow::anyhow!("compiling the OCPP schemas: {v}"))?;
         let store = Store::connect(&config.database_url()).await?;
@@ -102,6 +129,7 @@ impl Application {
                     not_accepted_bytes: config.pending_log_bytes.max(1),
                 },
                 log_frames: config.frame_log,
+                outbox_wake: store.outbox_wake().clone(),
                 ..WriterConfig::default()
             },
         )
@@ -125,6 +153,11 @@ impl Application {
             ),
             None => None,
         };
+        let meter_summaries = MeterSummaries::new(Duration::from_secs(config.meter_summary_secs));
+        let publisher_config = PublisherConfig {
+            retention: Duration::from_secs(config.outbox_retention_secs),
+            ..PublisherConfig::default()
+        };
         let state = AppState(Arc::new(Shared {
             passwords,
             config,
@@ -138,8 +171,11 @@ impl Application {
             data_transfer,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            bus,
+            meter_summaries,
         }));
         Ok(Application {
+            publisher_config,
             listener,
             metrics_listener,
             state,
@@ -165,6 +201,7 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then drains and flushes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
+            publisher_config,
             listener,
             metrics_listener,
             state,
@@ -194,6 +231,7 @@ impl Application {
             "central system listening"
         );
         state.tracker.spawn(sweep_messages(state.clone()));
+        let publisher = Publisher::spawn(state.store.clone(), state.bus.clone(), publisher_config);
         server::serve(
             listener,
             router,
@@ -215,6 +253,8 @@ impl Application {
             let _ = task.await;
         }
         state.writer.flush().await;
+        // The sessions' last events (stationOffline) are committed now: one more round.
+        publisher.stop(Duration::from_secs(5)).await;
         state.store.close().await;
         tracing::info!("central system stopped");
         Ok(())

@@ -213,6 +213,42 @@ pub struct Config {
     /// Log format.
     #[arg(long, global = true, env = "EVCS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// The event and command bus: `inproc` (in-process channels, the all-in-one default) or
+    /// `mqtt` (an MQTT 5 broker at `--mqtt-url`).
+    #[arg(long, global = true, env = "EVCS_BUS", value_enum, default_value = "inproc")]
+    pub bus: BusKind,
+
+    /// The broker for `--bus mqtt`: `mqtt://[user:password@]host[:port]`.
+    #[arg(long, global = true, env = "EVCS_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
+
+    /// First levels of every bus topic (`{prefix}/v1/events/...`).
+    #[arg(long, global = true, env = "EVCS_BUS_TOPIC_PREFIX", default_value = "evcs")]
+    pub bus_topic_prefix: String,
+
+    /// This node's name on the bus (MQTT client ids); unique per process and stable across its
+    /// restarts. Default: `central-{host}-{port}`.
+    #[arg(long, global = true, env = "EVCS_BUS_NODE")]
+    pub bus_node: Option<String>,
+
+    /// Seconds between two `meterSummary` events of one transaction (one also goes with every
+    /// transaction event); readings never cross the bus one by one.
+    #[arg(long, global = true, env = "EVCS_METER_SUMMARY_SECS", default_value_t = 60)]
+    pub meter_summary_secs: u64,
+
+    /// Seconds published events stay in the outbox table before they are deleted.
+    #[arg(long, global = true, env = "EVCS_OUTBOX_RETENTION_SECS", default_value_t = 3600)]
+    pub outbox_retention_secs: u64,
+}
+
+/// Which bus transport carries events and commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BusKind {
+    /// Tokio channels inside this process.
+    Inproc,
+    /// An MQTT 5 broker.
+    Mqtt,
 }
 
 /// Argon2id parameters and the size of the pool that verifies station passwords.
@@ -313,6 +349,20 @@ impl Config {
         })
     }
 
+    /// This node's name on the bus (see `bus_node`).
+    pub fn bus_node(&self) -> String {
+        if let Some(node) = &self.bus_node {
+            return node.clone();
+        }
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("central-{host}-{}", self.listen.port())
+    }
+
     /// Ping interval, if enabled.
     pub fn ping_interval(&self) -> Option<Duration> {
         (self.ping_interval > 0).then(|| Duration::from_secs(self.ping_interval))
@@ -376,6 +426,12 @@ impl Config {
             abandon_after_boot_secs: 300,
             last_seen_write_ms: 60_000,
             log_format: LogFormat::Text,
+            bus: BusKind::Inproc,
+            mqtt_url: None,
+            bus_topic_prefix: "evcs".into(),
+            bus_node: None,
+            meter_summary_secs: 60,
+            outbox_retention_secs: 3600,
         }
     }
 }

@@ -20,10 +20,12 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod handlers;
 pub mod metrics;
 pub mod ocpp_ws;
+pub mod outbox;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -1,0 +1,263 @@
+//! Events through the outbox onto the bus, end to end: a charger over a real WebSocket, a
+//! consumer on the bus. On every storage backend; over MQTT too when `EVCS_TEST_MQTT_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod support;
+
+use evcs_bus::{Bus, BusError, BoxFuture, CommandEnvelope, CommandReply, CommandServer, Event, EventEnvelope, EventStream, InProcBus};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+fn meter(ts: &str, wh: i64) -> Value {
+    json!({"timestamp": ts, "sampledValue": [
+        {"value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+        {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
+        {"value": "16.0", "measurand": "Current.Import", "unit": "A"}
+    ]})
+}
+
+/// The next event of `station` (others are skipped), within 10 s.
+async fn next_of(events: &mut EventStream, station: &str) -> EventEnvelope {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the bus is open");
+        if event.station_id.as_str() == station {
+            return event;
+        }
+    }
+}
+
+/// Waits until every outbox row is marked sent; returns how many there are.
+async fn all_sent(server: &TestServer) -> usize {
+    eventually(|| async {
+        let rows = server.state.store.outbox_rows().await.unwrap();
+        rows.iter().all(|r| r.sent_at.is_some()).then_some(rows.len())
+    })
+    .await
+}
+
+/// Boot, status, a transaction with readings, its stop; then a refused start and its stop.
+/// Returns the accepted transaction's id and the connection (kept open, so no stationOffline
+/// follows yet).
+async fn charge(server: &TestServer, station: &str) -> (i64, Ws) {
+    let mut ws = connect(&server.ws_url(station), "ocpp1.6", None).await.expect("connect");
+    boot16(&mut ws).await;
+    call_ok(
+        &mut ws,
+        "s1",
+        "StatusNotification",
+        json!({"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}),
+    )
+    .await;
+    let start = call_ok(
+        &mut ws,
+        "t1",
+        "StartTransaction",
+        json!({"connectorId": 1, "idTag": "TAG-1", "meterStart": 10_000, "timestamp": "2026-01-01T10:00:00Z"}),
+    )
+    .await;
+    assert_eq!(start["idTagInfo"]["status"], "Accepted", "{start}");
+    let id = start["transactionId"].as_i64().expect("transaction id");
+    // Several readings within the cadence (60 s by default): none crosses the bus by itself.
+    for (i, wh) in [10_400, 10_800, 11_150].into_iter().enumerate() {
+        let ts = format!("2026-01-01T10:0{}:00Z", i + 1);
+        call_ok(
+            &mut ws,
+            &format!("m{i}"),
+            "MeterValues",
+            json!({"connectorId": 1, "transactionId": id, "meterValue": [meter(&ts, wh)]}),
+        )
+        .await;
+    }
+    call_ok(
+        &mut ws,
+        "e1",
+        "StopTransaction",
+        json!({"transactionId": id, "idTag": "TAG-1", "meterStop": 11_150, "timestamp": "2026-01-01T10:05:00Z", "reason": "EVDisconnected"}),
+    )
+    .await;
+    // A start with a token nobody accepted: stored as Refused, never published as started.
+    let refused = call_ok(
+        &mut ws,
+        "t2",
+        "StartTransaction",
+        json!({"connectorId": 1, "idTag": "NOBODY", "meterStart": 11_150, "timestamp": "2026-01-01T10:10:00Z"}),
+    )
+    .await;
+    assert_eq!(refused["idTagInfo"]["status"], "Invalid", "{refused}");
+    let refused_id = refused["transactionId"].as_i64().expect("transaction id");
+    call_ok(
+        &mut ws,
+        "e2",
+        "StopTransaction",
+        json!({"transactionId": refused_id, "meterStop": 11_150, "timestamp": "2026-01-01T10:11:00Z"}),
+    )
+    .await;
+    call_ok(
+        &mut ws,
+        "s2",
+        "StatusNotification",
+        json!({"connectorId": 1, "errorCode": "NoError", "status": "Available"}),
+    )
+    .await;
+    (id, ws)
+}
+
+/// What a consumer must see for [`charge`]: each event once, in order, and nothing for the
+/// refused start.
+async fn expect_charge_events(events: &mut EventStream, station: &str, id: i64) {
+    let mut seen_ids = HashSet::new();
+    let mut kinds = Vec::new();
+    let mut summary_energy = None;
+    loop {
+        let event = next_of(events, station).await;
+        assert!(seen_ids.insert(event.event_id.clone()), "event {} delivered twice", event.event_id);
+        kinds.push(event.event.kind());
+        match &event.event {
+            Event::TransactionStarted {
+                transaction_id,
+                id_token,
+                location,
+                ..
+            } => {
+                assert_eq!(transaction_id, &id.to_string());
+                assert_eq!(id_token.as_deref(), Some("TAG-1"));
+                assert_eq!(location.connector_id, Some(1));
+            }
+            Event::MeterSummary {
+                transaction_id,
+                energy_wh,
+                power_w,
+                ..
+            } => {
+                assert_eq!(transaction_id, &id.to_string());
+                summary_energy = *energy_wh;
+                assert_eq!(*power_w, Some(7200.0));
+            }
+            Event::TransactionEnded {
+                transaction_id,
+                meter_stop_wh,
+                stop_reason,
+                ..
+            } => {
+                assert_eq!(transaction_id, &id.to_string(), "only the accepted transaction ends on the bus");
+                assert_eq!(*meter_stop_wh, Some(11_150));
+                assert_eq!(stop_reason.as_deref(), Some("EVDisconnected"));
+            }
+            Event::ConnectorStatus { status, .. } if status == "Available" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            "stationOnline",
+            "booted",
+            "connectorStatus",
+            "transactionStarted",
+            "meterSummary",
+            "transactionEnded",
+            "connectorStatus"
+        ],
+        "events of {station}"
+    );
+    assert_eq!(summary_energy, Some(11_150), "the summary carries the last register sent");
+}
+
+#[tokio::test]
+async fn a_charging_session_reaches_the_bus_in_order_each_event_once() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        let mut events = server.state.bus.subscribe("booking-api", "test").await.unwrap();
+        server.accept_token("TAG-1").await;
+        let (id, _ws) = charge(&server, "CP-OUT-1").await;
+        expect_charge_events(&mut events, "CP-OUT-1", id).await;
+        let rows = all_sent(&server).await;
+        assert_eq!(rows, 7, "{backend}: one outbox row per event");
+        server.stop_and_clean().await;
+    }
+}
+
+/// A bus whose publishes fail while `down` is set (a broker outage, as the publisher sees it).
+#[derive(Clone, Default)]
+struct FlakyBus {
+    inner: InProcBus,
+    down: Arc<AtomicBool>,
+}
+
+impl Bus for FlakyBus {
+    fn publish(&self, event: EventEnvelope) -> BoxFuture<'_, Result<(), BusError>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(BusError::Transport("broker unreachable".into())) });
+        }
+        self.inner.publish(event)
+    }
+
+    fn subscribe<'a>(&'a self, group: &'a str, member: &'a str) -> BoxFuture<'a, Result<EventStream, BusError>> {
+        self.inner.subscribe(group, member)
+    }
+
+    fn send_command(&self, command: CommandEnvelope, timeout: Duration) -> BoxFuture<'_, Result<CommandReply, BusError>> {
+        self.inner.send_command(command, timeout)
+    }
+
+    fn serve_commands<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<CommandServer, BusError>> {
+        self.inner.serve_commands(node)
+    }
+}
+
+#[tokio::test]
+async fn events_written_while_the_bus_is_down_are_published_once_it_is_back() {
+    for (backend, url) in backends().await {
+        let bus = FlakyBus::default();
+        bus.down.store(true, Ordering::SeqCst);
+        let server = TestServer::start_with_bus(backend, url, Arc::new(bus.clone())).await;
+        let mut events = bus.subscribe("booking-api", "test").await.unwrap();
+        server.accept_token("TAG-1").await;
+        let (id, _ws) = charge(&server, "CP-OUT-2").await;
+        // Everything is committed (each answer came after its commit), nothing is sent.
+        let rows = server.state.store.outbox_rows().await.unwrap();
+        assert_eq!(rows.len(), 7, "{backend}");
+        assert!(rows.iter().all(|r| r.sent_at.is_none()), "{backend}: sent while the bus was down");
+        bus.down.store(false, Ordering::SeqCst);
+        expect_charge_events(&mut events, "CP-OUT-2", id).await;
+        assert_eq!(all_sent(&server).await, 7, "{backend}");
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn events_cross_mqtt_in_order() {
+    let Ok(mqtt_url) = std::env::var("EVCS_TEST_MQTT_URL") else {
+        eprintln!("EVCS_TEST_MQTT_URL not set: the MQTT outbox test did not run");
+        return;
+    };
+    for (backend, url) in backends().await {
+        // A prefix of its own, so other tests on the same broker cannot interfere.
+        let prefix = format!("evcs-test-{}", rand::random::<u32>());
+        let server = TestServer::start_with(backend, url, |c| {
+            c.bus = central_system::config::BusKind::Mqtt;
+            c.mqtt_url = Some(mqtt_url.clone());
+            c.bus_topic_prefix = prefix.clone();
+            c.bus_node = Some(format!("{prefix}-central"));
+        })
+        .await;
+        let consumer = evcs_bus::MqttBus::connect(
+            evcs_bus::MqttConfig::from_url(&mqtt_url, &prefix).unwrap(),
+            &format!("{prefix}-consumer"),
+        )
+        .await
+        .unwrap();
+        let mut events = consumer.subscribe("booking-api", "test").await.unwrap();
+        server.accept_token("TAG-1").await;
+        let (id, _ws) = charge(&server, "CP-OUT-3").await;
+        expect_charge_events(&mut events, "CP-OUT-3", id).await;
+        assert_eq!(all_sent(&server).await, 7, "{backend}");
+        server.stop_and_clean().await;
+    }
+}
