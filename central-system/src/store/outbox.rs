@@ -181,6 +181,25 @@ mod tests {
     }
 
     #[test]
+    fn a_meter_summary_survives_its_stored_json() {
+        // The workspace builds serde_json with `arbitrary_precision`: floats in a tagged enum
+        // must still read back, or the publisher could never send a summary.
+        let summary = Event::MeterSummary {
+            transaction_id: "7".into(),
+            location: evcs_bus::Location::default(),
+            energy_wh: Some(11_150),
+            power_w: Some(7200.5),
+            soc_percent: None,
+            current_a: Some(16.0),
+            at: Utc::now(),
+        };
+        let envelope = envelope("CP-1", Utc::now(), summary).expect("valid id");
+        let json = serde_json::to_string(&envelope).expect("serializes");
+        let back: EventEnvelope = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, envelope);
+    }
+
+    #[test]
     fn a_station_id_the_bus_refuses_gets_no_envelope() {
         assert!(envelope("a/b", Utc::now(), Event::StationOffline { reason: None }).is_none());
         let ok = envelope("CP-1", Utc::now(), Event::StationOffline { reason: None }).expect("valid id");
