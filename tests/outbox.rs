@@ -261,3 +261,125 @@ async fn events_cross_mqtt_in_order() {
         server.stop_and_clean().await;
     }
 }
+
+fn tx_event(kind: &str, seq: i64, ts: &str, wh: i64) -> Value {
+    let trigger = match kind {
+        "Started" => "RemoteStart",
+        "Ended" => "StopAuthorized",
+        _ => "MeterValuePeriodic",
+    };
+    json!({
+        "eventType": kind, "timestamp": ts, "triggerReason": trigger, "seqNo": seq,
+        "transactionInfo": {"transactionId": "tx-bus"},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": ts, "sampledValue": [
+            {"value": wh, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}},
+            {"value": 11, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "kW"}},
+            {"value": 55, "measurand": "SoC", "location": "EV", "unitOfMeasure": {"unit": "Percent"}}
+        ]}]
+    })
+}
+
+#[tokio::test]
+async fn v201_transaction_events_carry_their_summaries() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        let mut events = server.state.bus.subscribe("booking-api", "test").await.unwrap();
+        server.accept_token("TAG-2").await;
+        let station = "CP-OUT-201";
+        let mut ws = connect(&server.ws_url(station), "ocpp2.0.1", None).await.expect("connect");
+        boot201(&mut ws).await;
+        let mut started = tx_event("Started", 0, "2026-01-01T10:00:00Z", 1_000);
+        started["idToken"] = json!({"idToken": "TAG-2", "type": "ISO14443"});
+        started["transactionInfo"]["remoteStartId"] = json!(42);
+        call_ok(&mut ws, "s", "TransactionEvent", started).await;
+        let mut charging = tx_event("Updated", 1, "2026-01-01T10:01:00Z", 1_500);
+        charging["triggerReason"] = json!("ChargingStateChanged");
+        charging["transactionInfo"]["chargingState"] = json!("Charging");
+        call_ok(&mut ws, "u1", "TransactionEvent", charging).await;
+        // A periodic event within the cadence: its values wait for the next summary.
+        call_ok(&mut ws, "u2", "TransactionEvent", tx_event("Updated", 2, "2026-01-01T10:02:00Z", 2_000)).await;
+        let mut ended = tx_event("Ended", 3, "2026-01-01T10:03:00Z", 2_500);
+        ended["transactionInfo"]["stoppedReason"] = json!("EVDisconnected");
+        call_ok(&mut ws, "e", "TransactionEvent", ended).await;
+
+        let mut kinds = Vec::new();
+        let mut energies = Vec::new();
+        let mut transaction = None;
+        loop {
+            let event = next_of(&mut events, station).await;
+            kinds.push(event.event.kind());
+            match event.event {
+                Event::TransactionStarted {
+                    transaction_id,
+                    id_token,
+                    location,
+                    remote_start_id,
+                    ..
+                } => {
+                    assert_eq!((id_token.as_deref(), remote_start_id), (Some("TAG-2"), Some(42)));
+                    assert_eq!((location.evse_id, location.connector_id), (Some(1), Some(1)));
+                    transaction = Some(transaction_id);
+                }
+                Event::MeterSummary {
+                    transaction_id,
+                    energy_wh,
+                    power_w,
+                    soc_percent,
+                    ..
+                } => {
+                    assert_eq!(Some(&transaction_id), transaction.as_ref());
+                    assert_eq!((power_w, soc_percent), (Some(11_000.0), Some(55.0)));
+                    energies.extend(energy_wh);
+                }
+                Event::TransactionEnded {
+                    transaction_id,
+                    stop_reason,
+                    ..
+                } => {
+                    assert_eq!(Some(&transaction_id), transaction.as_ref());
+                    assert_eq!(stop_reason.as_deref(), Some("EVDisconnected"));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            kinds,
+            [
+                "stationOnline",
+                "booted",
+                "transactionStarted",
+                "meterSummary",
+                "transactionUpdated",
+                "meterSummary",
+                "transactionEnded"
+            ],
+            "{backend}"
+        );
+        assert_eq!(energies, [1_500, 2_500], "{backend}: one summary per transaction event, the latest values");
+        server.stop_and_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn a_zero_cadence_summarizes_every_batch_of_readings() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start_with(backend, url, |c| c.meter_summary_secs = 0).await;
+        let mut events = server.state.bus.subscribe("booking-api", "test").await.unwrap();
+        server.accept_token("TAG-1").await;
+        let (_id, _ws) = charge(&server, "CP-OUT-4").await;
+        let mut energies = Vec::new();
+        loop {
+            let event = next_of(&mut events, "CP-OUT-4").await;
+            match event.event {
+                Event::MeterSummary { energy_wh, .. } => energies.extend(energy_wh),
+                Event::TransactionEnded { .. } => break,
+                _ => {}
+            }
+        }
+        // One per MeterValues; the stop's meterStop equals the last reading, so no more.
+        assert_eq!(energies, [10_400, 10_800, 11_150], "{backend}");
+        server.stop_and_clean().await;
+    }
+}

@@ -199,9 +199,12 @@ impl MeterSummaries {
             last_summary: at,
             last_update: at,
         });
-        track.snapshot.energy_wh = Some(wh);
-        track.snapshot.at = track.snapshot.at.max(at);
-        track.pending = true;
+        // A meterStop equal to the last reading tells the bus nothing new.
+        if track.snapshot.energy_wh != Some(wh) {
+            track.snapshot.energy_wh = Some(wh);
+            track.snapshot.at = track.snapshot.at.max(at);
+            track.pending = true;
+        }
     }
 
     /// Values of the transaction the bus has not seen yet, for a transaction event to carry.
@@ -319,6 +322,9 @@ mod tests {
         summaries.observe_register(3, LOC, 250, at(5));
         let pending = summaries.pending(3).expect("stop register pending");
         assert_eq!((pending.energy_wh, pending.at), (Some(250), at(5)));
+        summaries.summarized(3, at(6));
+        summaries.observe_register(3, LOC, 250, at(7));
+        assert_eq!(summaries.pending(3), None, "the same register again is nothing new");
         summaries.finish(3);
         assert!(summaries.is_empty());
     }
