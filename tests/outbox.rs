@@ -21,10 +21,15 @@ fn meter(ts: &str, wh: i64) -> Value {
 
 /// The next event of `station` (others are skipped), within 10 s.
 async fn next_of(events: &mut EventStream, station: &str) -> EventEnvelope {
+    next_within(events, station, Duration::from_secs(10)).await
+}
+
+/// The next event of `station` within `wait`.
+async fn next_within(events: &mut EventStream, station: &str, wait: Duration) -> EventEnvelope {
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+        let event = tokio::time::timeout(wait, events.next())
             .await
-            .expect("an event within 10 s")
+            .expect("an event in time")
             .expect("the bus is open");
         if event.station_id.as_str() == station {
             return event;
@@ -111,11 +116,17 @@ async fn charge(server: &TestServer, station: &str) -> (i64, Ws) {
 /// What a consumer must see for [`charge`]: each event once, in order, and nothing for the
 /// refused start.
 async fn expect_charge_events(events: &mut EventStream, station: &str, id: i64) {
+    expect_charge_events_within(events, station, id, Duration::from_secs(10)).await
+}
+
+/// [`expect_charge_events`], waiting up to `first` for the first event (a bus coming back).
+async fn expect_charge_events_within(events: &mut EventStream, station: &str, id: i64, first: Duration) {
     let mut seen_ids = HashSet::new();
     let mut kinds = Vec::new();
     let mut summary_energy = None;
     loop {
-        let event = next_of(events, station).await;
+        let wait = if kinds.is_empty() { first } else { Duration::from_secs(10) };
+        let event = next_within(events, station, wait).await;
         assert!(seen_ids.insert(event.event_id.clone()), "event {} delivered twice", event.event_id);
         kinds.push(event.event.kind());
         match &event.event {
@@ -381,5 +392,104 @@ async fn a_zero_cadence_summarizes_every_batch_of_readings() {
         // One per MeterValues; the stop's meterStop equals the last reading, so no more.
         assert_eq!(energies, [10_400, 10_800, 11_150], "{backend}");
         server.stop_and_clean().await;
+    }
+}
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// A throw-away broker that keeps its sessions across a clean restart (persistence on, so a
+/// consumer's persistent session and its queued events survive), on a fixed port.
+struct Broker {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<tokio::process::Child>,
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut broker = Broker {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        broker.run().await;
+        broker
+    }
+
+    async fn run(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+                self.port,
+                self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = tokio::process::Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mosquitto starts");
+        self.child = Some(child);
+        eventually(|| async { tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok() }).await;
+    }
+
+    /// Stops it cleanly (SIGTERM: it saves its sessions) and waits for it to exit.
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+#[tokio::test]
+async fn events_written_while_the_broker_is_down_are_published_once_it_is_back() {
+    if !std::path::Path::new(MOSQUITTO).exists() {
+        eprintln!("{MOSQUITTO} missing: the broker-outage test did not run");
+        return;
+    }
+    for (backend, url) in backends().await {
+        let mut broker = Broker::start().await;
+        let prefix = format!("evcs-test-{}", rand::random::<u32>());
+        let broker_url = broker.url();
+        let server = TestServer::start_with(backend, url, |c| {
+            c.bus = central_system::config::BusKind::Mqtt;
+            c.mqtt_url = Some(broker_url.clone());
+            c.bus_topic_prefix = prefix.clone();
+            c.bus_node = Some(format!("{prefix}-central"));
+        })
+        .await;
+        let consumer = evcs_bus::MqttBus::connect(
+            evcs_bus::MqttConfig::from_url(&broker_url, &prefix).unwrap(),
+            &format!("{prefix}-consumer"),
+        )
+        .await
+        .unwrap();
+        let mut events = consumer.subscribe("booking-api", "test").await.unwrap();
+        server.accept_token("TAG-1").await;
+        broker.stop().await;
+        // Chargers are answered as usual while the broker is away; their events wait.
+        let (id, _ws) = charge(&server, "CP-OUT-5").await;
+        let rows = server.state.store.outbox_rows().await.unwrap();
+        assert_eq!(rows.len(), 7, "{backend}");
+        assert!(rows.iter().all(|r| r.sent_at.is_none()), "{backend}: sent while the broker was down");
+        broker.run().await;
+        expect_charge_events_within(&mut events, "CP-OUT-5", id, Duration::from_secs(60)).await;
+        assert_eq!(all_sent(&server).await, 7, "{backend}");
+        server.stop_and_clean().await;
+        broker.stop().await;
     }
 }
