@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
-use evcs_bus::{Bus, BusError, BoxFuture, CommandEnvelope, CommandReply, CommandServer, Event, EventEnvelope, EventStream, InProcBus};
+use evcs_bus::{
+    BoxFuture, Bus, BusError, CommandEnvelope, CommandReply, CommandServer, Event, EventEnvelope, EventStream,
+    InProcBus,
+};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,7 +53,9 @@ async fn all_sent(server: &TestServer) -> usize {
 /// Returns the accepted transaction's id and the connection (kept open, so no stationOffline
 /// follows yet).
 async fn charge(server: &TestServer, station: &str) -> (i64, Ws) {
-    let mut ws = connect(&server.ws_url(station), "ocpp1.6", None).await.expect("connect");
+    let mut ws = connect(&server.ws_url(station), "ocpp1.6", None)
+        .await
+        .expect("connect");
     boot16(&mut ws).await;
     call_ok(
         &mut ws,
@@ -125,11 +130,19 @@ async fn expect_charge_events_within(events: &mut EventStream, station: &str, id
     let mut kinds = Vec::new();
     let mut summary_energy = None;
     loop {
-        let wait = if kinds.is_empty() { first } else { Duration::from_secs(10) };
+        let wait = if kinds.is_empty() {
+            first
+        } else {
+            Duration::from_secs(10)
+        };
         let Ok(event) = tokio::time::timeout(wait, next_within(events, station, Duration::MAX)).await else {
             panic!("{station}: no event within {wait:?} after {kinds:?}");
         };
-        assert!(seen_ids.insert(event.event_id.clone()), "event {} delivered twice", event.event_id);
+        assert!(
+            seen_ids.insert(event.event_id.clone()),
+            "event {} delivered twice",
+            event.event_id
+        );
         kinds.push(event.event.kind());
         match &event.event {
             Event::TransactionStarted {
@@ -158,7 +171,11 @@ async fn expect_charge_events_within(events: &mut EventStream, station: &str, id
                 stop_reason,
                 ..
             } => {
-                assert_eq!(transaction_id, &id.to_string(), "only the accepted transaction ends on the bus");
+                assert_eq!(
+                    transaction_id,
+                    &id.to_string(),
+                    "only the accepted transaction ends on the bus"
+                );
                 assert_eq!(*meter_stop_wh, Some(11_150));
                 assert_eq!(stop_reason.as_deref(), Some("EVDisconnected"));
             }
@@ -179,7 +196,11 @@ async fn expect_charge_events_within(events: &mut EventStream, station: &str, id
         ],
         "events of {station}"
     );
-    assert_eq!(summary_energy, Some(11_150), "the summary carries the last register sent");
+    assert_eq!(
+        summary_energy,
+        Some(11_150),
+        "the summary carries the last register sent"
+    );
 }
 
 #[tokio::test]
@@ -192,6 +213,12 @@ async fn a_charging_session_reaches_the_bus_in_order_each_event_once() {
         expect_charge_events(&mut events, "CP-OUT-1", id).await;
         let rows = all_sent(&server).await;
         assert_eq!(rows, 7, "{backend}: one outbox row per event");
+        let (_, metrics) = server.api("GET", "/metrics", None, None).await;
+        let metrics = metrics.as_str().unwrap_or_default().to_owned();
+        assert!(
+            metrics.contains("ocpp_outbox_events_published_total 7\n"),
+            "{backend}: {metrics}"
+        );
         server.stop_and_clean().await;
     }
 }
@@ -215,7 +242,11 @@ impl Bus for FlakyBus {
         self.inner.subscribe(group, member)
     }
 
-    fn send_command(&self, command: CommandEnvelope, timeout: Duration) -> BoxFuture<'_, Result<CommandReply, BusError>> {
+    fn send_command(
+        &self,
+        command: CommandEnvelope,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<CommandReply, BusError>> {
         self.inner.send_command(command, timeout)
     }
 
@@ -236,7 +267,10 @@ async fn events_written_while_the_bus_is_down_are_published_once_it_is_back() {
         // Everything is committed (each answer came after its commit), nothing is sent.
         let rows = server.state.store.outbox_rows().await.unwrap();
         assert_eq!(rows.len(), 7, "{backend}");
-        assert!(rows.iter().all(|r| r.sent_at.is_none()), "{backend}: sent while the bus was down");
+        assert!(
+            rows.iter().all(|r| r.sent_at.is_none()),
+            "{backend}: sent while the bus was down"
+        );
         bus.down.store(false, Ordering::SeqCst);
         expect_charge_events(&mut events, "CP-OUT-2", id).await;
         assert_eq!(all_sent(&server).await, 7, "{backend}");
@@ -300,7 +334,9 @@ async fn v201_transaction_events_carry_their_summaries() {
         let mut events = server.state.bus.subscribe("booking-api", "test").await.unwrap();
         server.accept_token("TAG-2").await;
         let station = "CP-OUT-201";
-        let mut ws = connect(&server.ws_url(station), "ocpp2.0.1", None).await.expect("connect");
+        let mut ws = connect(&server.ws_url(station), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
         boot201(&mut ws).await;
         let mut started = tx_event("Started", 0, "2026-01-01T10:00:00Z", 1_000);
         started["idToken"] = json!({"idToken": "TAG-2", "type": "ISO14443"});
@@ -311,7 +347,13 @@ async fn v201_transaction_events_carry_their_summaries() {
         charging["transactionInfo"]["chargingState"] = json!("Charging");
         call_ok(&mut ws, "u1", "TransactionEvent", charging).await;
         // A periodic event within the cadence: its values wait for the next summary.
-        call_ok(&mut ws, "u2", "TransactionEvent", tx_event("Updated", 2, "2026-01-01T10:02:00Z", 2_000)).await;
+        call_ok(
+            &mut ws,
+            "u2",
+            "TransactionEvent",
+            tx_event("Updated", 2, "2026-01-01T10:02:00Z", 2_000),
+        )
+        .await;
         let mut ended = tx_event("Ended", 3, "2026-01-01T10:03:00Z", 2_500);
         ended["transactionInfo"]["stoppedReason"] = json!("EVDisconnected");
         call_ok(&mut ws, "e", "TransactionEvent", ended).await;
@@ -370,7 +412,11 @@ async fn v201_transaction_events_carry_their_summaries() {
             ],
             "{backend}"
         );
-        assert_eq!(energies, [1_500, 2_500], "{backend}: one summary per transaction event, the latest values");
+        assert_eq!(
+            energies,
+            [1_500, 2_500],
+            "{backend}: one summary per transaction event, the latest values"
+        );
         server.stop_and_clean().await;
     }
 }
@@ -481,7 +527,10 @@ async fn events_written_while_the_broker_is_unreachable_are_published_once_it_is
         let (id, _ws) = charge(&server, "CP-OUT-5").await;
         let rows = server.state.store.outbox_rows().await.unwrap();
         assert_eq!(rows.len(), 7, "{backend}");
-        assert!(rows.iter().all(|r| r.sent_at.is_none()), "{backend}: sent while the broker was away");
+        assert!(
+            rows.iter().all(|r| r.sent_at.is_none()),
+            "{backend}: sent while the broker was away"
+        );
         link.restore();
         expect_charge_events_within(&mut events, "CP-OUT-5", id, Duration::from_secs(60)).await;
         assert_eq!(all_sent(&server).await, 7, "{backend}");

@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use crate::ocpp_ws::pending::AttemptLimiter;
 use crate::ocpp_ws::registry::Registry;
 use crate::ocpp_ws::upgrade;
-use crate::outbox::{MeterSummaries, Publisher, PublisherConfig};
+use crate::outbox::{MeterSummaries, Publisher, PublisherConfig, PublisherStats};
 use crate::server;
 use crate::store::retention::{FrameBudget, MessageBudget, MessageRetention};
 use crate::store::types::Ts;
@@ -56,6 +56,8 @@ pub struct Shared {
     pub bus: Arc<dyn evcs_bus::Bus>,
     /// The latest meter values per transaction, for `meterSummary` events.
     pub meter_summaries: MeterSummaries,
+    /// The outbox publisher's counters (for `/metrics`).
+    pub outbox_stats: Arc<PublisherStats>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -173,6 +175,7 @@ impl Application {
             tracker: TaskTracker::new(),
             bus,
             meter_summaries,
+            outbox_stats: Arc::default(),
         }));
         Ok(Application {
             publisher_config,
@@ -231,7 +234,12 @@ impl Application {
             "central system listening"
         );
         state.tracker.spawn(sweep_messages(state.clone()));
-        let publisher = Publisher::spawn(state.store.clone(), state.bus.clone(), publisher_config);
+        let publisher = Publisher::spawn(
+            state.store.clone(),
+            state.bus.clone(),
+            publisher_config,
+            state.outbox_stats.clone(),
+        );
         server::serve(
             listener,
             router,

@@ -10,5 +10,5 @@
 pub mod publisher;
 pub mod summaries;
 
-pub use publisher::{Publisher, PublisherConfig};
+pub use publisher::{Publisher, PublisherConfig, PublisherStats};
 pub use summaries::{MeterSnapshot, MeterSummaries};

@@ -70,10 +70,9 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts publishing `store`'s outbox onto `bus`.
-    pub fn spawn(store: Store, bus: Arc<dyn Bus>, config: PublisherConfig) -> Publisher {
+    /// Starts publishing `store`'s outbox onto `bus`, counting into `stats`.
+    pub fn spawn(store: Store, bus: Arc<dyn Bus>, config: PublisherConfig, stats: Arc<PublisherStats>) -> Publisher {
         let stop = CancellationToken::new();
-        let stats = Arc::new(PublisherStats::default());
         let task = tokio::spawn(run(store, bus, config, stop.clone(), stats.clone()));
         Publisher { stop, task, stats }
     }
@@ -91,7 +90,9 @@ impl Publisher {
         let mut task = self.task;
         if tokio::time::timeout(grace, &mut task).await.is_err() {
             task.abort();
-            tracing::warn!("the outbox publisher did not finish within {grace:?}; unsent events wait for the next start");
+            tracing::warn!(
+                "the outbox publisher did not finish within {grace:?}; unsent events wait for the next start"
+            );
         }
     }
 }

@@ -77,11 +77,15 @@ impl MeterSnapshot {
             &mut self.power_w,
         );
         merge(
-            measurand(samples, "Current.Import", Unit::A, |p| p.iter().copied().fold(f64::MIN, f64::max)),
+            measurand(samples, "Current.Import", Unit::A, |p| {
+                p.iter().copied().fold(f64::MIN, f64::max)
+            }),
             &mut self.current_a,
         );
         merge(
-            measurand(samples, "SoC", Unit::Percent, |p| p.iter().copied().fold(f64::MIN, f64::max)),
+            measurand(samples, "SoC", Unit::Percent, |p| {
+                p.iter().copied().fold(f64::MIN, f64::max)
+            }),
             &mut self.soc_percent,
         );
         if let Some(newest) = samples.iter().map(|s| s.timestamp).max() {
@@ -96,7 +100,10 @@ impl MeterSnapshot {
 /// The newest value of a measurand in `unit`: the total (no phase) when sampled, else the
 /// per-phase values of the newest instant combined by `phases`. Outlet readings win over others.
 fn measurand(samples: &[Sample], name: &str, unit: Unit, phases: impl Fn(&[f64]) -> f64) -> Option<f64> {
-    let matching: Vec<&Sample> = samples.iter().filter(|s| s.measurand == name && s.unit == unit).collect();
+    let matching: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.measurand == name && s.unit == unit)
+        .collect();
     let outlet: Vec<&Sample> = matching
         .iter()
         .copied()
@@ -286,7 +293,9 @@ mod tests {
         // First reading at t=0 starts the clock; nothing is due yet.
         assert_eq!(summaries.observe(7, LOC, &reading(0, 1000.0), at(0)), None);
         assert_eq!(summaries.observe(7, LOC, &reading(30, 1100.0), at(30)), None);
-        let due = summaries.observe(7, LOC, &reading(60, 1200.0), at(60)).expect("due at 60 s");
+        let due = summaries
+            .observe(7, LOC, &reading(60, 1200.0), at(60))
+            .expect("due at 60 s");
         assert_eq!(
             (due.energy_wh, due.power_w, due.current_a, due.soc_percent, due.at),
             (Some(1200), Some(4100.0), Some(9.5), Some(40.0), at(60))

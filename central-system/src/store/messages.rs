@@ -1,12 +1,12 @@
 //! Messages stored as received (security events, notifications), the 2.0.1 device model and
 //! reservations.
 
-use super::types::Ts;
 use super::outbox;
+use super::types::Ts;
 use super::{on_db, Store, StoreError};
 use evcs_bus::{Event, EventEnvelope};
-use service_kit::db::on_tx;
 use serde::Serialize;
+use service_kit::db::on_tx;
 use utoipa::ToSchema;
 
 /// A stored charger message.
@@ -257,7 +257,9 @@ impl Store {
             reservation_id,
             status: status.to_owned(),
         };
-        let events: Vec<_> = outbox::envelope(station_id, now.to_datetime(), event).into_iter().collect();
+        let events: Vec<_> = outbox::envelope(station_id, now.to_datetime(), event)
+            .into_iter()
+            .collect();
         outbox::append(&mut tx, &events, now).await?;
         self.commit_with_events(tx, !events.is_empty()).await?;
         Ok(changed > 0)

@@ -7,10 +7,10 @@ use super::types::Ts;
 use super::writer::SeqNoSeen;
 use super::{on_db, Store, StoreError};
 use evcs_bus::EventEnvelope;
-use service_kit::db::on_tx;
 use ocpp::model::meter::{energy_register_wh, DEFAULT_CONTEXT, DEFAULT_LOCATION};
 use ocpp::model::Sample;
 use serde::{Deserialize, Serialize};
+use service_kit::db::on_tx;
 use std::sync::Arc;
 use utoipa::ToSchema;
 

@@ -17,9 +17,9 @@ pub use service_kit::sql_types as types;
 pub mod writer;
 
 use service_kit::db::Migrations;
+pub use service_kit::db::{on_db, Db, StoreError};
 use std::sync::Arc;
 use tokio::sync::Notify;
-pub use service_kit::db::{on_db, Db, StoreError};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/central-system/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/central-system/postgres");

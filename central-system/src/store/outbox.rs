@@ -49,8 +49,7 @@ pub async fn append(tx: &mut Tx, events: &[EventEnvelope], now: Ts) -> Result<()
     for event in events {
         // Serialising plain data cannot fail; if it ever did, the change must not commit
         // without its event.
-        let json = serde_json::to_string(event)
-            .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
         on_tx!(tx, |conn| {
             sqlx::query(
                 "INSERT INTO outbox (event_id, station_id, kind, envelope, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -177,7 +176,10 @@ mod tests {
                 connector_id: Some(1)
             }
         );
-        assert_eq!(bus_location(Version::V201, Location::STATION), evcs_bus::Location::default());
+        assert_eq!(
+            bus_location(Version::V201, Location::STATION),
+            evcs_bus::Location::default()
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Stations: registration, connection state, boot info and live connector status.
 
-use super::types::{Flag, Ts};
 use super::outbox;
+use super::types::{Flag, Ts};
 use super::{on_db, Store, StoreError};
 use evcs_bus::Event;
-use service_kit::db::on_tx;
 use ocpp::model::{BootInfo, StatusChange};
 use ocpp::Version;
 use serde::Serialize;
+use service_kit::db::on_tx;
 use utoipa::ToSchema;
 
 /// A registered station as the operator sees it.

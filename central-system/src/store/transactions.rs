@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use evcs_bus::{Event, EventEnvelope};
 use ocpp::model::{Location, TransactionEnded, TransactionStarted, TransactionUpdated};
 use ocpp::Version;
-use service_kit::db::{on_tx, Tx};
 use serde::Serialize;
+use service_kit::db::{on_tx, Tx};
 use utoipa::ToSchema;
 
 /// A transaction as the operator sees it.
@@ -434,7 +434,12 @@ impl Store {
             meter_start_wh: None,
             remote_start_id: None,
         };
-        Ok((id, outbox::envelope(station_id, at.to_datetime(), started).into_iter().collect()))
+        Ok((
+            id,
+            outbox::envelope(station_id, at.to_datetime(), started)
+                .into_iter()
+                .collect(),
+        ))
     }
 
     /// Applies a 2.0.1 Updated event; returns the CSMS id. Writes `transactionUpdated`, after
@@ -704,7 +709,11 @@ async fn station_version(tx: &mut Tx, station_id: &str) -> Result<Version, Store
             .fetch_optional(&mut *conn)
             .await?
     });
-    Ok(label.flatten().as_deref().and_then(Version::from_label).unwrap_or(Version::V16))
+    Ok(label
+        .flatten()
+        .as_deref()
+        .and_then(Version::from_label)
+        .unwrap_or(Version::V16))
 }
 
 /// The CSMS id of a charger's transaction, inside a database transaction.

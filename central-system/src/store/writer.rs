@@ -605,10 +605,15 @@ mod tests {
                 .unwrap();
             let rows = admin.outbox_rows().await.unwrap();
             assert_eq!(rows.len(), 1, "{url}");
-            assert_eq!((rows[0].event_id.as_str(), rows[0].kind.as_str()), (event.event_id.as_str(), "meterSummary"));
+            assert_eq!(
+                (rows[0].event_id.as_str(), rows[0].kind.as_str()),
+                (event.event_id.as_str(), "meterSummary")
+            );
             assert_eq!(stored(&admin).await, 1, "{url}");
             // The publisher's signal was raised by the commit (a stored permit: no waiting).
-            tokio::time::timeout(Duration::from_secs(5), wake.notified()).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(5), wake.notified())
+                .await
+                .unwrap();
         }
     }
 
