@@ -537,3 +537,55 @@ async fn events_written_while_the_broker_is_unreachable_are_published_once_it_is
         server.stop_and_clean().await;
     }
 }
+
+#[tokio::test]
+async fn two_nodes_on_one_database_publish_each_event_once() {
+    let Ok(mqtt_url) = std::env::var("EVCS_TEST_MQTT_URL") else {
+        eprintln!("EVCS_TEST_MQTT_URL not set: the two-node outbox test did not run");
+        return;
+    };
+    let Some(db) = fresh_url("postgres").await else {
+        eprintln!("EVCS_TEST_POSTGRES_URL not set: the two-node outbox test did not run");
+        return;
+    };
+    let prefix = format!("evcs-test-{}", rand::random::<u32>());
+    let node = |name: &'static str| {
+        let (mqtt_url, prefix) = (mqtt_url.clone(), prefix.clone());
+        move |c: &mut central_system::Config| {
+            c.bus = central_system::config::BusKind::Mqtt;
+            c.mqtt_url = Some(mqtt_url);
+            c.bus_topic_prefix = prefix.clone();
+            c.bus_node = Some(format!("{prefix}-{name}"));
+        }
+    };
+    let a = TestServer::start_with("postgres", Some(db.clone()), node("a")).await;
+    let b = TestServer::start_with("postgres", Some(db), node("b")).await;
+    let consumer = evcs_bus::MqttBus::connect(
+        evcs_bus::MqttConfig::from_url(&mqtt_url, &prefix).unwrap(),
+        &format!("{prefix}-consumer"),
+    )
+    .await
+    .unwrap();
+    let mut events = consumer.subscribe("booking-api", "test").await.unwrap();
+    a.accept_token("TAG-1").await;
+    // Both nodes see every row; only the lease holder publishes, so each event arrives once
+    // (expect_charge_events fails on a repeated event id). Both publishers are kept busy
+    // reading the outbox while the rows come in, as if each had just committed rows itself.
+    let wakes = [a.state.store.outbox_wake().clone(), b.state.store.outbox_wake().clone()];
+    let nudging = tokio::spawn(async move {
+        loop {
+            wakes.iter().for_each(|w| w.notify_one());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let (id, _ws) = charge(&a, "CP-OUT-6").await;
+    expect_charge_events(&mut events, "CP-OUT-6", id).await;
+    assert_eq!(all_sent(&a).await, 7);
+    nudging.abort();
+    let published = |s: &TestServer| s.state.outbox_stats.published.load(Ordering::Relaxed);
+    let mut counts = [published(&a), published(&b)];
+    counts.sort_unstable();
+    assert_eq!(counts, [0, 7], "one node published everything, once");
+    b.stop().await;
+    a.stop_and_clean().await;
+}

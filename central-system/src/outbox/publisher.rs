@@ -6,11 +6,16 @@
 //! crash or a lost connection can only repeat an event, never lose one: delivery is at least
 //! once and consumers deduplicate on the event id.
 //!
+//! One node at a time: with several central-system nodes on one PostgreSQL database, the node
+//! holding the publishing lease (an advisory lock) publishes and the others stand by, polling
+//! for the lease, so an event goes out once rather than once per node.
+//!
 //! Wake-ups: the store notifies after each commit that wrote rows; a poll interval covers
 //! rows another process (or a missed notification) wrote. After a failure the task backs off
 //! exponentially (with the bus's own reconnect doing the real work) and then retries from the
 //! oldest unsent row. Sent rows are deleted after `retention`.
 
+use crate::store::outbox::PublishLease;
 use crate::store::types::Ts;
 use crate::store::Store;
 use evcs_bus::{Bus, EventEnvelope};
@@ -106,6 +111,8 @@ enum Round {
     More,
     /// A publish failed; the rest waits for the retry.
     Failed,
+    /// Another node holds the publishing lease.
+    Standby,
 }
 
 async fn run(
@@ -118,8 +125,32 @@ async fn run(
     let wake = store.outbox_wake().clone();
     let mut backoff = config.min_backoff;
     let mut next_prune = tokio::time::Instant::now();
+    let mut lease: Option<PublishLease> = None;
     loop {
-        let round = publish_round(&store, bus.as_ref(), config.batch, &stats).await;
+        // One node publishes at a time (see `PublishLease`); the others stand by and poll.
+        if let Some(held) = lease.as_mut() {
+            if !held.holds().await {
+                tracing::warn!("lost the outbox publishing lease");
+                lease = None;
+            }
+        }
+        if lease.is_none() {
+            lease = match store.try_lease_publishing().await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking the outbox publishing lease failed");
+                    None
+                }
+            };
+            if lease.is_some() {
+                tracing::info!("publishing the outbox from this node");
+            }
+        }
+        let round = if lease.is_some() {
+            publish_round(&store, bus.as_ref(), config.batch, &stats).await
+        } else {
+            Round::Standby
+        };
         if tokio::time::Instant::now() >= next_prune {
             prune(&store, config.retention).await;
             next_prune = tokio::time::Instant::now() + config.prune_every;
@@ -129,7 +160,7 @@ async fn run(
                 backoff = config.min_backoff;
                 continue;
             }
-            Round::Drained => {
+            Round::Drained | Round::Standby => {
                 backoff = config.min_backoff;
                 config.poll
             }

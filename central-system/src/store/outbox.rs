@@ -91,7 +91,56 @@ pub struct OutboxRow {
     pub sent_at: Option<Ts>,
 }
 
+/// The right to publish the outbox, held by one node at a time.
+///
+/// Several central-system nodes share one PostgreSQL database; if each published every unsent
+/// row, every event would go out once per node. On PostgreSQL the lease is a session-level
+/// advisory lock held on a connection of its own, taken out of the pool (the server releases it
+/// when that connection closes, so a node that stops or crashes hands over); on SQLite, one process owns the file.
+#[derive(Debug)]
+pub enum PublishLease {
+    /// SQLite: nobody else to share with.
+    Sole,
+    /// PostgreSQL: the connection holding the advisory lock.
+    Locked(sqlx::PgConnection),
+}
+
+/// The advisory-lock key of the outbox publisher (any constant no other code uses).
+const PUBLISH_LOCK_KEY: i64 = 0x6576_6373_6f75_7462; // "evcsoutb"
+
+impl PublishLease {
+    /// Whether the lease still holds (its connection is alive and the lock is ours).
+    pub async fn holds(&mut self) -> bool {
+        match self {
+            PublishLease::Sole => true,
+            // Re-taking a session lock we hold succeeds at once; a dead connection fails.
+            PublishLease::Locked(conn) => sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                .bind(PUBLISH_LOCK_KEY)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap_or(false),
+        }
+    }
+}
+
 impl Store {
+    /// Takes the publishing lease if no other node holds it.
+    pub async fn try_lease_publishing(&self) -> Result<Option<PublishLease>, StoreError> {
+        match self.db() {
+            service_kit::db::Db::Sqlite(_) => Ok(Some(PublishLease::Sole)),
+            service_kit::db::Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                let locked = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                    .bind(PUBLISH_LOCK_KEY)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                // The lease's connection leaves the pool (which may open another in its place);
+                // without the lock it goes back, holding nothing.
+                Ok(locked.then(|| PublishLease::Locked(conn.detach())))
+            }
+        }
+    }
+
     /// Commits `tx` and wakes the publisher when it carried events.
     pub(crate) async fn commit_with_events(&self, tx: Tx, had_events: bool) -> Result<(), StoreError> {
         tx.commit().await?;
