@@ -589,3 +589,85 @@ async fn two_nodes_on_one_database_publish_each_event_once() {
     b.stop().await;
     a.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn transactions_the_central_system_closes_end_on_the_bus_once() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        let mut events = server.state.bus.subscribe("booking-api", "test").await.unwrap();
+        server.accept_token("TAG-1").await;
+        let station = "CP-OUT-7";
+        let mut ws = connect(&server.ws_url(station), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+        let start = |connector: i64, ts: &str| json!({"connectorId": connector, "idTag": "TAG-1", "meterStart": 0, "timestamp": ts});
+        let first = call_ok(&mut ws, "t1", "StartTransaction", start(1, "2026-01-01T10:00:00Z")).await;
+        let first = first["transactionId"].as_i64().unwrap();
+        // The station reports the connector free: the central system closes what it lost.
+        call_ok(
+            &mut ws,
+            "s1",
+            "StatusNotification",
+            json!({"connectorId": 1, "errorCode": "NoError", "status": "Available"}),
+        )
+        .await;
+        let second = call_ok(&mut ws, "t2", "StartTransaction", start(2, "2026-01-01T10:05:00Z")).await;
+        let second = second["transactionId"].as_i64().unwrap();
+        server
+            .admin(
+                "POST",
+                &format!("/api/v1/transactions/{second}/end"),
+                Some(json!({"reason": "station lost it"})),
+                200,
+            )
+            .await;
+        // The station's own stop afterwards changes nothing on the bus.
+        call_ok(
+            &mut ws,
+            "e2",
+            "StopTransaction",
+            json!({"transactionId": second, "meterStop": 10, "timestamp": "2026-01-01T10:06:00Z"}),
+        )
+        .await;
+        call_ok(
+            &mut ws,
+            "s2",
+            "StatusNotification",
+            json!({"connectorId": 2, "errorCode": "GroundFailure", "status": "Faulted", "info": "RCD"}),
+        )
+        .await;
+        let mut ends = Vec::new();
+        let mut kinds = Vec::new();
+        loop {
+            let event = next_of(&mut events, station).await;
+            kinds.push(event.event.kind());
+            match event.event {
+                Event::TransactionEnded {
+                    transaction_id,
+                    stop_reason,
+                    ..
+                } => ends.push((transaction_id, stop_reason)),
+                Event::Fault {
+                    error_code,
+                    info,
+                    location,
+                } => {
+                    assert_eq!((error_code.as_str(), info.as_deref()), ("GroundFailure", Some("RCD")));
+                    assert_eq!(location.connector_id, Some(2));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            ends,
+            [
+                (first.to_string(), Some("Abandoned".to_owned())),
+                (second.to_string(), Some("Operator".to_owned()))
+            ],
+            "{backend}: {kinds:?}"
+        );
+        server.stop_and_clean().await;
+    }
+}
