@@ -671,3 +671,69 @@ async fn transactions_the_central_system_closes_end_on_the_bus_once() {
         server.stop_and_clean().await;
     }
 }
+
+#[tokio::test]
+async fn security_events_reservations_and_refused_tokens_reach_the_bus() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        let mut events = server.state.bus.subscribe("booking-api", "test").await.unwrap();
+        let station = "CP-OUT-8";
+        let mut ws = connect(&server.ws_url(station), "ocpp2.0.1", None)
+            .await
+            .expect("connect");
+        boot201(&mut ws).await;
+        call_ok(
+            &mut ws,
+            "sec",
+            "SecurityEventNotification",
+            json!({"type": "TamperDetectionActivated", "timestamp": "2026-01-01T10:00:00Z", "techInfo": "lid open"}),
+        )
+        .await;
+        call_ok(
+            &mut ws,
+            "res",
+            "ReservationStatusUpdate",
+            json!({"reservationId": 77, "reservationUpdateStatus": "Expired"}),
+        )
+        .await;
+        // A 2.0.1 start is stored before its token is checked: refused, it ends at once.
+        let mut started = tx_event("Started", 0, "2026-01-01T10:01:00Z", 0);
+        started["idToken"] = json!({"idToken": "NOBODY", "type": "ISO14443"});
+        let answer = call_ok(&mut ws, "s", "TransactionEvent", started).await;
+        assert_ne!(answer["idTokenInfo"]["status"], "Accepted", "{answer}");
+        let mut kinds = Vec::new();
+        loop {
+            let event = next_of(&mut events, station).await;
+            kinds.push(event.event.kind());
+            match event.event {
+                Event::SecurityEvent { kind, tech_info } => {
+                    assert_eq!(
+                        (kind.as_str(), tech_info.as_deref()),
+                        ("TamperDetectionActivated", Some("lid open"))
+                    );
+                }
+                Event::ReservationStatus { reservation_id, status } => {
+                    assert_eq!((reservation_id, status.as_str()), (77, "Expired"));
+                }
+                Event::TransactionEnded { stop_reason, .. } => {
+                    assert_eq!(stop_reason.as_deref(), Some("Refused"));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            kinds,
+            [
+                "stationOnline",
+                "booted",
+                "securityEvent",
+                "reservationStatus",
+                "transactionStarted",
+                "transactionEnded"
+            ],
+            "{backend}"
+        );
+        server.stop_and_clean().await;
+    }
+}

@@ -236,10 +236,12 @@ async fn transaction_event(
             } else {
                 "Unknown"
             };
-            if store.refuse_transaction(id, status).await.map_err(internal)?
-                && ctx.active_by_evse.get(&location.evse_id) == Some(&Some(id))
-            {
-                ctx.active_by_evse.remove(&location.evse_id);
+            if store.refuse_transaction(id, status).await.map_err(internal)? {
+                // A refused transaction delivers nothing worth summarizing.
+                ctx.state.meter_summaries.finish(id);
+                if ctx.active_by_evse.get(&location.evse_id) == Some(&Some(id)) {
+                    ctx.active_by_evse.remove(&location.evse_id);
+                }
             }
         }
         response["idTokenInfo"] = decision.id_token_info();
