@@ -194,6 +194,7 @@ async fn publish_round(store: &Store, bus: &dyn Bus, batch: i64, stats: &Publish
     };
     let full = rows.len() as i64 >= batch;
     let mut sent = Vec::with_capacity(rows.len());
+    let mut malformed = 0;
     let mut failed = false;
     for row in rows {
         let envelope = match serde_json::from_str::<EventEnvelope>(&row.envelope) {
@@ -203,6 +204,7 @@ async fn publish_round(store: &Store, bus: &dyn Bus, batch: i64, stats: &Publish
                 // behind it for ever would be worse than skipping it.
                 tracing::error!(outbox_id = row.id, error = %e, "unreadable outbox row skipped");
                 stats.malformed.fetch_add(1, Ordering::Relaxed);
+                malformed += 1;
                 sent.push(row.id);
                 continue;
             }
@@ -217,13 +219,16 @@ async fn publish_round(store: &Store, bus: &dyn Bus, batch: i64, stats: &Publish
             }
         }
     }
-    let published = sent.len() as u64;
+    // Counted once the bus acknowledged them, before they are marked (a reader that saw the
+    // rows marked sees them counted).
+    stats
+        .published
+        .fetch_add((sent.len() as u64).saturating_sub(malformed), Ordering::Relaxed);
     if let Err(e) = store.mark_events_sent(&sent, Ts::now()).await {
         // They are published again later: a duplicate, which consumers absorb.
         tracing::warn!(error = %e, events = sent.len(), "marking events sent failed");
         return Round::Failed;
     }
-    stats.published.fetch_add(published, Ordering::Relaxed);
     match (failed, full) {
         (true, _) => Round::Failed,
         (false, true) => Round::More,

@@ -73,19 +73,15 @@ impl MeterSnapshot {
             }
         };
         merge(
-            measurand(samples, "Power.Active.Import", Unit::W, |p| p.iter().sum()),
+            measurand(samples, "Power.Active.Import", Unit::W, Phases::Sum),
             &mut self.power_w,
         );
         merge(
-            measurand(samples, "Current.Import", Unit::A, |p| {
-                p.iter().copied().fold(f64::MIN, f64::max)
-            }),
+            measurand(samples, "Current.Import", Unit::A, Phases::Max),
             &mut self.current_a,
         );
         merge(
-            measurand(samples, "SoC", Unit::Percent, |p| {
-                p.iter().copied().fold(f64::MIN, f64::max)
-            }),
+            measurand(samples, "SoC", Unit::Percent, Phases::Max),
             &mut self.soc_percent,
         );
         if let Some(newest) = samples.iter().map(|s| s.timestamp).max() {
@@ -97,26 +93,32 @@ impl MeterSnapshot {
     }
 }
 
+/// How the per-phase values of one instant combine when no total was sampled.
+#[derive(Clone, Copy)]
+enum Phases {
+    /// Power: the phases add up.
+    Sum,
+    /// Current, SoC: the highest conductor's (or the only) value.
+    Max,
+}
+
 /// The newest value of a measurand in `unit`: the total (no phase) when sampled, else the
-/// per-phase values of the newest instant combined by `phases`. Outlet readings win over others.
-fn measurand(samples: &[Sample], name: &str, unit: Unit, phases: impl Fn(&[f64]) -> f64) -> Option<f64> {
-    let matching: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.measurand == name && s.unit == unit)
-        .collect();
-    let outlet: Vec<&Sample> = matching
-        .iter()
-        .copied()
-        .filter(|s| s.location == DEFAULT_LOCATION)
-        .collect();
-    let pool = if outlet.is_empty() { matching } else { outlet };
-    let newest = pool.iter().map(|s| s.timestamp).max()?;
-    let at_newest: Vec<&Sample> = pool.into_iter().filter(|s| s.timestamp == newest).collect();
-    if let Some(total) = at_newest.iter().rev().find(|s| s.phase.is_none()) {
+/// per-phase values of the newest instant combined. Outlet readings win over others. Runs on
+/// the MeterValues hot path, so it scans instead of collecting.
+fn measurand(samples: &[Sample], name: &str, unit: Unit, phases: Phases) -> Option<f64> {
+    let matching = |s: &Sample| s.measurand == name && s.unit == unit;
+    let outlet = samples.iter().any(|s| matching(s) && s.location == DEFAULT_LOCATION);
+    let chosen = |s: &Sample| matching(s) && (!outlet || s.location == DEFAULT_LOCATION);
+    let newest = samples.iter().filter(|s| chosen(s)).map(|s| s.timestamp).max()?;
+    let at_newest = || samples.iter().filter(move |s| chosen(s) && s.timestamp == newest);
+    if let Some(total) = at_newest().filter(|s| s.phase.is_none()).last() {
         return Some(total.value);
     }
-    let values: Vec<f64> = at_newest.iter().map(|s| s.value).collect();
-    Some(phases(&values))
+    let values = at_newest().map(|s| s.value);
+    Some(match phases {
+        Phases::Sum => values.sum(),
+        Phases::Max => values.fold(f64::MIN, f64::max),
+    })
 }
 
 #[derive(Debug)]
