@@ -111,7 +111,7 @@ fn measurand(samples: &[Sample], name: &str, unit: Unit, phases: Phases) -> Opti
     let chosen = |s: &Sample| matching(s) && (!outlet || s.location == DEFAULT_LOCATION);
     let newest = samples.iter().filter(|s| chosen(s)).map(|s| s.timestamp).max()?;
     let at_newest = || samples.iter().filter(move |s| chosen(s) && s.timestamp == newest);
-    if let Some(total) = at_newest().filter(|s| s.phase.is_none()).last() {
+    if let Some(total) = at_newest().rfind(|s| s.phase.is_none()) {
         return Some(total.value);
     }
     let values = at_newest().map(|s| s.value);
