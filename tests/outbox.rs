@@ -737,3 +737,25 @@ async fn security_events_reservations_and_refused_tokens_reach_the_bus() {
         server.stop_and_clean().await;
     }
 }
+
+#[tokio::test]
+async fn a_clean_shutdown_publishes_the_last_events_first() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        let bus = server.state.bus.clone();
+        let mut events = bus.subscribe("booking-api", "test").await.unwrap();
+        let station = "CP-OUT-9";
+        let mut ws = connect(&server.ws_url(station), "ocpp1.6", None)
+            .await
+            .expect("connect");
+        boot16(&mut ws).await;
+        // Shutdown closes the socket, which writes stationOffline after the publisher's last
+        // wake-up; its final round still sends it.
+        server.stop_and_clean().await;
+        let mut kinds = Vec::new();
+        while kinds.last() != Some(&"stationOffline") {
+            kinds.push(next_of(&mut events, station).await.event.kind());
+        }
+        assert_eq!(kinds, ["stationOnline", "booted", "stationOffline"], "{backend}");
+    }
+}
