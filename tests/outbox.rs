@@ -749,8 +749,8 @@ async fn a_clean_shutdown_publishes_the_last_events_first() {
             .await
             .expect("connect");
         boot16(&mut ws).await;
-        // Shutdown closes the socket, which writes stationOffline after the publisher's last
-        // wake-up; its final round still sends it.
+        // Shutdown closes the socket (stationOffline) while the service winds down; the
+        // publisher stops only after the sessions and the batch writer, with one more round.
         server.stop_and_clean().await;
         let mut kinds = Vec::new();
         while kinds.last() != Some(&"stationOffline") {
