@@ -176,8 +176,9 @@ async fn run(
         }
         tokio::select! {
             _ = stop.cancelled() => {}
-            // A failed round waits out its backoff even when new rows arrive.
-            _ = wake.notified(), if round != Round::Failed => {}
+            // A failed round waits out its backoff even when new rows arrive, and a node on
+            // standby polls for the lease instead of asking at every commit.
+            _ = wake.notified(), if round == Round::Drained => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
