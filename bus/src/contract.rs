@@ -95,8 +95,11 @@ pub enum Event {
         transaction_id: String,
         location: Location,
         energy_wh: Option<i64>,
+        #[serde(default, deserialize_with = "float::option")]
         power_w: Option<f64>,
+        #[serde(default, deserialize_with = "float::option")]
         soc_percent: Option<f64>,
+        #[serde(default, deserialize_with = "float::option")]
         current_a: Option<f64>,
         at: DateTime<Utc>,
     },
@@ -134,6 +137,27 @@ impl Event {
             Self::SecurityEvent { .. } => "securityEvent",
             Self::Fault { .. } => "fault",
             Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Floats inside the internally tagged enums.
+///
+/// serde buffers an internally tagged variant before reading its fields, and with serde_json's
+/// `arbitrary_precision` feature (which `rust_decimal` turns on for every crate of a workspace
+/// that uses it) a buffered non-integer number is a map, not a float: a plain `Option<f64>`
+/// field then fails to deserialize. Reading it through `serde_json::Value` works either way.
+mod float {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+        match Option::<serde_json::Value>::deserialize(deserializer)? {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => value
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("expected a number, got {value}"))),
         }
     }
 }

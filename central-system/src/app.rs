@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::ocpp_ws::pending::AttemptLimiter;
 use crate::ocpp_ws::registry::Registry;
 use crate::ocpp_ws::upgrade;
+use crate::outbox::{MeterSummaries, Publisher, PublisherConfig, PublisherStats};
 use crate::server;
 use crate::store::retention::{FrameBudget, MessageBudget, MessageRetention};
 use crate::store::types::Ts;
@@ -39,7 +40,8 @@ pub struct Shared {
     pub attempts: AttemptLimiter,
     /// Connected stations.
     pub registry: Registry,
-    /// The event and command bus (in-process by default, MQTT with `--bus mqtt`).
+    /// The event and command bus (in-process by default, MQTT with `--bus mqtt`). Events reach
+    /// it only through the outbox.
     pub bus: Arc<dyn evcs_bus::Bus>,
     /// This node's name on the bus.
     pub node_id: String,
@@ -57,6 +59,10 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tracks connections and sessions, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// The latest meter values per transaction, for `meterSummary` events.
+    pub meter_summaries: MeterSummaries,
+    /// The outbox publisher's counters (for `/metrics`).
+    pub outbox_stats: Arc<PublisherStats>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -84,6 +90,7 @@ impl Deref for AppState {
 
 /// A built, not yet running, central system.
 pub struct Application {
+    publisher_config: PublisherConfig,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: AppState,
@@ -98,6 +105,17 @@ impl Application {
 
     /// Like [`Application::build`], with vendor DataTransfer handlers.
     pub async fn build_with(config: Config, data_transfer: DataTransferHandlers) -> anyhow::Result<Application> {
+        let bus = crate::bus::connect(&config).await?;
+        Self::build_with_bus(config, data_transfer, bus).await
+    }
+
+    /// Like [`Application::build_with`], on a bus the caller built (tests wrap one to make it
+    /// fail; an all-in-one process shares one in-process bus between its services).
+    pub async fn build_with_bus(
+        config: Config,
+        data_transfer: DataTransferHandlers,
+        bus: Arc<dyn evcs_bus::Bus>,
+    ) -> anyhow::Result<Application> {
         // Compile every schema now, so no charger's first message pays for it.
         ocpp::schema::preload().map_err(|v| anyhow::anyhow!("compiling the OCPP schemas: {v}"))?;
         let store = Store::connect(&config.database_url()).await?;
@@ -126,6 +144,7 @@ impl Application {
                     not_accepted_bytes: config.pending_log_bytes.max(1),
                 },
                 log_frames: config.frame_log,
+                outbox_wake: store.outbox_wake().clone(),
                 ..WriterConfig::default()
             },
         )
@@ -149,8 +168,12 @@ impl Application {
             ),
             None => None,
         };
-        let bus = crate::bus::connect(&config).await?;
         let node_id = config.node_id();
+        let meter_summaries = MeterSummaries::new(Duration::from_secs(config.meter_summary_secs));
+        let publisher_config = PublisherConfig {
+            retention: Duration::from_secs(config.outbox_retention_secs),
+            ..PublisherConfig::default()
+        };
         let state = AppState(Arc::new(Shared {
             certificates,
             passwords,
@@ -167,8 +190,11 @@ impl Application {
             data_transfer,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            meter_summaries,
+            outbox_stats: Arc::default(),
         }));
         Ok(Application {
+            publisher_config,
             listener,
             metrics_listener,
             state,
@@ -194,6 +220,7 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then drains and flushes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
+            publisher_config,
             listener,
             metrics_listener,
             state,
@@ -227,6 +254,12 @@ impl Application {
             .tracker
             .spawn(crate::bus_commands::serve(state.clone(), state.node_id.clone()));
         state.tracker.spawn(crate::certificates::sweep(state.clone()));
+        let publisher = Publisher::spawn(
+            state.store.clone(),
+            state.bus.clone(),
+            publisher_config,
+            state.outbox_stats.clone(),
+        );
         server::serve(
             listener,
             router,
@@ -248,6 +281,8 @@ impl Application {
             let _ = task.await;
         }
         state.writer.flush().await;
+        // The sessions' last events (stationOffline) are committed now: one more round.
+        publisher.stop(Duration::from_secs(5)).await;
         state.store.close().await;
         tracing::info!("central system stopped");
         Ok(())

@@ -1,14 +1,13 @@
-//! Building this node's event and command bus from the configuration: the in-process bus (the
-//! default, for the all-in-one binary) or an MQTT 5 broker.
+//! Building the event and command bus from the configuration (`--bus`, `--mqtt-url`,
+//! `--bus-topic-prefix`, `--node-id`). The rest of the service sees only `Arc<dyn Bus>`.
 
 use crate::config::{BusKind, Config};
 use anyhow::Context;
 use evcs_bus::{Bus, InProcBus, MqttBus, MqttConfig};
 use std::sync::Arc;
 
-/// Connects the bus `config` asks for. MQTT waits for the broker to acknowledge the reply
-/// subscription (up to 10 s), so a wrong URL fails the start instead of every later command;
-/// later outages are ridden out by the bus's reconnects.
+/// Connects the configured transport. MQTT needs `--mqtt-url`; the broker must answer at
+/// start-up (later outages are ridden out by the bus's reconnects and the outbox's retries).
 pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     Ok(match config.bus {
         BusKind::Inproc => Arc::new(InProcBus::new()),
@@ -16,13 +15,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
             let url = config
                 .mqtt_url
                 .as_deref()
-                .context("--bus mqtt needs --mqtt-url (mqtt://[user:password@]host[:port])")?;
+                .context("--bus mqtt needs --mqtt-url (EVCS_MQTT_URL)")?;
             let mqtt = MqttConfig::from_url(url, &config.bus_topic_prefix).context("reading --mqtt-url")?;
-            Arc::new(
-                MqttBus::connect(mqtt, &config.node_id())
-                    .await
-                    .context("connecting to the MQTT broker")?,
-            )
+            let node = config.node_id();
+            let bus = MqttBus::connect(mqtt, &node)
+                .await
+                .with_context(|| format!("connecting to the MQTT broker as node {node}"))?;
+            tracing::info!(node, prefix = %config.bus_topic_prefix, "MQTT bus connected");
+            Arc::new(bus)
         }
     })
 }

@@ -135,7 +135,7 @@ pub struct Config {
     #[arg(long, global = true, env = "EVCS_BUS_TOPIC_PREFIX", default_value = "evcs")]
     pub bus_topic_prefix: String,
 
-    /// This node's name on the bus, unique per running process (default: hostname-pid).
+    /// This node's name on the bus, unique per running process (default: `central-{host}-{port}`).
     #[arg(long, global = true, env = "EVCS_NODE_ID")]
     pub node_id: Option<String>,
 
@@ -265,6 +265,15 @@ pub struct Config {
     /// Log format.
     #[arg(long, global = true, env = "EVCS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Seconds between two `meterSummary` events of one transaction (one also goes with every
+    /// transaction event); readings never cross the bus one by one.
+    #[arg(long, global = true, env = "EVCS_METER_SUMMARY_SECS", default_value_t = 60)]
+    pub meter_summary_secs: u64,
+
+    /// Seconds published events stay in the outbox table before they are deleted.
+    #[arg(long, global = true, env = "EVCS_OUTBOX_RETENTION_SECS", default_value_t = 3600)]
+    pub outbox_retention_secs: u64,
 }
 
 /// Argon2id parameters and the size of the pool that verifies station passwords.
@@ -365,7 +374,8 @@ impl Config {
         })
     }
 
-    /// This node's name on the bus: `--node-id`, else `hostname-pid`.
+    /// This node's name on the bus (MQTT client ids, command serving): `--node-id`, else
+    /// `central-{host}-{port}`, unique per process on one host and stable across its restarts.
     pub fn node_id(&self) -> String {
         if let Some(id) = &self.node_id {
             return id.clone();
@@ -376,8 +386,8 @@ impl Config {
             .or_else(|| std::env::var("HOSTNAME").ok())
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "central-system".into());
-        format!("{host}-{}", std::process::id())
+            .unwrap_or_else(|| "node".into());
+        format!("central-{host}-{}", self.listen.port())
     }
 
     /// Ping interval, if enabled.
@@ -453,6 +463,8 @@ impl Config {
             abandon_after_boot_secs: 300,
             last_seen_write_ms: 60_000,
             log_format: LogFormat::Text,
+            meter_summary_secs: 60,
+            outbox_retention_secs: 3600,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod handlers;
 pub mod metrics;
 pub mod ocpp_ws;
+pub mod outbox;
 pub mod secrets;
 pub mod server;
 pub mod store;

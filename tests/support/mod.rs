@@ -105,6 +105,35 @@ impl TestServer {
         }
     }
 
+    /// Starts a server on a bus the test built (e.g. one it can make fail).
+    pub async fn start_with_bus(
+        backend: &'static str,
+        database_url: Option<String>,
+        bus: std::sync::Arc<dyn evcs_bus::Bus>,
+    ) -> TestServer {
+        central_system::tls::install_crypto_provider();
+        if std::env::var_os("RUST_LOG").is_some() {
+            central_system::telemetry::init(central_system::config::LogFormat::Text);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::for_tests(dir.path().to_path_buf(), database_url);
+        let app = Application::build_with_bus(config, Default::default(), bus)
+            .await
+            .expect("build app");
+        let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
+        let state = app.state();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestServer {
+            addr,
+            metrics_addr,
+            state,
+            backend,
+            dir,
+            task,
+        }
+    }
+
     /// Starts a server with the default test configuration.
     pub async fn start(backend: &'static str, database_url: Option<String>) -> TestServer {
         Self::start_with(backend, database_url, |_| {}).await

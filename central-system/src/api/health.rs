@@ -54,6 +54,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "Batches of readings committed (group commits; rows written / batches = batch size).",
             &stats.batches_committed,
         ),
+        (
+            "outbox_events_published",
+            "Outbox events the bus acknowledged (at least once: a retry may repeat one).",
+            &state.outbox_stats.published,
+        ),
+        (
+            "outbox_publish_failures",
+            "Failed publishes of outbox events (each is retried with backoff).",
+            &state.outbox_stats.failures,
+        ),
     ];
     for (name, help, value) in counters {
         body.push_str(&format!(

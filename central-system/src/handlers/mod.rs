@@ -8,6 +8,7 @@ pub mod v201;
 
 use crate::app::AppState;
 use crate::store::meter_values::MeterRow;
+use crate::store::outbox::{self, bus_location};
 use crate::store::types::Ts;
 use crate::store::writer::{CommitFailed, SeqNoSeen};
 use crate::store::StoreError;
@@ -123,7 +124,12 @@ impl Ctx<'_> {
     }
 
     /// Stores the payload as received (for messages whose content is kept, not interpreted).
+    /// A security event also goes onto the bus, through the outbox in the same commit.
     pub async fn keep(&self, action: &str, payload: &Value) -> Result<(), Violation> {
+        let events: Vec<_> = security_event(action, payload)
+            .and_then(|event| outbox::envelope(self.station_id, self.now, event))
+            .into_iter()
+            .collect();
         self.state
             .messages
             .keep(
@@ -131,6 +137,7 @@ impl Ctx<'_> {
                 self.station_id,
                 action,
                 &payload.to_string(),
+                &events,
                 self.now_ts(),
             )
             .await
@@ -139,14 +146,32 @@ impl Ctx<'_> {
 
     /// Stores readings (and a seqNo to record with them) through the batch writer; returns once
     /// they are committed, so the answer that follows never acknowledges readings that a crash
-    /// could still lose.
+    /// could still lose. With `summarize`, a transaction's readings update its meter summary,
+    /// and when the cadence has passed the `meterSummary` event commits with them (a
+    /// transaction event that carries readings writes its own summary instead).
     pub async fn store_samples(
         &self,
         location: Location,
         transaction_id: Option<i64>,
         samples: Vec<Sample>,
         seq_no: Option<SeqNoSeen>,
+        summarize: bool,
     ) -> Result<(), Violation> {
+        let due = match transaction_id {
+            Some(tx) if summarize && !samples.is_empty() => {
+                let at = bus_location(self.version, location);
+                self.state
+                    .meter_summaries
+                    .observe(tx, at, &samples, self.now)
+                    .map(|snapshot| (tx, snapshot))
+            }
+            _ => None,
+        };
+        let events: Vec<_> = due
+            .as_ref()
+            .and_then(|(tx, snapshot)| outbox::envelope(self.station_id, snapshot.at, snapshot.event(*tx)))
+            .into_iter()
+            .collect();
         let rows = MeterRow::group(
             self.station_id,
             transaction_id,
@@ -154,7 +179,15 @@ impl Ctx<'_> {
             i64::from(location.connector_id),
             samples,
         );
-        self.state.writer.commit(rows, seq_no).await.map_err(not_committed)
+        self.state
+            .writer
+            .commit_with_events(rows, seq_no, events)
+            .await
+            .map_err(not_committed)?;
+        if let Some((tx, _)) = due {
+            self.state.meter_summaries.summarized(tx, self.now);
+        }
+        Ok(())
     }
 }
 
@@ -191,7 +224,20 @@ pub async fn meter_values(
             )
         }
     };
-    ctx.store_samples(location, tx, samples, None).await
+    ctx.store_samples(location, tx, samples, None, true).await
+}
+
+/// The bus event of a SecurityEventNotification (the 1.6 security extension and 2.0.1 name
+/// their fields alike), from its validated payload.
+fn security_event(action: &str, payload: &Value) -> Option<evcs_bus::Event> {
+    if action != "SecurityEventNotification" {
+        return None;
+    }
+    let kind = payload.get("type").and_then(Value::as_str)?;
+    Some(evcs_bus::Event::SecurityEvent {
+        kind: kind.to_owned(),
+        tech_info: payload.get("techInfo").and_then(Value::as_str).map(str::to_owned),
+    })
 }
 
 /// SignCertificate of either version (validated, so `csr` is present): the answer, and when

@@ -22,7 +22,7 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             let change = from_v16::status(&req, ctx.now);
             ctx.state
                 .store
-                .record_status(ctx.station_id, &change)
+                .record_status(ctx.station_id, &change, ctx.version)
                 .await
                 .map_err(internal)?;
             // Available means free for a new user: no transaction is going on there. The other
@@ -132,7 +132,7 @@ async fn start_transaction(
         .map_err(internal)?;
     let refused = (decision.status != AuthorizationStatus::Accepted).then(|| decision.status.as_str());
     let (id, _created) = store
-        .start_transaction(ctx.station_id, &key, &start, refused, now)
+        .start_transaction(ctx.station_id, &key, &start, refused, None, now)
         .await
         .map_err(internal)?;
     answer_start(ctx, id, &decision, start).await
@@ -147,7 +147,8 @@ async fn answer_start(
     start: ocpp::model::TransactionStarted,
 ) -> Result<Value, Violation> {
     ctx.remember_transaction(id);
-    ctx.store_samples(start.location, Some(id), start.samples, None).await?;
+    ctx.store_samples(start.location, Some(id), start.samples, None, true)
+        .await?;
     let Ok(transaction_id) = i32::try_from(id) else {
         return Err(Violation::new(ocpp::Fault::Internal, "transaction id space exhausted"));
     };
@@ -160,24 +161,39 @@ async fn stop_transaction(
 ) -> Result<Value, Violation> {
     let store = &ctx.state.store;
     let ended = from_v16::stop_transaction(&req)?;
+    // The stop's readings and its meterStop are the transaction's last values: its final
+    // meterSummary goes out with transactionEnded, in the same database transaction.
+    let summaries = &ctx.state.meter_summaries;
+    let now = ctx.now;
+    let summary_for = |id: i64, location| {
+        summaries.observe(id, location, &ended.samples, now);
+        if let Some(wh) = ended.meter_stop_wh {
+            summaries.observe_register(id, location, wh, ended.timestamp);
+        }
+        summaries.pending(id)
+    };
     let id = store
         .end_transaction(
             ctx.station_id,
             &ended,
             Some(i64::from(req.transaction_id)),
+            summary_for,
             ctx.now_ts(),
         )
         .await
         .map_err(internal)?;
     let location = match id {
-        Some(id) => store.transaction(id).await.map_err(internal)?.map(|t| t.location()),
+        Some(id) => {
+            ctx.state.meter_summaries.finish(id);
+            store.transaction(id).await.map_err(internal)?.map(|t| t.location())
+        }
         None => {
             // 1.6 says to answer anyway: the charger must be able to delete the message from its queue.
             tracing::warn!(station = %ctx.station_id, transaction = req.transaction_id, "StopTransaction for an unknown transaction");
             None
         }
     };
-    ctx.store_samples(location.unwrap_or(Location::STATION), id, ended.samples, None)
+    ctx.store_samples(location.unwrap_or(Location::STATION), id, ended.samples, None, false)
         .await?;
     let mut response = json!({});
     if let Some(tag) = &req.id_tag {

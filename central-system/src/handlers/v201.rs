@@ -3,6 +3,7 @@
 use super::authorization::{authorize, ConcurrencyCheck};
 use super::{internal, typed, Ctx};
 use crate::store::messages::DeviceVariable;
+use crate::store::outbox;
 use crate::store::types::Ts;
 use crate::store::writer::SeqNoSeen;
 use ocpp::messages::v201::messages as m;
@@ -24,7 +25,7 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             let change = from_v201::status(&req)?;
             ctx.state
                 .store
-                .record_status(ctx.station_id, &change)
+                .record_status(ctx.station_id, &change, ctx.version)
                 .await
                 .map_err(internal)?;
             Ok(json!({}))
@@ -121,12 +122,18 @@ async fn transaction_event(
     let station_tx_id = req.transaction_info.transaction_id.clone();
     let token = req.id_token.as_ref().map(from_v201::id_token);
     let event = from_v201::transaction_event(&req)?;
+    let remote_start_id = req.transaction_info.remote_start_id.map(i64::from);
     // A seqNo left to the batch writer is committed together with the event's readings.
     let mut deferred_seq_no = None;
+    // Whether the event's readings still go into the transaction's meter summary (an event
+    // that wrote its own summary has taken them already).
+    let mut summarize = true;
+    let state = ctx.state;
+    let summaries = &state.meter_summaries;
     let (id, location, samples, ended) = match event {
         StationEvent::TransactionStarted(start) => {
             let (id, _) = store
-                .start_transaction(ctx.station_id, &station_tx_id, &start, None, now)
+                .start_transaction(ctx.station_id, &station_tx_id, &start, None, remote_start_id, now)
                 .await
                 .map_err(internal)?;
             // An EVSE has one transaction at a time: one that started earlier and is still
@@ -159,25 +166,40 @@ async fn transaction_event(
                     known.id
                 }
                 Some(known) => {
+                    // A transaction event carries the values the bus has not seen yet.
+                    let at = outbox::bus_location(ctx.version, known.location.unwrap_or(Location::STATION));
+                    summaries.observe(known.id, at, &update.samples, ctx.now);
+                    let summary = summaries.pending(known.id);
                     store
-                        .apply_transaction_update(known.id, &update, now)
+                        .apply_transaction_update(ctx.station_id, known.id, &update, summary.as_ref(), now)
                         .await
                         .map_err(internal)?;
+                    if summary.is_some() {
+                        summaries.summarized(known.id, ctx.now);
+                    }
+                    summarize = false;
                     known.id
                 }
                 None => store
-                    .update_transaction(ctx.station_id, &update, now)
+                    .update_transaction(ctx.station_id, &update, None, now)
                     .await
                     .map_err(internal)?,
             };
             (id, update.location.unwrap_or(Location::STATION), update.samples, false)
         }
         StationEvent::TransactionEnded(ended) => {
+            let received = ctx.now;
+            let summary_for = |id: i64, location| {
+                summaries.observe(id, location, &ended.samples, received);
+                summaries.pending(id)
+            };
             let id = store
-                .end_transaction(ctx.station_id, &ended, None, now)
+                .end_transaction(ctx.station_id, &ended, None, summary_for, now)
                 .await
                 .map_err(internal)?
                 .ok_or_else(|| internal(crate::store::StoreError::NotFound))?;
+            summaries.finish(id);
+            summarize = false;
             (id, ended.location.unwrap_or(Location::STATION), ended.samples, true)
         }
         _ => {
@@ -208,7 +230,8 @@ async fn transaction_event(
     if location.evse_id != 0 {
         ctx.active_by_evse.insert(location.evse_id, (!ended).then_some(id));
     }
-    ctx.store_samples(location, Some(id), samples, deferred_seq_no).await?;
+    ctx.store_samples(location, Some(id), samples, deferred_seq_no, summarize)
+        .await?;
     let mut response = json!({});
     if let Some(token) = token {
         let store = &ctx.state.store;
@@ -223,10 +246,12 @@ async fn transaction_event(
             } else {
                 "Unknown"
             };
-            if store.refuse_transaction(id, status).await.map_err(internal)?
-                && ctx.active_by_evse.get(&location.evse_id) == Some(&Some(id))
-            {
-                ctx.active_by_evse.remove(&location.evse_id);
+            if store.refuse_transaction(id, status).await.map_err(internal)? {
+                // A refused transaction delivers nothing worth summarizing.
+                ctx.state.meter_summaries.finish(id);
+                if ctx.active_by_evse.get(&location.evse_id) == Some(&Some(id)) {
+                    ctx.active_by_evse.remove(&location.evse_id);
+                }
             }
         }
         response["idTokenInfo"] = decision.id_token_info();

@@ -1,9 +1,12 @@
 //! Messages stored as received (security events, notifications), the 2.0.1 device model and
 //! reservations.
 
+use super::outbox;
 use super::types::Ts;
 use super::{on_db, Store, StoreError};
+use evcs_bus::{Event, EventEnvelope};
 use serde::Serialize;
+use service_kit::db::on_tx;
 use utoipa::ToSchema;
 
 /// A stored charger message.
@@ -104,15 +107,18 @@ pub struct Reservation {
 impl Store {
     /// Stores a message; `original_size` is set when `payload` is only the beginning of it.
     /// Budgets apply through [`super::retention::MessageRetention::keep`], the handlers' path.
+    /// `events` (e.g. a `securityEvent`) go into the outbox in the same database transaction.
     pub async fn insert_station_message(
         &self,
         station_id: &str,
         action: &str,
         payload: &str,
         original_size: Option<i64>,
+        events: &[EventEnvelope],
         now: Ts,
     ) -> Result<(), StoreError> {
-        on_db!(self.db(), |pool| {
+        let mut tx = self.db().begin().await?;
+        on_tx!(&mut tx, |conn| {
             sqlx::query(
                 "INSERT INTO station_messages (station_id, received_at, action, payload, size, original_size) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -123,10 +129,11 @@ impl Store {
             .bind(payload)
             .bind(payload.len() as i64)
             .bind(original_size)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
         });
-        Ok(())
+        outbox::append(&mut tx, events, now).await?;
+        self.commit_with_events(tx, !events.is_empty()).await
     }
 
     /// A page of a station's stored messages, newest first, optionally of one action.
@@ -223,7 +230,9 @@ impl Store {
         Ok(())
     }
 
-    /// Changes a reservation's status; false if unknown.
+    /// Changes a reservation's status; false if unknown. Writes `reservationStatus` either
+    /// way: a reservation made over the bus may not be recorded here, and its owner must learn
+    /// what the charger reported.
     pub async fn set_reservation_status(
         &self,
         station_id: &str,
@@ -231,7 +240,8 @@ impl Store {
         status: &str,
         now: Ts,
     ) -> Result<bool, StoreError> {
-        Ok(on_db!(self.db(), |pool| {
+        let mut tx = self.db().begin().await?;
+        let changed = on_tx!(&mut tx, |conn| {
             sqlx::query(
                 "UPDATE reservations SET status = $3, updated_at = $4 WHERE station_id = $1 AND reservation_id = $2",
             )
@@ -239,10 +249,20 @@ impl Store {
             .bind(reservation_id)
             .bind(status)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected()
-        }) > 0)
+        });
+        let event = Event::ReservationStatus {
+            reservation_id,
+            status: status.to_owned(),
+        };
+        let events: Vec<_> = outbox::envelope(station_id, now.to_datetime(), event)
+            .into_iter()
+            .collect();
+        outbox::append(&mut tx, &events, now).await?;
+        self.commit_with_events(tx, !events.is_empty()).await?;
+        Ok(changed > 0)
     }
 
     /// A station's reservations, newest first.

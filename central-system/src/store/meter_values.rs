@@ -4,10 +4,13 @@
 //! them flattened, one item per sampled value.
 
 use super::types::Ts;
+use super::writer::SeqNoSeen;
 use super::{on_db, Store, StoreError};
+use evcs_bus::EventEnvelope;
 use ocpp::model::meter::{energy_register_wh, DEFAULT_CONTEXT, DEFAULT_LOCATION};
 use ocpp::model::Sample;
 use serde::{Deserialize, Serialize};
+use service_kit::db::on_tx;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -220,12 +223,23 @@ const ROWS_PER_STATEMENT: usize = 500;
 impl Store {
     /// Inserts sampled instants in one database transaction; replayed ones are ignored.
     pub async fn insert_meter_values(&self, rows: &[MeterRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
+        self.commit_batch(rows, &[], &[]).await
+    }
+
+    /// The batch writer's commit: readings, the seqNos seen with them and outbox events (the
+    /// batch's `meterSummary` rows) in one database transaction.
+    pub async fn commit_batch(
+        &self,
+        rows: &[MeterRow],
+        seen: &[SeqNoSeen],
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() && seen.is_empty() && events.is_empty() {
             return Ok(());
         }
-        on_db!(self.db(), |pool| {
-            let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut tx = self.db().begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            on_tx!(&mut tx, |conn| {
                 let mut qb = sqlx::QueryBuilder::new(
                     "INSERT INTO meter_values (station_id, transaction_id, evse_id, connector_id, sampled_at, \
                      sample_key, energy_wh, samples) ",
@@ -241,11 +255,12 @@ impl Store {
                         .push_bind(r.samples.as_str());
                 });
                 qb.push(" ON CONFLICT DO NOTHING");
-                qb.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+                qb.build().execute(&mut *conn).await?;
+            });
+        }
+        super::transactions::record_seq_nos_in(&mut tx, seen).await?;
+        super::outbox::append(&mut tx, events, Ts::now()).await?;
+        self.commit_with_events(tx, !events.is_empty()).await
     }
 
     /// A page of readings in insertion order: `limit` sampled instants after the cursor

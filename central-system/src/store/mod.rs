@@ -11,6 +11,7 @@ pub mod frames;
 pub mod id_tokens;
 pub mod messages;
 pub mod meter_values;
+pub mod outbox;
 pub mod retention;
 pub mod stations;
 pub mod transactions;
@@ -19,6 +20,8 @@ pub mod writer;
 
 use service_kit::db::Migrations;
 pub use service_kit::db::{on_db, Db, StoreError};
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/central-system/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/central-system/postgres");
@@ -27,6 +30,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Woken after a commit that wrote outbox rows, so the publisher sends them at once.
+    outbox_wake: Arc<Notify>,
 }
 
 impl Store {
@@ -40,14 +45,30 @@ impl Store {
             },
         )
         .await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            outbox_wake: Arc::default(),
+        })
     }
 
     /// Opens a second pool of at most `max_connections` on an already migrated database.
     pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         Ok(Store {
             db: Db::open(url, max_connections).await?,
+            outbox_wake: Arc::default(),
         })
+    }
+
+    /// Shares `wake` as this handle's outbox signal (the batch writer's own pool wakes the
+    /// service's publisher).
+    pub fn with_outbox_wake(mut self, wake: Arc<Notify>) -> Store {
+        self.outbox_wake = wake;
+        self
+    }
+
+    /// Notified after every commit that wrote outbox rows.
+    pub fn outbox_wake(&self) -> &Arc<Notify> {
+        &self.outbox_wake
     }
 
     /// The underlying pool.

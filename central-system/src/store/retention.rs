@@ -398,11 +398,12 @@ impl MessageRetention {
         station_id: &str,
         action: &str,
         payload: &str,
+        events: &[evcs_bus::EventEnvelope],
         now: Ts,
     ) -> Result<(), StoreError> {
         let (kept, original_size) = truncate_payload(payload, self.budget.max_payload_bytes);
         store
-            .insert_station_message(station_id, action, kept, original_size, now)
+            .insert_station_message(station_id, action, kept, original_size, events, now)
             .await?;
         let size = kept.len() as i64;
         let (prune_station, prune_all) = {

@@ -1,10 +1,13 @@
 //! Stations: registration, connection state, boot info and live connector status.
 
+use super::outbox;
 use super::types::{Flag, Ts};
 use super::{on_db, Store, StoreError};
+use evcs_bus::Event;
 use ocpp::model::{BootInfo, StatusChange};
 use ocpp::Version;
 use serde::Serialize;
+use service_kit::db::on_tx;
 use utoipa::ToSchema;
 
 /// A registered station as the operator sees it.
@@ -314,41 +317,81 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a station connected with `version`.
+    /// Marks a station connected with `version` (and writes `stationOnline`).
     pub async fn set_connected(&self, id: &str, version: Version, now: Ts) -> Result<(), StoreError> {
-        on_db!(self.db(), |pool| {
+        let mut tx = self.db().begin().await?;
+        let changed = on_tx!(&mut tx, |conn| {
             sqlx::query(
                 "UPDATE stations SET online = 1, ocpp_version = $2, connected_at = $3, last_seen_at = $3 WHERE id = $1",
             )
             .bind(id)
             .bind(version.label())
             .bind(now)
-            .execute(pool)
-            .await?;
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        let events: Vec<_> = (changed > 0)
+            .then(|| {
+                outbox::envelope(
+                    id,
+                    now.to_datetime(),
+                    Event::StationOnline {
+                        ocpp_version: version.label().to_owned(),
+                    },
+                )
+            })
+            .flatten()
+            .into_iter()
+            .collect();
+        outbox::append(&mut tx, &events, now).await?;
+        self.commit_with_events(tx, !events.is_empty()).await
     }
 
-    /// Marks a station disconnected.
+    /// Marks a station disconnected (and writes `stationOffline`).
     pub async fn set_disconnected(&self, id: &str, now: Ts) -> Result<(), StoreError> {
-        on_db!(self.db(), |pool| {
-            sqlx::query("UPDATE stations SET online = 0, last_seen_at = $2 WHERE id = $1")
+        let mut tx = self.db().begin().await?;
+        let changed = on_tx!(&mut tx, |conn| {
+            sqlx::query("UPDATE stations SET online = 0, last_seen_at = $2 WHERE id = $1 AND online <> 0")
                 .bind(id)
                 .bind(now)
-                .execute(pool)
-                .await?;
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
         });
-        Ok(())
+        let events: Vec<_> = (changed > 0)
+            .then(|| outbox::envelope(id, now.to_datetime(), Event::StationOffline { reason: None }))
+            .flatten()
+            .into_iter()
+            .collect();
+        outbox::append(&mut tx, &events, now).await?;
+        self.commit_with_events(tx, !events.is_empty()).await
     }
 
-    /// After a restart no station is connected to this node.
+    /// After a restart no station is connected to this node: the ones still marked online
+    /// lost their connection when the previous process stopped (`stationOffline` for each).
     pub async fn mark_all_offline(&self) -> Result<(), StoreError> {
-        on_db!(self.db(), |pool| {
-            sqlx::query("UPDATE stations SET online = 0 WHERE online <> 0")
-                .execute(pool)
-                .await?;
+        let now = Ts::now();
+        let mut tx = self.db().begin().await?;
+        let ids = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar::<_, String>("UPDATE stations SET online = 0 WHERE online <> 0 RETURNING id")
+                .fetch_all(&mut *conn)
+                .await?
         });
-        Ok(())
+        let events: Vec<_> = ids
+            .iter()
+            .filter_map(|id| {
+                outbox::envelope(
+                    id,
+                    now.to_datetime(),
+                    Event::StationOffline {
+                        reason: Some("the central system restarted".into()),
+                    },
+                )
+            })
+            .collect();
+        outbox::append(&mut tx, &events, now).await?;
+        self.commit_with_events(tx, !events.is_empty()).await
     }
 
     /// Records when a station was last heard from.
@@ -363,9 +406,10 @@ impl Store {
         Ok(())
     }
 
-    /// Stores what a BootNotification reported.
+    /// Stores what a BootNotification reported (and writes `booted`).
     pub async fn record_boot(&self, id: &str, boot: &BootInfo, now: Ts) -> Result<(), StoreError> {
-        on_db!(self.db(), |pool| {
+        let mut tx = self.db().begin().await?;
+        on_tx!(&mut tx, |conn| {
             sqlx::query(
                 "UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_version = $5, \
                  iccid = $6, imsi = $7, meter_type = $8, meter_serial_number = $9, last_boot_at = $10, \
@@ -381,15 +425,25 @@ impl Store {
             .bind(&boot.meter_type)
             .bind(&boot.meter_serial_number)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
         });
-        Ok(())
+        let booted = Event::Booted {
+            vendor: boot.vendor.clone(),
+            model: boot.model.clone(),
+            firmware_version: boot.firmware_version.clone(),
+        };
+        let events: Vec<_> = outbox::envelope(id, now.to_datetime(), booted).into_iter().collect();
+        outbox::append(&mut tx, &events, now).await?;
+        self.commit_with_events(tx, !events.is_empty()).await
     }
 
     /// Stores a connector's new status (the latest report wins, older replays are ignored).
-    pub async fn record_status(&self, id: &str, change: &StatusChange) -> Result<(), StoreError> {
-        on_db!(self.db(), |pool| {
+    /// A status that changed the stored one writes `connectorStatus`, and `fault` when it
+    /// carries an error code other than `NoError`.
+    pub async fn record_status(&self, id: &str, change: &StatusChange, version: Version) -> Result<(), StoreError> {
+        let mut tx = self.db().begin().await?;
+        let changed = on_tx!(&mut tx, |conn| {
             sqlx::query(
                 "INSERT INTO connectors (station_id, evse_id, connector_id, status, error_code, info, status_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -405,10 +459,35 @@ impl Store {
             .bind(&change.error_code)
             .bind(&change.info)
             .bind(Ts::from_datetime(change.timestamp))
-            .execute(pool)
-            .await?;
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        let mut events = Vec::new();
+        if changed > 0 {
+            let location = outbox::bus_location(version, change.location);
+            events.extend(outbox::envelope(
+                id,
+                change.timestamp,
+                Event::ConnectorStatus {
+                    location,
+                    status: change.status.as_str().to_owned(),
+                },
+            ));
+            if let Some(code) = change.error_code.as_deref().filter(|c| *c != "NoError") {
+                events.extend(outbox::envelope(
+                    id,
+                    change.timestamp,
+                    Event::Fault {
+                        location,
+                        error_code: code.to_owned(),
+                        info: change.info.clone(),
+                    },
+                ));
+            }
+        }
+        outbox::append(&mut tx, &events, Ts::now()).await?;
+        self.commit_with_events(tx, !events.is_empty()).await
     }
 
     /// All connectors of a station.

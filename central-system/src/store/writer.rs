@@ -31,11 +31,12 @@ use super::meter_values::MeterRow;
 use super::retention::{FrameBudget, FrameRetention, NotAcceptedFrames};
 use super::types::Ts;
 use super::Store;
+use evcs_bus::EventEnvelope;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Tuning of the batch writer.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub struct WriterConfig {
     pub frame_flush_interval: Duration,
     /// Frame-log rows kept per `frame_flush_interval`; more are dropped (and counted).
     pub max_frames_per_flush: usize,
+    /// Notified after a commit that wrote outbox rows (the service's publisher waits on it).
+    pub outbox_wake: Arc<Notify>,
 }
 
 impl Default for WriterConfig {
@@ -67,6 +70,7 @@ impl Default for WriterConfig {
             log_frames: true,
             frame_flush_interval: Duration::from_millis(100),
             max_frames_per_flush: 1_000,
+            outbox_wake: Arc::default(),
         }
     }
 }
@@ -81,8 +85,8 @@ pub struct CommitFailed;
 type Ack = oneshot::Sender<Result<(), CommitFailed>>;
 
 enum Op {
-    /// Rows and an optional seqNo to commit, and whom to tell.
-    Commit(Vec<MeterRow>, Option<SeqNoSeen>, Ack),
+    /// Rows, an optional seqNo and outbox events to commit, and whom to tell.
+    Commit(Vec<MeterRow>, Option<SeqNoSeen>, Vec<EventEnvelope>, Ack),
     /// Write the frame log now too, then answer.
     Flush(Ack),
 }
@@ -126,7 +130,9 @@ pub struct BatchWriter {
 impl std::fmt::Debug for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Op::Commit(rows, seen, _) => write!(f, "Commit({} rows, {seen:?})", rows.len()),
+            Op::Commit(rows, seen, events, _) => {
+                write!(f, "Commit({} rows, {seen:?}, {} events)", rows.len(), events.len())
+            }
             Op::Flush(_) => f.write_str("Flush"),
         }
     }
@@ -160,7 +166,7 @@ impl BatchWriter {
                 };
                 runtime.block_on(async move {
                     let store = match Store::open(&url, 2).await {
-                        Ok(store) => store,
+                        Ok(store) => store.with_outbox_wake(thread_config.outbox_wake.clone()),
                         Err(e) => {
                             let _ = opened.send(Err(e));
                             return;
@@ -188,11 +194,22 @@ impl BatchWriter {
     /// they are committed (waiting first while the queue is full). Only then may the charger be
     /// answered.
     pub async fn commit(&self, rows: Vec<MeterRow>, seq_no: Option<SeqNoSeen>) -> Result<(), CommitFailed> {
-        if rows.is_empty() && seq_no.is_none() {
+        self.commit_with_events(rows, seq_no, Vec::new()).await
+    }
+
+    /// Like [`BatchWriter::commit`], with outbox events (a transaction's `meterSummary`)
+    /// committed in the same database transaction as the batch they arrive in.
+    pub async fn commit_with_events(
+        &self,
+        rows: Vec<MeterRow>,
+        seq_no: Option<SeqNoSeen>,
+        events: Vec<EventEnvelope>,
+    ) -> Result<(), CommitFailed> {
+        if rows.is_empty() && seq_no.is_none() && events.is_empty() {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        if self.tx.send(Op::Commit(rows, seq_no, done)).await.is_err() {
+        if self.tx.send(Op::Commit(rows, seq_no, events, done)).await.is_err() {
             tracing::error!("readings handed over after the writer stopped");
             return Err(CommitFailed);
         }
@@ -248,6 +265,7 @@ fn lock(frames: &Mutex<Vec<FrameRow>>) -> std::sync::MutexGuard<'_, Vec<FrameRow
 struct Batch {
     meters: Vec<MeterRow>,
     seq_nos: HashMap<i64, SeqNoSeen>,
+    events: Vec<EventEnvelope>,
     acks: Vec<Ack>,
     /// A flush asked for the frame log to be written with this batch.
     flush_frames: bool,
@@ -256,8 +274,9 @@ struct Batch {
 impl Batch {
     fn add(&mut self, op: Op) {
         match op {
-            Op::Commit(rows, seen, done) => {
+            Op::Commit(rows, seen, events, done) => {
                 self.meters.extend(rows);
+                self.events.extend(events);
                 if let Some(seen) = seen {
                     let entry = self.seq_nos.entry(seen.transaction_id).or_insert(seen);
                     if seen.seq_no > entry.seq_no {
@@ -382,19 +401,16 @@ async fn commit_readings(
     config: &WriterConfig,
     stats: &WriterStats,
 ) -> Result<(), CommitFailed> {
-    if batch.meters.is_empty() && batch.seq_nos.is_empty() {
+    if batch.meters.is_empty() && batch.seq_nos.is_empty() && batch.events.is_empty() {
         return Ok(());
     }
     let seen: Vec<SeqNoSeen> = batch.seq_nos.drain().map(|(_, s)| s).collect();
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=config.commit_attempts.max(1) {
-        // Replayed rows are ignored and a seqNo only ever rises, so a retry after a partial
-        // success writes nothing twice.
-        let result = async {
-            store.insert_meter_values(&batch.meters).await?;
-            store.record_seq_nos(&seen).await
-        }
-        .await;
+        // One database transaction: the readings, the seqNos and the outbox events commit
+        // together or not at all. Replayed rows are ignored, a seqNo only ever rises and an
+        // event id is written once, so a retry writes nothing twice.
+        let result = store.commit_batch(&batch.meters, &seen, &batch.events).await;
         match result {
             Ok(()) => {
                 stats
@@ -544,6 +560,60 @@ mod tests {
             // The charger resends what was refused; now it is stored.
             writer.commit(vec![row("CP", 3)], None).await.unwrap();
             assert_eq!(stored(&admin).await, 1, "{url}");
+        }
+    }
+
+    fn summary_event() -> EventEnvelope {
+        let station = evcs_bus::StationId::parse("CP").unwrap();
+        EventEnvelope::new(
+            station,
+            chrono::Utc::now(),
+            evcs_bus::Event::MeterSummary {
+                transaction_id: "1".into(),
+                location: evcs_bus::Location::default(),
+                energy_wh: Some(5),
+                power_w: None,
+                soc_percent: None,
+                current_a: None,
+                at: chrono::Utc::now(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn outbox_events_commit_with_their_batch_or_not_at_all() {
+        for (url, _dir) in databases().await {
+            let config = WriterConfig {
+                commit_attempts: 1,
+                ..WriterConfig::default()
+            };
+            let wake = config.outbox_wake.clone();
+            let writer = BatchWriter::spawn(&url, config).await.unwrap();
+            let admin = Store::open(&url, 1).await.unwrap();
+            execute(&admin, "ALTER TABLE meter_values RENAME TO meter_values_away").await;
+            let failed = writer
+                .commit_with_events(vec![row("CP", 1)], None, vec![summary_event()])
+                .await;
+            assert_eq!(failed, Err(CommitFailed), "{url}");
+            // The readings rolled back, and their summary with them.
+            assert!(admin.outbox_rows().await.unwrap().is_empty(), "{url}");
+            execute(&admin, "ALTER TABLE meter_values_away RENAME TO meter_values").await;
+            let event = summary_event();
+            writer
+                .commit_with_events(vec![row("CP", 1)], None, vec![event.clone()])
+                .await
+                .unwrap();
+            let rows = admin.outbox_rows().await.unwrap();
+            assert_eq!(rows.len(), 1, "{url}");
+            assert_eq!(
+                (rows[0].event_id.as_str(), rows[0].kind.as_str()),
+                (event.event_id.as_str(), "meterSummary")
+            );
+            assert_eq!(stored(&admin).await, 1, "{url}");
+            // The publisher's signal was raised by the commit (a stored permit: no waiting).
+            tokio::time::timeout(Duration::from_secs(5), wake.notified())
+                .await
+                .unwrap();
         }
     }
 
