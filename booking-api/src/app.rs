@@ -158,8 +158,18 @@ impl Application {
     /// Connects and migrates storage, creates the first admin on an empty database (printing
     /// its password once on stdout), builds the inventory and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        #[allow(unused_mut)]
-        let mut parts = Parts::default();
+        Self::build_sharing_bus(config, None).await
+    }
+
+    /// Like [`Application::build`]; with `shared_bus`, events come from that bus instead of
+    /// the one `--bus` names (the all-in-one binary passes the bus it also gives the central
+    /// system).
+    pub async fn build_sharing_bus(config: Config, shared_bus: Option<Arc<dyn Bus>>) -> anyhow::Result<Application> {
+        #[allow(unused_mut)] // mutated with the smtp feature only
+        let mut parts = Parts {
+            shared_bus,
+            ..Parts::default()
+        };
         #[cfg(feature = "smtp")]
         if let Some(url) = &config.smtp_url {
             parts.notifier = Arc::new(notifications::smtp::SmtpNotifier::new(url.expose(), &config.smtp_from)?);
@@ -172,16 +182,6 @@ impl Application {
             );
         }
         Ok(app)
-    }
-
-    /// Like [`Application::build`], consuming events from `shared_bus` instead of the bus
-    /// `--bus` names (the all-in-one binary passes the bus it also gives the central system).
-    pub async fn build_sharing_bus(config: Config, shared_bus: Arc<dyn Bus>) -> anyhow::Result<Application> {
-        let parts = Parts {
-            shared_bus: Some(shared_bus),
-            ..Parts::default()
-        };
-        Self::build_with(config, parts).await
     }
 
     /// Like [`Application::build`] with a given clock and notifier, without printing.
