@@ -322,7 +322,10 @@ impl Application {
         // In-flight requests finish (each connection closes gracefully within 5 s).
         tracker.close();
         tracker.wait().await;
-        for task in [workers, dispatcher, metrics_server, Some(consumer)].into_iter().flatten() {
+        for task in [workers, dispatcher, metrics_server, Some(consumer)]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         // Deliver what the last requests queued.

@@ -182,12 +182,20 @@ pub struct BusArgs {
     pub mqtt_url: Option<Secret>,
 
     /// First topic level(s) on the broker; the same as the central system's.
-    #[arg(long = "bus-topic-prefix", env = "EVCS_BOOKING_BUS_TOPIC_PREFIX", default_value = "evcs")]
+    #[arg(
+        long = "bus-topic-prefix",
+        env = "EVCS_BOOKING_BUS_TOPIC_PREFIX",
+        default_value = "evcs"
+    )]
     pub topic_prefix: String,
 
     /// This replica's stable name in the `booking-api` consumer group (its MQTT session, and
     /// the events queued for it while it is away, follow the name across restarts).
-    #[arg(long = "bus-member", env = "EVCS_BOOKING_BUS_MEMBER", default_value = "booking-api-1")]
+    #[arg(
+        long = "bus-member",
+        env = "EVCS_BOOKING_BUS_MEMBER",
+        default_value = "booking-api-1"
+    )]
     pub member: String,
 }
 

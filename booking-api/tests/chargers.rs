@@ -1,6 +1,8 @@
 //! The charger projection fed over the bus, the linking rule, and `GET /chargers`, on every
 //! backend; with `EVCS_TEST_MQTT_URL`, a charger published by another MQTT client too.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use booking_api::chargers::store;
@@ -145,7 +147,11 @@ async fn an_older_status_after_a_newer_one_is_ignored() {
         assert_eq!(status_of(&s, "CP-ORDER", 1).await.as_deref(), Some("Charging"));
         // The charger went offline at 30; a late "online" from 25 does not revive it.
         let id = StationId::parse("CP-ORDER").unwrap();
-        let offline = EventEnvelope::new(id.clone(), epoch() + Duration::minutes(30), Event::StationOffline { reason: None });
+        let offline = EventEnvelope::new(
+            id.clone(),
+            epoch() + Duration::minutes(30),
+            Event::StationOffline { reason: None },
+        );
         let online = EventEnvelope::new(
             id,
             epoch() + Duration::minutes(25),
@@ -244,7 +250,9 @@ async fn over_mqtt_a_charger_published_by_another_client_reaches_the_projection(
         let (bo, _) = backoffice(&s, &admin, "mqtt@biz.lk").await;
         let mut body = station_body("CP-MQTT+1", 1, false, 6.9, 79.8);
         body["connectors"] = json!([{ "connectorId": 1, "type": "CCS2", "maxPowerKw": 50 }]);
-        s.req("POST", "/api/v1/stations", Some(&bo), Some(body)).await.expect(201);
+        s.req("POST", "/api/v1/stations", Some(&bo), Some(body))
+            .await
+            .expect(201);
         s.stop().await;
     }
 }

@@ -33,12 +33,14 @@ pub async fn apply(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<Applie
     let at = event.occurred_at.timestamp_millis();
     let mut tx = db.begin().await?;
     let first = on_tx!(&mut tx, |conn| {
-        sqlx::query("INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING")
-            .bind(&event.event_id)
-            .bind(now_ms)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
+        sqlx::query(
+            "INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.event_id)
+        .bind(now_ms)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
     })?;
     if first == 0 {
         tx.rollback().await?;

@@ -459,7 +459,12 @@ async fn update(
     fields.finish()?;
     // A station created before the linking rule, or whose charger was renamed, is brought in
     // line by the first change to it.
-    linked(&state, &row.central_station_id, &store::connectors(&state.db, id).await?).await?;
+    linked(
+        &state,
+        &row.central_station_id,
+        &store::connectors(&state.db, id).await?,
+    )
+    .await?;
     let name = name.flatten().unwrap_or_else(|| row.name.clone());
     let address = address.flatten().unwrap_or_else(|| row.address.clone());
     let tariff = tariff.flatten().or_else(|| row.tariff_ref.clone());
