@@ -144,3 +144,66 @@ async fn id_tokens_are_sent_with_their_own_type() {
         server.stop_and_clean().await;
     }
 }
+
+#[tokio::test]
+async fn ids_the_caller_does_not_give_are_allocated_from_the_database() {
+    for (backend, url) in backends().await {
+        let server = TestServer::start(backend, url).await;
+        let s = &server;
+        let mut ws = connect(&s.ws_url("IDS-201"), "ocpp2.0.1", None).await.expect("connect");
+        boot201(&mut ws).await;
+        let commands = "/api/v1/stations/IDS-201/commands";
+        let accepted = |id: &Value| json!([3, id, { "status": "Accepted" }]);
+        // Remote starts: a fresh database counts from 1, one id each, none from the clock.
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let ((status, answer), call) = command(
+                s,
+                &mut ws,
+                &format!("{commands}/remote-start"),
+                json!({"idToken": "TAG-1"}),
+                accepted,
+            )
+            .await;
+            assert_eq!(status, 200, "{backend}: {answer}");
+            ids.push(call[3]["remoteStartId"].clone());
+        }
+        assert_eq!(ids, [json!(1), json!(2)], "{backend}");
+        // The caller's id goes out as given.
+        let ((_, _), call) = command(
+            s,
+            &mut ws,
+            &format!("{commands}/remote-start"),
+            json!({"idToken": "TAG-1", "remoteStartId": 900}),
+            accepted,
+        )
+        .await;
+        assert_eq!(call[3]["remoteStartId"], 900, "{backend}");
+        // Reservations: allocated above the ids operators chose, and recorded under that id.
+        let reserve = |id: Option<i32>| {
+            let mut body = json!({"idToken": "TAG-1", "evseId": 1, "expiresAt": "2030-01-01T00:00:00Z"});
+            if let Some(id) = id {
+                body["reservationId"] = json!(id);
+            }
+            body
+        };
+        let mut sent = Vec::new();
+        for id in [None, Some(10), None] {
+            let ((status, answer), call) =
+                command(s, &mut ws, &format!("{commands}/reserve-now"), reserve(id), accepted).await;
+            assert_eq!(status, 200, "{backend}: {answer}");
+            sent.push(call[3]["id"].clone());
+        }
+        assert_eq!(sent, [json!(1), json!(10), json!(11)], "{backend}");
+        let reservations = s.admin("GET", "/api/v1/stations/IDS-201/reservations", None, 200).await;
+        let mut recorded: Vec<i64> = reservations
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["reservationId"].as_i64())
+            .collect();
+        recorded.sort_unstable();
+        assert_eq!(recorded, [1, 10, 11], "{backend}: {reservations}");
+        server.stop_and_clean().await;
+    }
+}

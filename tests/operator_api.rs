@@ -188,6 +188,16 @@ const EXPECTED_ROUTES: &[(&str, &str, bool)] = &[
     ("post", "/api/v1/stations/{stationId}/password-rotation", true),
     ("post", "/api/v1/stations/{stationId}/calls", false),
     ("post", "/api/v1/stations/{stationId}/commands/{command}", false),
+    ("get", "/api/v1/stations/{stationId}/certificates", false),
+    ("post", "/api/v1/stations/{stationId}/certificates/renew", false),
+    ("get", "/api/v1/stations/{stationId}/installed-certificates", false),
+    ("post", "/api/v1/stations/{stationId}/installed-certificates", false),
+    (
+        "post",
+        "/api/v1/stations/{stationId}/installed-certificates/delete",
+        false,
+    ),
+    ("get", "/api/v1/security-events", false),
     ("get", "/api/v1/id-tokens", false),
     ("post", "/api/v1/id-tokens", true),
     ("get", "/api/v1/id-tokens/{idToken}", false),
@@ -244,6 +254,12 @@ fn concrete(method: &str, path: &str, n: usize) -> (String, Option<Value>) {
         ("post", p) if p.ends_with("/calls") => Some(json!({ "action": "ClearCache" })),
         ("post", p) if p.contains("/commands/") => Some(json!({})),
         ("post", p) if p.ends_with("/end") => Some(json!({ "reason": "role matrix" })),
+        ("post", p) if p.ends_with("/installed-certificates") => {
+            Some(json!({ "certificateType": "CSMSRootCertificate", "certificate": "PEM" }))
+        }
+        ("post", p) if p.ends_with("/installed-certificates/delete") => Some(json!({
+            "hashAlgorithm": "SHA256", "issuerNameHash": "aa", "issuerKeyHash": "bb", "serialNumber": "01"
+        })),
         _ => None,
     };
     (url, body)

@@ -835,6 +835,16 @@ async fn firmware_behaviour_on(backend: &'static str, url: Option<String>) {
         // Trigger, local list, DataTransfer.
         let a = raw_call(&server, &id, "TriggerMessage", json!({"requestedMessage": "Heartbeat"})).await;
         assert_eq!(a["status"], "Accepted");
+        // After an accepted boot, 2.0.1 refuses a triggered BootNotification (F06.FR.17); 1.6
+        // sends one.
+        let a = raw_call(
+            &server,
+            &id,
+            "TriggerMessage",
+            json!({"requestedMessage": "BootNotification"}),
+        )
+        .await;
+        assert_eq!(a["status"], if v16 { "Accepted" } else { "Rejected" }, "{a}");
         let list = if v16 {
             json!({"listVersion": 3, "updateType": "Full", "localAuthorizationList": [{"idTag": "LOCAL", "idTagInfo": {"status": "Accepted"}}]})
         } else {

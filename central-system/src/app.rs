@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Everything request handlers and sessions share.
-#[derive(Debug)]
 pub struct Shared {
     /// Settings.
     pub config: Config,
@@ -40,18 +39,36 @@ pub struct Shared {
     pub attempts: AttemptLimiter,
     /// Connected stations.
     pub registry: Registry,
+    /// The event and command bus (in-process by default, MQTT with `--bus mqtt`).
+    pub bus: Arc<dyn evcs_bus::Bus>,
+    /// This node's name on the bus.
+    pub node_id: String,
     /// Metrics.
     pub metrics: Metrics,
     /// Operator token keys.
     pub jwt: JwtKeys,
     /// Vendor DataTransfer handlers.
     pub data_transfer: DataTransferHandlers,
+    /// The station CA and its signing rules.
+    pub certificates: crate::certificates::Certificates,
     /// The bounded pool that hashes and verifies station passwords.
     pub passwords: Passwords,
     /// Cancelled when the service shuts down.
     pub shutdown: CancellationToken,
     /// Tracks connections and sessions, so shutdown can wait for them.
     pub tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Shared {
+    // By hand because the bus is a trait object; the pools and channels add nothing to a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("registry", &self.registry)
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Cheaply clonable shared state.
@@ -85,8 +102,15 @@ impl Application {
         ocpp::schema::preload().map_err(|v| anyhow::anyhow!("compiling the OCPP schemas: {v}"))?;
         let store = Store::connect(&config.database_url()).await?;
         store.mark_all_offline().await.context("resetting online flags")?;
+        let certificates = certificates(&config)?;
+        // The station CA is a client-certificate root, so what it signs works for profile 3.
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, config.tls_client_ca.as_deref())?),
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(
+                cert,
+                key,
+                config.tls_client_ca.as_deref(),
+                &[certificates.ca.cert_der().clone()],
+            )?),
             _ => None,
         };
         let secret = crate::secrets::jwt_secret(&config)?;
@@ -125,8 +149,13 @@ impl Application {
             ),
             None => None,
         };
+        let bus = crate::bus::connect(&config).await?;
+        let node_id = config.node_id();
         let state = AppState(Arc::new(Shared {
+            certificates,
             passwords,
+            bus,
+            node_id,
             config,
             store,
             writer,
@@ -194,6 +223,10 @@ impl Application {
             "central system listening"
         );
         state.tracker.spawn(sweep_messages(state.clone()));
+        state
+            .tracker
+            .spawn(crate::bus_commands::serve(state.clone(), state.node_id.clone()));
+        state.tracker.spawn(crate::certificates::sweep(state.clone()));
         server::serve(
             listener,
             router,
@@ -219,6 +252,28 @@ impl Application {
         tracing::info!("central system stopped");
         Ok(())
     }
+}
+
+/// The station CA (configured or embedded) and the signing rules from the configuration.
+fn certificates(config: &Config) -> anyhow::Result<crate::certificates::Certificates> {
+    let ca = crate::certificates::authority::StationCa::load_or_create(
+        config.station_ca_cert.as_deref(),
+        config.station_ca_key.as_deref(),
+        &config.data_dir,
+    )?;
+    let organization = config
+        .station_cert_organization
+        .clone()
+        .or_else(|| ca.organization().map(str::to_string));
+    if organization.is_none() {
+        tracing::warn!("the station CA names no organization and none is configured: CSRs may name any O");
+    }
+    Ok(crate::certificates::Certificates {
+        ca,
+        organization,
+        validity: chrono::Duration::days(i64::from(config.station_cert_validity_days.max(1))),
+        renew_before: chrono::Duration::days(i64::from(config.station_cert_renew_days)),
+    })
 }
 
 /// Applies the message retention and budgets every 10 minutes (and once at start), until

@@ -6,6 +6,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Which transport the event and command bus uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BusKind {
+    /// In this process (tokio channels): the all-in-one default, nothing to run.
+    Inproc,
+    /// An MQTT 5 broker (`--mqtt-url`): separate processes, several nodes.
+    Mqtt,
+}
+
 /// What happens when a station id the central system does not know connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UnknownStations {
@@ -113,6 +122,23 @@ pub struct Config {
     #[arg(long, global = true, env = "EVCS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Event and command bus: `inproc` (in this process) or `mqtt` (an MQTT 5 broker, see
+    /// `--mqtt-url`).
+    #[arg(long, global = true, env = "EVCS_BUS", value_enum, default_value = "inproc")]
+    pub bus: BusKind,
+
+    /// MQTT broker for `--bus mqtt`: `mqtt://[user:password@]host[:port]`.
+    #[arg(long, global = true, env = "EVCS_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
+
+    /// First topic level(s) of every bus topic, so several deployments can share a broker.
+    #[arg(long, global = true, env = "EVCS_BUS_TOPIC_PREFIX", default_value = "evcs")]
+    pub bus_topic_prefix: String,
+
+    /// This node's name on the bus, unique per running process (default: hostname-pid).
+    #[arg(long, global = true, env = "EVCS_NODE_ID")]
+    pub node_id: Option<String>,
+
     /// Secret that signs operator JWTs (default: generated once and kept in the data dir).
     #[arg(long, global = true, env = "EVCS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -128,6 +154,32 @@ pub struct Config {
     /// PEM CA bundle that signs station client certificates (security profile 3).
     #[arg(long, global = true, env = "EVCS_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// PEM certificate of the CA that signs station certificates (SignCertificate, A02/A03);
+    /// the TLS listener trusts it for client certificates (profile 3). Default: a CA generated
+    /// on first start in the data dir (`station-ca.pem`, `station-ca-key.pem`).
+    #[arg(long, global = true, env = "EVCS_STATION_CA_CERT", requires = "station_ca_key")]
+    pub station_ca_cert: Option<PathBuf>,
+
+    /// PEM (PKCS#8) private key of `--station-ca-cert`.
+    #[arg(long, global = true, env = "EVCS_STATION_CA_KEY", requires = "station_ca_cert")]
+    pub station_ca_key: Option<PathBuf>,
+
+    /// The organization (O) a station's CSR must name (default: the station CA's O).
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_ORGANIZATION")]
+    pub station_cert_organization: Option<String>,
+
+    /// Days a signed station certificate is valid.
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_VALIDITY_DAYS", default_value_t = 365)]
+    pub station_cert_validity_days: u32,
+
+    /// Connected stations whose certificate ends within this many days are asked to renew it.
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_RENEW_DAYS", default_value_t = 30)]
+    pub station_cert_renew_days: u32,
+
+    /// Seconds between sweeps for station certificates due for renewal.
+    #[arg(long, global = true, env = "EVCS_STATION_CERT_CHECK_SECS", default_value_t = 3600)]
+    pub station_cert_check_secs: u64,
 
     /// Log every OCPP frame to the per-station frame log.
     #[arg(long, global = true, env = "EVCS_FRAME_LOG", default_value_t = true, action = clap::ArgAction::Set)]
@@ -313,6 +365,21 @@ impl Config {
         })
     }
 
+    /// This node's name on the bus: `--node-id`, else `hostname-pid`.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        // Linux keeps the name here; elsewhere `HOSTNAME` usually has it.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "central-system".into());
+        format!("{host}-{}", std::process::id())
+    }
+
     /// Ping interval, if enabled.
     pub fn ping_interval(&self) -> Option<Duration> {
         (self.ping_interval > 0).then(|| Duration::from_secs(self.ping_interval))
@@ -355,10 +422,20 @@ impl Config {
             max_frame_bytes: 65_536,
             max_body_bytes: service_kit::extract::DEFAULT_MAX_BODY_BYTES,
             metrics_listen: None,
+            bus: BusKind::Inproc,
+            mqtt_url: None,
+            bus_topic_prefix: "evcs".into(),
+            node_id: None,
             jwt_secret: Some("test-secret-with-enough-entropy-0123456789".into()),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            station_ca_cert: None,
+            station_ca_key: None,
+            station_cert_organization: None,
+            station_cert_validity_days: 365,
+            station_cert_renew_days: 30,
+            station_cert_check_secs: 3600,
             frame_log: true,
             frame_log_size: 500,
             frame_log_station_bytes: 4 << 20,

@@ -10,7 +10,11 @@
 //! - [`store`]: one query path over SQLite and PostgreSQL, plus the meter/frame batch writer.
 //! - [`api`]: the operator REST API, health and metrics endpoints, OpenAPI document.
 //! - [`auth`]: operator JWTs, station passwords, Basic-auth parsing.
+//! - [`certificates`]: the station CA, SignCertificate/CertificateSigned, renewal.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`bus`]: this node's event and command bus (in-process or MQTT); [`bus_commands`]
+//!   answers the bus commands of the stations connected here, through the same typed command
+//!   path as the operator REST API.
 //!
 //! The flow of a charger message: socket text -> [`ocpp::Frame::parse`] -> direction and
 //! boot-state checks -> [`ocpp::schema::validate`] -> typed payload -> version-neutral model ->
@@ -20,6 +24,9 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bus;
+pub mod bus_commands;
+pub mod certificates;
 pub mod config;
 pub mod handlers;
 pub mod metrics;

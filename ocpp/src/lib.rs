@@ -9,6 +9,8 @@
 //!   `schemas/`) plus the semantic checks the schemas cannot express.
 //! - [`messages`]: typed payloads (`rust-ocpp` for 1.6 and 2.0.1, our own for the 1.6 security
 //!   extension).
+//! - [`commands`]: the version-neutral commands to stations, their one translation to each
+//!   version and the one reading of the answers.
 //! - [`model`]: the version-neutral events the rest of the system consumes, with conversions from
 //!   both versions and meter-value normalisation.
 //!
@@ -17,6 +19,7 @@
 //! exact CALLERROR code of the connection's version.
 
 pub mod catalogue;
+pub mod commands;
 pub mod error_code;
 pub mod fast_path;
 pub mod frame;

@@ -7,24 +7,27 @@
 //! 504 `STATION_TIMEOUT`; 422 `INVALID_PAYLOAD` or `UNSUPPORTED_ACTION` before anything is
 //! sent.
 //!
-//! 2.0.1 id tokens (remote-start, reserve-now) go out with their own `IdTokenEnumType`: the
-//! body's `type`, else the type stored with the token (`/id-tokens`), else `Central` (the
-//! spec's type for an id the CSMS made up, the truth for a token it has never seen).
+//! The typed endpoints build an `ocpp::commands::Command` and send it through
+//! [`commands::send`], the path bus commands take too: one translation per version, one
+//! reading of the answer. 2.0.1 id tokens (remote-start, reserve-now) go out with their own
+//! `IdTokenEnumType`: the body's `type`, else the type stored with the token (`/id-tokens`),
+//! else `Central` (see [`commands::token_kind`]). A remote-start id or reservation id the body
+//! does not give is allocated from the database (`store::command_ids`), never from the clock.
 
 use super::auth::Caller;
 use super::problem::Problem;
 use super::ApiJson;
 use crate::app::AppState;
 use crate::auth::jwt::Role;
-use crate::ocpp_ws::commands::{self, CommandError};
+use crate::ocpp_ws::commands::{self, CommandError, Outcome, Sent};
 use crate::ocpp_ws::registry::CallOutcome;
-use crate::store::messages::Reservation;
-use crate::store::types::Ts;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use ocpp::commands::{Availability, Command, Location, RemoteStart, ReserveNow, ResetKind, Token, TokenKind};
+use ocpp::model::IdToken;
 use ocpp::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -88,15 +91,20 @@ async fn send(
             code,
             description,
             details,
-        }) => Err(Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "STATION_CALL_ERROR",
-            format!("the station answered {action} with {code}: {description}"),
-        )
-        .with_errors(json!({ "code": code, "description": description, "details": details }))),
+        }) => Err(call_error(action, code, description, details)),
         Err(CommandError::Offline) => Err(not_connected(state, station_id).await),
         Err(e) => Err(command_problem(e)),
     }
+}
+
+/// 502 `STATION_CALL_ERROR`: the station answered with a CALLERROR.
+fn call_error(action: &str, code: String, description: String, details: Value) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "STATION_CALL_ERROR",
+        format!("the station answered {action} with {code}: {description}"),
+    )
+    .with_errors(json!({ "code": code, "description": description, "details": details }))
 }
 
 /// Why a station cannot take a command now: 404 `UNKNOWN_STATION` when no such station is
@@ -138,6 +146,11 @@ pub(crate) fn command_problem(e: CommandError) -> Problem {
             "violation": format!("{:?}", violation.fault),
             "description": violation.description,
         })),
+        e @ CommandError::Untranslatable(_) => Problem::validation(e.to_string()),
+        e @ CommandError::UnreadableAnswer { .. } => {
+            Problem::new(StatusCode::BAD_GATEWAY, "STATION_INVALID_RESPONSE", e.to_string())
+        }
+        CommandError::Store(e) => Problem::from(e),
         CommandError::InvalidPayload(v) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "INVALID_PAYLOAD",
@@ -176,11 +189,11 @@ pub struct CommandBody {
     pub variables: Option<Value>,
     /// Message to trigger, e.g. `StatusNotification`.
     pub requested_message: Option<String>,
-    /// Reservation id.
+    /// Reservation id (reserve-now: allocated by the central system when not given).
     pub reservation_id: Option<i32>,
     /// Reservation expiry.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Remote-start id (2.0.1).
+    /// Remote-start id (2.0.1; allocated by the central system when not given).
     pub remote_start_id: Option<i32>,
     /// DataTransfer vendor id.
     pub vendor_id: Option<String>,
@@ -219,165 +232,133 @@ pub const COMMANDS: &[&str] = &[
     "data-transfer",
 ];
 
-/// Commands whose `type` is an id token type.
-const TOKEN_COMMANDS: &[&str] = &["remote-start", "reserve-now"];
-
-/// The 2.0.1 type an id token is sent with: the body's, else the stored one, else `Central`.
-pub fn token_type(b: &CommandBody, stored: Option<&str>) -> Result<String, Problem> {
-    let kinds = &ocpp::model::IdToken::V201_KINDS;
-    match b.kind.as_deref() {
-        Some(kind) if kinds.contains(&kind) => Ok(kind.to_string()),
-        Some(_) => Err(Problem::validation(format!("type must be one of {}", kinds.join(", ")))
-            .with_errors(json!([{ "field": "type", "message": "not an IdTokenEnumType" }]))),
-        None => Ok(stored.unwrap_or("Central").to_string()),
-    }
+/// Ids the typed commands need from the database or the store, resolved before translation so
+/// [`to_command`] stays a pure function.
+#[derive(Debug, Default, Clone)]
+pub struct Resolved {
+    /// The charger's own id of the transaction to stop (2.0.1).
+    pub station_tx_id: Option<String>,
+    /// The 2.0.1 type of the id token (remote-start, reserve-now).
+    pub token_kind: Option<TokenKind>,
+    /// The remote-start id: the body's, else allocated.
+    pub remote_start_id: Option<i32>,
+    /// The reservation id: the body's, else allocated (reserve-now).
+    pub reservation_id: Option<i32>,
 }
 
-/// Translates a typed command into the station's action and payload; `station_tx_id` is the
-/// charger's own id of the transaction to stop (2.0.1) and `token_type` the type of the id
-/// token (2.0.1), both looked up by the caller.
-pub fn to_call(
-    command: &str,
-    version: Version,
-    b: &CommandBody,
-    station_tx_id: Option<&str>,
-    token_type: &str,
-) -> Result<(&'static str, Value), Problem> {
+/// The `type` of the body, for remote-start and reserve-now: an `IdTokenEnumType`.
+pub fn explicit_token_kind(b: &CommandBody) -> Result<Option<TokenKind>, Problem> {
+    b.kind.as_deref().map(TokenKind::parse).transpose().map_err(|e| {
+        Problem::validation(format!("type must be one of {}", IdToken::V201_KINDS.join(", ")))
+            .with_errors(json!([{ "field": "type", "message": e.to_string() }]))
+    })
+}
+
+/// Builds the typed command of an endpoint from its body. The common commands become the
+/// version-neutral model (translated by `ocpp::commands`); the version-specific ones
+/// (configuration, variables) and those that are the same in both versions (ClearCache,
+/// DataTransfer) become generic calls.
+pub fn to_command(command: &str, version: Version, b: &CommandBody, ids: &Resolved) -> Result<Command, Problem> {
     let v16 = version == Version::V16;
-    let evse = |b: &CommandBody| b.evse_id;
-    let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let call = match command {
+    let location = Location {
+        evse_id: b.evse_id,
+        connector_id: b.connector_id,
+    };
+    let token = |b: &CommandBody| -> Result<Token, Problem> {
+        Ok(Token {
+            value: b.id_token.clone().ok_or_else(|| missing("idToken"))?,
+            kind: ids.token_kind.unwrap_or(TokenKind::CENTRAL),
+        })
+    };
+    let call = |action: &str, payload: Map<String, Value>| Command::Call {
+        action: action.to_string(),
+        payload: Value::Object(payload),
+    };
+    Ok(match command {
         "remote-start" => {
-            let token = b.id_token.clone().ok_or_else(|| missing("idToken"))?;
-            let mut p = Map::new();
-            if v16 {
-                p.insert("idTag".into(), json!(token));
-                insert_opt(&mut p, "connectorId", evse(b).map(|e| json!(e)));
-                ("RemoteStartTransaction", p)
-            } else {
-                p.insert("idToken".into(), json!({ "idToken": token, "type": token_type }));
-                p.insert(
-                    "remoteStartId".into(),
-                    json!(b.remote_start_id.unwrap_or_else(remote_start_id)),
-                );
-                insert_opt(&mut p, "evseId", evse(b).map(|e| json!(e)));
-                ("RequestStartTransaction", p)
-            }
+            let id_token = token(b)?;
+            Command::RemoteStart(RemoteStart {
+                remote_start_id: ids.remote_start_id.ok_or_else(|| missing("remoteStartId"))?,
+                id_token,
+                evse_id: b.evse_id,
+            })
         }
         "remote-stop" => {
             let id = b.transaction_id.ok_or_else(|| missing("transactionId"))?;
-            if v16 {
-                ("RemoteStopTransaction", obj(json!({ "transactionId": id })))
+            let station_transaction_id = if v16 {
+                // 1.6 stations know the id the central system gave them.
+                id.to_string()
             } else {
-                let tx = station_tx_id.ok_or_else(|| Problem::not_found("transaction"))?;
-                ("RequestStopTransaction", obj(json!({ "transactionId": tx })))
-            }
+                ids.station_tx_id
+                    .clone()
+                    .ok_or_else(|| Problem::not_found("transaction"))?
+            };
+            Command::RemoteStop { station_transaction_id }
         }
         "reset" => {
-            let kind = b.kind.as_deref().unwrap_or(if v16 { "Soft" } else { "OnIdle" });
-            let kind = match (v16, kind) {
-                (true, "Soft" | "OnIdle") => "Soft",
-                (true, "Hard" | "Immediate") => "Hard",
-                (false, "Soft" | "OnIdle") => "OnIdle",
-                (false, "Hard" | "Immediate") => "Immediate",
+            let kind = match b.kind.as_deref().unwrap_or("Soft") {
+                "Soft" | "OnIdle" => ResetKind::Soft,
+                "Hard" | "Immediate" => ResetKind::Hard,
                 _ => return Err(Problem::validation("type must be Soft, Hard, OnIdle or Immediate")),
             };
-            let mut p = obj(json!({ "type": kind }));
-            if !v16 {
-                insert_opt(&mut p, "evseId", evse(b).map(|e| json!(e)));
-            }
-            ("Reset", p)
-        }
-        "unlock" => {
-            let e = evse(b).ok_or_else(|| missing("evseId"))?;
-            if v16 {
-                ("UnlockConnector", obj(json!({ "connectorId": e })))
-            } else {
-                (
-                    "UnlockConnector",
-                    obj(json!({ "evseId": e, "connectorId": b.connector_id.unwrap_or(1) })),
-                )
+            Command::Reset {
+                kind,
+                evse_id: b.evse_id,
             }
         }
+        "unlock" => Command::UnlockConnector {
+            evse_id: b.evse_id.ok_or_else(|| missing("evseId"))?,
+            connector_id: b.connector_id,
+        },
         "change-availability" => {
-            let status = b.availability.clone().ok_or_else(|| missing("availability"))?;
-            if status != "Operative" && status != "Inoperative" {
-                return Err(Problem::validation("availability must be Operative or Inoperative"));
-            }
-            if v16 {
-                (
-                    "ChangeAvailability",
-                    obj(json!({ "connectorId": evse(b).unwrap_or(0), "type": status })),
-                )
-            } else {
-                let mut p = obj(json!({ "operationalStatus": status }));
-                if let Some(e) = evse(b) {
-                    let mut target = obj(json!({ "id": e }));
-                    insert_opt(&mut target, "connectorId", b.connector_id.map(|c| json!(c)));
-                    p.insert("evse".into(), Value::Object(target));
-                }
-                ("ChangeAvailability", p)
-            }
+            let availability = match b.availability.as_deref().ok_or_else(|| missing("availability"))? {
+                "Operative" => Availability::Operative,
+                "Inoperative" => Availability::Inoperative,
+                _ => return Err(Problem::validation("availability must be Operative or Inoperative")),
+            };
+            Command::ChangeAvailability { location, availability }
         }
+        "trigger-message" => Command::TriggerMessage {
+            message: b.requested_message.clone().ok_or_else(|| missing("requestedMessage"))?,
+            location,
+        },
+        "reserve-now" => {
+            let id_token = token(b)?;
+            let expires_at = b.expires_at.ok_or_else(|| missing("expiresAt"))?;
+            Command::ReserveNow(ReserveNow {
+                reservation_id: ids.reservation_id.ok_or_else(|| missing("reservationId"))?,
+                id_token,
+                evse_id: b.evse_id,
+                expires_at,
+            })
+        }
+        "cancel-reservation" => Command::CancelReservation {
+            reservation_id: b.reservation_id.ok_or_else(|| missing("reservationId"))?,
+        },
         "get-configuration" if v16 => {
             let mut p = Map::new();
             insert_opt(&mut p, "key", b.keys.clone().map(|k| json!(k)));
-            ("GetConfiguration", p)
+            call("GetConfiguration", p)
         }
         "change-configuration" if v16 => {
             let key = b.key.clone().ok_or_else(|| missing("key"))?;
             let value = b.value.clone().ok_or_else(|| missing("value"))?;
-            ("ChangeConfiguration", obj(json!({ "key": key, "value": value })))
+            call("ChangeConfiguration", obj(json!({ "key": key, "value": value })))
         }
-        "get-variables" if !v16 => (
+        "get-variables" if !v16 => call(
             "GetVariables",
             obj(json!({ "getVariableData": b.variables.clone().ok_or_else(|| missing("variables"))? })),
         ),
-        "set-variables" if !v16 => (
+        "set-variables" if !v16 => call(
             "SetVariables",
             obj(json!({ "setVariableData": b.variables.clone().ok_or_else(|| missing("variables"))? })),
         ),
-        "trigger-message" => {
-            let message = b.requested_message.clone().ok_or_else(|| missing("requestedMessage"))?;
-            let mut p = obj(json!({ "requestedMessage": message }));
-            if v16 {
-                insert_opt(&mut p, "connectorId", evse(b).map(|e| json!(e)));
-            } else if let Some(e) = evse(b) {
-                let mut target = obj(json!({ "id": e }));
-                insert_opt(&mut target, "connectorId", b.connector_id.map(|c| json!(c)));
-                p.insert("evse".into(), Value::Object(target));
-            }
-            ("TriggerMessage", p)
-        }
-        "reserve-now" => {
-            let token = b.id_token.clone().ok_or_else(|| missing("idToken"))?;
-            let expires = b.expires_at.ok_or_else(|| missing("expiresAt"))?;
-            let id = b.reservation_id.ok_or_else(|| missing("reservationId"))?;
-            if v16 {
-                (
-                    "ReserveNow",
-                    obj(
-                        json!({ "connectorId": evse(b).unwrap_or(0), "expiryDate": rfc(expires), "idTag": token, "reservationId": id }),
-                    ),
-                )
-            } else {
-                let mut p = obj(
-                    json!({ "id": id, "expiryDateTime": rfc(expires), "idToken": { "idToken": token, "type": token_type } }),
-                );
-                insert_opt(&mut p, "evseId", evse(b).map(|e| json!(e)));
-                ("ReserveNow", p)
-            }
-        }
-        "cancel-reservation" => (
-            "CancelReservation",
-            obj(json!({ "reservationId": b.reservation_id.ok_or_else(|| missing("reservationId"))? })),
-        ),
-        "clear-cache" => ("ClearCache", Map::new()),
+        "clear-cache" => call("ClearCache", Map::new()),
         "data-transfer" => {
             let mut p = obj(json!({ "vendorId": b.vendor_id.clone().ok_or_else(|| missing("vendorId"))? }));
             insert_opt(&mut p, "messageId", b.message_id.clone().map(Value::String));
             insert_opt(&mut p, "data", b.data.clone().map(Value::String));
-            ("DataTransfer", p)
+            call("DataTransfer", p)
         }
         "get-configuration" | "change-configuration" | "get-variables" | "set-variables" => {
             return Err(Problem::new(
@@ -400,8 +381,7 @@ pub fn to_call(
                 format!("no command named {other}"),
             ))
         }
-    };
-    Ok((call.0, Value::Object(call.1)))
+    })
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -409,11 +389,6 @@ fn obj(v: Value) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     }
-}
-
-fn remote_start_id() -> i32 {
-    // Unique enough to correlate the TransactionEvent that follows; positive as 2.0.1 expects.
-    (Utc::now().timestamp_millis() % i64::from(i32::MAX)) as i32
 }
 
 async fn typed(
@@ -432,63 +407,66 @@ async fn typed(
     let Some(version) = commands::connected_version(&state, &station_id) else {
         return Err(not_connected(&state, &station_id).await);
     };
-    let station_tx_id = match (command.as_str(), body.transaction_id) {
-        ("remote-stop", Some(id)) => {
-            let t = state
-                .store
-                .transaction(id)
-                .await?
-                .filter(|t| t.station_id == station_id);
-            let t = t.ok_or_else(|| Problem::not_found("transaction"))?;
-            Some(t.station_transaction_id)
-        }
-        _ => None,
-    };
-    let token_type = if TOKEN_COMMANDS.contains(&command.as_str()) {
-        let stored = match body.id_token.as_deref() {
-            Some(token) if body.kind.is_none() => state.store.id_token(token).await?.map(|t| t.token_type),
-            _ => None,
-        };
-        token_type(&body, stored.as_deref())?
-    } else {
-        String::new()
-    };
-    let (action, payload) = to_call(&command, version, &body, station_tx_id.as_deref(), &token_type)?;
-    let answer = send(&state, &station_id, action, payload).await?;
-    if action == "ReserveNow" || action == "CancelReservation" {
-        record_reservation(&state, &station_id, action, &body, &answer.0.response).await?;
+    let ids = resolve(&state, &station_id, &command, &body).await?;
+    let typed = to_command(&command, version, &body, &ids)?;
+    match commands::send(&state, &station_id, &typed).await {
+        Ok(Sent {
+            action,
+            outcome: Outcome::Answered(answer),
+        }) => Ok(Json(CommandResponse {
+            action,
+            response: answer.payload,
+        })),
+        Ok(Sent {
+            action,
+            outcome:
+                Outcome::CallError {
+                    code,
+                    description,
+                    details,
+                },
+        }) => Err(call_error(&action, code, description, details)),
+        Err(CommandError::Offline) => Err(not_connected(&state, &station_id).await),
+        Err(e) => Err(command_problem(e)),
     }
-    Ok(answer)
 }
 
-async fn record_reservation(
-    state: &AppState,
-    station_id: &str,
-    action: &str,
-    b: &CommandBody,
-    answer: &Value,
-) -> Result<(), Problem> {
-    let status = answer.get("status").and_then(Value::as_str).unwrap_or("Unknown");
-    let Some(id) = b.reservation_id else {
-        return Ok(());
-    };
-    if action == "ReserveNow" {
-        let r = Reservation {
-            reservation_id: i64::from(id),
-            evse_id: i64::from(b.evse_id.unwrap_or(0)),
-            id_token: b.id_token.clone().unwrap_or_default(),
-            expires_at: b.expires_at.map(Ts::from_datetime).unwrap_or_else(Ts::now),
-            status: status.to_string(),
-            updated_at: Ts::now(),
-        };
-        state.store.upsert_reservation(station_id, &r).await?;
-    } else if status == "Accepted" {
-        state
-            .store
-            .set_reservation_status(station_id, i64::from(id), "Cancelled", Ts::now())
-            .await?;
+/// Looks up and allocates what the command needs, once its own fields are there (a body that
+/// fails validation allocates nothing).
+async fn resolve(state: &AppState, station_id: &str, command: &str, b: &CommandBody) -> Result<Resolved, Problem> {
+    let mut ids = Resolved::default();
+    match command {
+        "remote-stop" => {
+            if let Some(id) = b.transaction_id {
+                let t = state
+                    .store
+                    .transaction(id)
+                    .await?
+                    .filter(|t| t.station_id == station_id);
+                ids.station_tx_id = t.map(|t| t.station_transaction_id);
+            }
+        }
+        "remote-start" | "reserve-now" => {
+            let explicit = explicit_token_kind(b)?;
+            let Some(token) = b.id_token.as_deref() else {
+                return Ok(ids);
+            };
+            ids.token_kind = Some(commands::token_kind(state, token, explicit).await?);
+            if command == "remote-start" {
+                ids.remote_start_id = Some(match b.remote_start_id {
+                    Some(id) => id,
+                    None => state.store.next_remote_start_id().await?,
+                });
+            } else if b.expires_at.is_some() {
+                ids.reservation_id = Some(match b.reservation_id {
+                    Some(id) => id,
+                    None => state.store.next_reservation_id().await?,
+                });
+            }
+        }
+        _ => {}
     }
-    Ok(())
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -499,6 +477,21 @@ mod tests {
 
     fn body(v: Value) -> CommandBody {
         serde_json::from_value(v).unwrap()
+    }
+
+    fn ids() -> Resolved {
+        Resolved {
+            station_tx_id: Some("tx-1".into()),
+            token_kind: Some(TokenKind::parse("ISO14443").unwrap()),
+            remote_start_id: Some(5),
+            reservation_id: Some(3),
+        }
+    }
+
+    /// The endpoint's action and payload for `version`.
+    fn wire(command: &str, version: Version, b: &CommandBody, ids: &Resolved) -> Result<(String, Value), Problem> {
+        let request = to_command(command, version, b, ids)?.request(version).unwrap();
+        Ok((request.action, request.payload))
     }
 
     #[test]
@@ -526,65 +519,92 @@ mod tests {
         ];
         for version in [Version::V16, Version::V201] {
             for (command, b) in &cases {
-                let (action, payload) = to_call(command, version, &body(b.clone()), Some("tx-1"), "ISO14443").unwrap();
-                validate(version, action, Direction::Request, &payload)
+                let (action, payload) = wire(command, version, &body(b.clone()), &ids()).unwrap();
+                validate(version, &action, Direction::Request, &payload)
                     .unwrap_or_else(|v| panic!("{command} {version}: {v}"));
             }
         }
-        let (a, p) = to_call(
+        let (a, p) = wire(
             "get-configuration",
             Version::V16,
             &body(json!({"keys": ["HeartbeatInterval"]})),
-            None,
-            "",
+            &Resolved::default(),
         )
         .unwrap();
-        assert_eq!((a, p), ("GetConfiguration", json!({"key": ["HeartbeatInterval"]})));
+        assert_eq!(
+            (a.as_str(), p),
+            ("GetConfiguration", json!({"key": ["HeartbeatInterval"]}))
+        );
         let vars = json!([{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]);
-        let (a, p) = to_call(
+        let (a, p) = wire(
             "get-variables",
             Version::V201,
             &body(json!({"variables": vars})),
-            None,
-            "",
+            &Resolved::default(),
         )
         .unwrap();
         assert_eq!(a, "GetVariables");
-        validate(Version::V201, a, Direction::Request, &p).unwrap();
+        validate(Version::V201, &a, Direction::Request, &p).unwrap();
         assert_eq!(
-            to_call("reset", Version::V201, &body(json!({"type": "Hard"})), None, "")
+            wire("reset", Version::V201, &body(json!({"type": "Hard"})), &ids())
                 .unwrap()
                 .1,
             json!({"type": "Immediate"})
         );
+        // The resolved ids go out as given: nothing is made up from the clock.
+        let (_, p) = wire("remote-start", Version::V201, &body(json!({"idToken": "TAG"})), &ids()).unwrap();
+        assert_eq!(p["remoteStartId"], 5);
+        let reserve = body(json!({"idToken": "TAG", "expiresAt": "2030-01-01T00:00:00Z"}));
+        let (_, p) = wire("reserve-now", Version::V16, &reserve, &ids()).unwrap();
+        assert_eq!(p["reservationId"], 3);
     }
 
     #[test]
     fn id_tokens_go_out_with_their_own_type() {
-        let start = body(json!({"idToken": "TAG", "evseId": 1}));
-        assert_eq!(token_type(&start, Some("ISO14443")).unwrap(), "ISO14443");
-        assert_eq!(token_type(&start, None).unwrap(), "Central");
         let explicit = body(json!({"idToken": "TAG", "type": "eMAID"}));
-        assert_eq!(token_type(&explicit, Some("ISO14443")).unwrap(), "eMAID");
+        assert_eq!(
+            explicit_token_kind(&explicit).unwrap().map(TokenKind::as_str),
+            Some("eMAID")
+        );
+        assert_eq!(explicit_token_kind(&body(json!({"idToken": "TAG"}))).unwrap(), None);
         let wrong = body(json!({"idToken": "TAG", "type": "Hard"}));
-        assert_eq!(token_type(&wrong, None).unwrap_err().code, "VALIDATION_FAILED");
-        let (_, p) = to_call("remote-start", Version::V201, &start, None, "KeyCode").unwrap();
+        assert_eq!(explicit_token_kind(&wrong).unwrap_err().code, "VALIDATION_FAILED");
+        let start = body(json!({"idToken": "TAG", "evseId": 1}));
+        let key_code = Resolved {
+            token_kind: Some(TokenKind::parse("KeyCode").unwrap()),
+            ..ids()
+        };
+        let (_, p) = wire("remote-start", Version::V201, &start, &key_code).unwrap();
         assert_eq!(p["idToken"], json!({"idToken": "TAG", "type": "KeyCode"}));
         let reserve = body(json!({"idToken": "TAG", "reservationId": 3, "expiresAt": "2030-01-01T00:00:00Z"}));
-        let (_, p) = to_call("reserve-now", Version::V201, &reserve, None, "ISO15693").unwrap();
+        let iso15693 = Resolved {
+            token_kind: Some(TokenKind::parse("ISO15693").unwrap()),
+            ..ids()
+        };
+        let (_, p) = wire("reserve-now", Version::V201, &reserve, &iso15693).unwrap();
         assert_eq!(p["idToken"], json!({"idToken": "TAG", "type": "ISO15693"}));
         validate(Version::V201, "ReserveNow", Direction::Request, &p).unwrap();
+        // Unresolved: Central.
+        let unresolved = Resolved {
+            token_kind: None,
+            ..ids()
+        };
+        let (_, p) = wire("remote-start", Version::V201, &start, &unresolved).unwrap();
+        assert_eq!(p["idToken"]["type"], "Central");
     }
 
     #[test]
     fn typed_command_errors() {
-        let err = to_call("remote-start", Version::V16, &body(json!({})), None, "").unwrap_err();
+        let none = Resolved::default();
+        let err = wire("remote-start", Version::V16, &body(json!({})), &none).unwrap_err();
         assert_eq!(err.code, "VALIDATION_FAILED");
-        let err = to_call("get-variables", Version::V16, &body(json!({"variables": []})), None, "").unwrap_err();
+        let err = wire("get-variables", Version::V16, &body(json!({"variables": []})), &none).unwrap_err();
         assert_eq!(err.code, "UNSUPPORTED_ACTION");
-        let err = to_call("explode", Version::V16, &body(json!({})), None, "").unwrap_err();
+        let err = wire("explode", Version::V16, &body(json!({})), &none).unwrap_err();
         assert_eq!(err.code, "UNKNOWN_COMMAND");
-        let err = to_call("reset", Version::V16, &body(json!({"type": "Sideways"})), None, "").unwrap_err();
+        let err = wire("reset", Version::V16, &body(json!({"type": "Sideways"})), &none).unwrap_err();
         assert_eq!(err.code, "VALIDATION_FAILED");
+        let err = wire("remote-stop", Version::V201, &body(json!({"transactionId": 9})), &none).unwrap_err();
+        assert_eq!(err.code, "NOT_FOUND");
     }
 }

@@ -5,6 +5,7 @@
 //! change registrations or id tokens.
 
 pub mod auth;
+pub mod certificates;
 pub mod commands;
 pub mod credentials;
 pub mod health;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(transactions::router())
         .merge(commands::router())
         .merge(credentials::router())
+        .merge(certificates::router())
         .merge(openapi::router())
         .merge(service_kit::api_docs::router(
             "EVCS central system operator API",

@@ -194,6 +194,40 @@ pub async fn meter_values(
     ctx.store_samples(location, tx, samples, None).await
 }
 
+/// SignCertificate of either version (validated, so `csr` is present): the answer, and when
+/// Accepted a task that sends CertificateSigned once this answer is out (see
+/// [`crate::certificates`]).
+pub async fn sign_certificate(ctx: &Ctx<'_>, csr: &str, certificate_type: Option<&str>) -> Value {
+    let outcome =
+        crate::certificates::sign_request(ctx.state, ctx.station_id, ctx.version, csr, certificate_type, ctx.now).await;
+    if let Some((serial, chain)) = outcome.deliver {
+        tokio::spawn(crate::certificates::deliver(
+            ctx.state.clone(),
+            ctx.station_id.to_string(),
+            ctx.version,
+            serial,
+            chain,
+        ));
+    }
+    outcome.response
+}
+
+/// SecurityEventNotification of either version (same fields): stored as a security event.
+pub async fn security_event_notification(ctx: &Ctx<'_>, payload: &Value) -> Result<(), Violation> {
+    let event_type = payload.get("type").and_then(Value::as_str).unwrap_or_default();
+    let tech_info = payload.get("techInfo").and_then(Value::as_str);
+    let at = payload
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map_or_else(|| ctx.now_ts(), |t| Ts::from_datetime(t.with_timezone(&Utc)));
+    ctx.state
+        .store
+        .insert_security_event(ctx.station_id, "station", event_type, tech_info, at)
+        .await
+        .map_err(internal)
+}
+
 /// Answers one CALL: checks direction and state, validates, and runs the version's handler.
 pub async fn dispatch(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> {
     let Some(initiator) = catalogue::initiator(ctx.version, &call.action) else {

@@ -68,9 +68,14 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             Ok(ctx.state.data_transfer.handle(ctx.station_id, vendor, p))
         }
         "SignCertificate" => {
-            // No certificate authority is configured for station certificates yet.
             ctx.keep(&call.action, p).await?;
-            Ok(json!({ "status": "Rejected" }))
+            let csr = p.get("csr").and_then(Value::as_str).unwrap_or_default();
+            Ok(super::sign_certificate(ctx, csr, None).await)
+        }
+        "SecurityEventNotification" => {
+            ctx.keep(&call.action, p).await?;
+            super::security_event_notification(ctx, p).await?;
+            Ok(json!({}))
         }
         // Notifications kept as received: firmware, diagnostics, log and security events.
         _ => {

@@ -86,7 +86,17 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
         }
         // Requests whose response has required fields: answer what a CSMS without the feature
         // (ISO 15118 certificates, smart-charging negotiation) can truthfully say.
-        "SignCertificate" => keep_and(ctx, call, json!({ "status": "Rejected" })).await,
+        "SignCertificate" => {
+            ctx.keep(&call.action, p).await?;
+            let csr = p.get("csr").and_then(Value::as_str).unwrap_or_default();
+            let certificate_type = p.get("certificateType").and_then(Value::as_str);
+            Ok(super::sign_certificate(ctx, csr, certificate_type).await)
+        }
+        "SecurityEventNotification" => {
+            ctx.keep(&call.action, p).await?;
+            super::security_event_notification(ctx, p).await?;
+            Ok(json!({}))
+        }
         "Get15118EVCertificate" => keep_and(ctx, call, json!({ "status": "Failed", "exiResponse": "" })).await,
         "GetCertificateStatus" => keep_and(ctx, call, json!({ "status": "Failed" })).await,
         "NotifyEVChargingNeeds" => keep_and(ctx, call, json!({ "status": "Rejected" })).await,

@@ -1,7 +1,7 @@
 //! OCPP 2.0.1: the station's answers to the central system's calls.
 
 use super::connector::{Availability, Reservation};
-use super::engine::{now_rfc3339, Charger, Reboot};
+use super::engine::{now_rfc3339, Charger, Reboot, Registration};
 use super::operations::{data_transfer, firmware_from_location, status, time, until, wire_id, Answer};
 use super::outbox::Purpose;
 use super::profiles::{Profile, Purpose as ProfilePurpose};
@@ -267,6 +267,9 @@ impl Charger {
         };
         let targets: Vec<usize> = only.map_or_else(|| (0..self.connectors.len()).collect(), |i| vec![i]);
         match p["requestedMessage"].as_str().unwrap_or_default() {
+            // F06.FR.17: a station whose boot was already accepted refuses to boot again on
+            // request (1.6 has no such rule and keeps answering Accepted).
+            "BootNotification" if self.registration == Registration::Accepted => return status("Rejected"),
             "BootNotification" => {
                 let mut payload = self.boot_payload_for_trigger();
                 payload["reason"] = json!("Triggered");

@@ -33,7 +33,9 @@ pub enum Pattern {
 /// Options of `firmware-sim load`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Central-system OCPP URL without the station id, e.g. ws://127.0.0.1:9000/ocpp.
+    /// Central-system OCPP URL without the station id, e.g. ws://127.0.0.1:9000/ocpp. Several
+    /// URLs separated by commas spread the stations over several central-system nodes, round
+    /// robin by station index (so `--processes` and `--first` keep the same assignment).
     #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp")]
     pub url: String,
     /// Number of stations.
@@ -93,6 +95,18 @@ pub struct LoadArgs {
     /// message), so a durability check can look each acknowledged reading up in the database.
     #[arg(long)]
     pub acked_out: Option<std::path::PathBuf>,
+}
+
+impl LoadArgs {
+    /// The central-system URL of the station with this index: round robin over `--url`'s
+    /// comma-separated list.
+    pub fn url_for(&self, index: usize) -> &str {
+        let urls: Vec<&str> = self.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        if urls.is_empty() {
+            return &self.url;
+        }
+        urls[index % urls.len()]
+    }
 }
 
 /// Counters shared by all stations.
@@ -163,8 +177,10 @@ pub async fn run_here_until(
         tokio::time::sleep_until(next).await;
         next += gap;
         let id = format!("{}{:05}", args.prefix, args.first + i);
+        let url = args.url_for(args.first + i).to_string();
         tasks.push(tokio::spawn(station::run(
             id,
+            url,
             args.clone(),
             counters.clone(),
             tx.clone(),
@@ -235,5 +251,35 @@ mod tests {
             ("C".to_string(), vec![5]),
         ];
         assert_eq!(acked_runs(&acked), "A 100 150\nA 200 225\nC 5 5\n");
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn args(url: &str) -> LoadArgs {
+        use clap::Parser;
+        Cli::parse_from(["load", "--url", url]).load
+    }
+
+    #[test]
+    fn stations_spread_round_robin_over_several_urls() {
+        let a = args("ws://a/ocpp, ws://b/ocpp,ws://c/ocpp");
+        let picked: Vec<&str> = (0..7).map(|i| a.url_for(i)).collect();
+        assert_eq!(
+            picked,
+            [
+                "ws://a/ocpp",
+                "ws://b/ocpp",
+                "ws://c/ocpp",
+                "ws://a/ocpp",
+                "ws://b/ocpp",
+                "ws://c/ocpp",
+                "ws://a/ocpp"
+            ]
+        );
+        assert_eq!(args("ws://only/ocpp").url_for(5), "ws://only/ocpp");
     }
 }

@@ -29,6 +29,7 @@ enum Ended {
 /// the connection is lost.
 pub async fn run(
     id: String,
+    url: String,
     args: LoadArgs,
     counters: Arc<Counters>,
     observations: mpsc::UnboundedSender<Observation>,
@@ -40,7 +41,7 @@ pub async fn run(
     let mut acked = Vec::new();
     let mut template = MeterTemplate::new(args.version == "1.6", args.samples);
     loop {
-        let mut ws = match connect_and_boot(&id, &args).await {
+        let mut ws = match connect_and_boot(&id, &url, &args).await {
             Ok(ws) => ws,
             Err(e) => {
                 if first {
@@ -298,8 +299,8 @@ impl Traffic<'_> {
     }
 }
 
-async fn connect_and_boot(id: &str, args: &LoadArgs) -> anyhow::Result<Ws> {
-    let url = format!("{}/{}", args.url.trim_end_matches('/'), id);
+async fn connect_and_boot(id: &str, base_url: &str, args: &LoadArgs) -> anyhow::Result<Ws> {
+    let url = format!("{}/{}", base_url.trim_end_matches('/'), id);
     let mut request = url.into_client_request()?;
     let subprotocol = if args.version == "1.6" { "ocpp1.6" } else { "ocpp2.0.1" };
     request
