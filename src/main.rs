@@ -1,7 +1,7 @@
 //! `evcs`: the whole system in one process on the embedded defaults (SQLite files under
 //! `./data`): the central system (OCPP and operator API, port 9000) and the booking API (port
-//! 9100), optionally with simulated demo chargers. The event/command bus between the two
-//! services comes in its own issue.
+//! 9100), optionally with simulated demo chargers. Both services share the central system's
+//! event/command bus.
 
 // glibc malloc fragments and contends under many small per-message allocations; mimalloc
 // measured markedly faster on the MeterValues path (see docs/benchmarks.md).
@@ -89,7 +89,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let central = central_system::Application::build(cli.central).await?;
-    let booking = booking_api::Application::build(booking_config).await?;
+    // One bus for the process: the booking API consumes what the central system publishes on
+    // its bus (in-process by default, the broker with `--bus mqtt`), whatever EVCS_BOOKING_BUS says.
+    let booking =
+        booking_api::Application::build_sharing_bus(booking_config, Some(central.state().bus.clone())).await?;
     let state = central.state();
 
     // One stop signal, or either service ending, stops both.

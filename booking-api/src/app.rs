@@ -4,9 +4,10 @@ use crate::accounts::login_limit::LoginLimiter;
 use crate::accounts::{self, AdminCredentials};
 use crate::api;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
+use crate::config::{BusArgs, BusKind, Config};
 use crate::notifications::{self, LogNotifier, Notifier};
 use anyhow::Context;
+use evcs_bus::{Bus, EventStream, InProcBus, MqttBus, MqttConfig};
 use service_kit::db::{Db, Migrations};
 use service_kit::jwt::JwtKeys;
 use service_kit::password::Passwords;
@@ -30,7 +31,6 @@ pub const MIGRATIONS: Migrations = Migrations {
 };
 
 /// Everything handlers and workers share.
-#[derive(Debug)]
 pub struct Shared {
     /// Settings.
     pub config: Config,
@@ -54,6 +54,20 @@ pub struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// Cancelled when the service shuts down.
     pub shutdown: CancellationToken,
+    /// The bus the central system's events arrive on (and, later, commands leave by).
+    pub bus: Arc<dyn Bus>,
+}
+
+// By hand: `dyn Bus` has no Debug.
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("db", &self.db)
+            .field("clock", &self.clock)
+            .field("notifier", &self.notifier)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Cheaply clonable shared state.
@@ -75,7 +89,6 @@ impl AppState {
 }
 
 /// Optional parts of the service, for embedding and tests.
-#[derive(Debug)]
 pub struct Parts {
     /// The clock (default: the system clock).
     pub clock: SharedClock,
@@ -84,6 +97,9 @@ pub struct Parts {
     /// Run the maintenance worker and the notification dispatcher (default: yes). Tests that
     /// drive [`run_maintenance`] and [`notifications::dispatch`] themselves turn them off.
     pub background: bool,
+    /// A bus shared with the rest of the process (the all-in-one `evcs` hands the central
+    /// system and the booking API one [`evcs_bus::InProcBus`]); `None`: the one `--bus` names.
+    pub shared_bus: Option<Arc<dyn Bus>>,
 }
 
 impl Default for Parts {
@@ -92,8 +108,39 @@ impl Default for Parts {
             clock: Arc::new(SystemClock),
             notifier: Arc::new(LogNotifier),
             background: true,
+            shared_bus: None,
         }
     }
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field("clock", &self.clock)
+            .field("notifier", &self.notifier)
+            .field("background", &self.background)
+            .field("shared_bus", &self.shared_bus.is_some())
+            .finish()
+    }
+}
+
+/// The bus `config` names: a fresh in-process bus, or a connection to the MQTT broker.
+async fn connect_bus(config: &BusArgs) -> anyhow::Result<Arc<dyn Bus>> {
+    Ok(match config.kind {
+        BusKind::Inproc => Arc::new(InProcBus::new()),
+        BusKind::Mqtt => {
+            let url = config
+                .mqtt_url
+                .as_ref()
+                .context("--bus mqtt needs --mqtt-url (EVCS_BOOKING_MQTT_URL)")?;
+            let mqtt = MqttConfig::from_url(url.expose(), &config.topic_prefix)?;
+            Arc::new(
+                MqttBus::connect(mqtt, &config.member)
+                    .await
+                    .context("connecting to the MQTT broker")?,
+            )
+        }
+    })
 }
 
 /// A built, not yet running, booking API.
@@ -103,14 +150,26 @@ pub struct Application {
     state: AppState,
     initial_admin: Option<AdminCredentials>,
     background: bool,
+    /// Subscribed at build time, so nothing published between build and run is missed.
+    events: EventStream,
 }
 
 impl Application {
     /// Connects and migrates storage, creates the first admin on an empty database (printing
     /// its password once on stdout), builds the inventory and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        #[allow(unused_mut)]
-        let mut parts = Parts::default();
+        Self::build_sharing_bus(config, None).await
+    }
+
+    /// Like [`Application::build`]; with `shared_bus`, events come from that bus instead of
+    /// the one `--bus` names (the all-in-one binary passes the bus it also gives the central
+    /// system).
+    pub async fn build_sharing_bus(config: Config, shared_bus: Option<Arc<dyn Bus>>) -> anyhow::Result<Application> {
+        #[allow(unused_mut)] // mutated with the smtp feature only
+        let mut parts = Parts {
+            shared_bus,
+            ..Parts::default()
+        };
         #[cfg(feature = "smtp")]
         if let Some(url) = &config.smtp_url {
             parts.notifier = Arc::new(notifications::smtp::SmtpNotifier::new(url.expose(), &config.smtp_from)?);
@@ -142,6 +201,14 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let bus = match parts.shared_bus {
+            Some(bus) => bus,
+            None => connect_bus(&config.bus).await?,
+        };
+        let events = bus
+            .subscribe(crate::chargers::consumer::GROUP, &config.bus.member)
+            .await
+            .context("subscribing to the bus")?;
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -166,6 +233,7 @@ impl Application {
             dispatch_wakeup: Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             shutdown: CancellationToken::new(),
+            bus,
         }));
         crate::stations::sync_all(&state)
             .await
@@ -176,6 +244,7 @@ impl Application {
             state,
             initial_admin,
             background,
+            events,
         })
     }
 
@@ -206,8 +275,12 @@ impl Application {
             metrics_listener,
             state,
             background,
+            events,
             ..
         } = self;
+        // The projection is fed whether or not the periodic workers run: tests that drive those
+        // by hand still publish chargers and wait for them.
+        let consumer = tokio::spawn(crate::chargers::consumer::run(state.clone(), events));
         let router = api::router(state.clone());
         let metrics_server = metrics_listener.map(|listener| {
             let shutdown = state.shutdown.clone();
@@ -249,7 +322,10 @@ impl Application {
         // In-flight requests finish (each connection closes gracefully within 5 s).
         tracker.close();
         tracker.wait().await;
-        for task in [workers, dispatcher, metrics_server].into_iter().flatten() {
+        for task in [workers, dispatcher, metrics_server, Some(consumer)]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         // Deliver what the last requests queued.

@@ -55,6 +55,10 @@ pub struct Config {
     #[arg(long, env = "EVCS_BOOKING_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// The bus the central system's events arrive on.
+    #[command(flatten)]
+    pub bus: BusArgs,
+
     /// Argon2id cost of account passwords and the pool that checks them.
     #[command(flatten)]
     pub passwords: PasswordArgs,
@@ -156,6 +160,56 @@ impl Default for Policy {
     }
 }
 
+/// Which bus transport carries the central system's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BusKind {
+    /// In-process channels: the all-in-one `evcs` hands both services one bus; a standalone
+    /// booking API then hears nothing but what is published in its own process.
+    Inproc,
+    /// An MQTT 5 broker (`--mqtt-url`).
+    Mqtt,
+}
+
+/// Bus settings.
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
+    /// Bus transport.
+    #[arg(long = "bus", env = "EVCS_BOOKING_BUS", value_enum, default_value = "inproc")]
+    pub kind: BusKind,
+
+    /// Broker of `--bus mqtt`: `mqtt://[user:password@]host[:port]`.
+    #[arg(long, env = "EVCS_BOOKING_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<Secret>,
+
+    /// First topic level(s) on the broker; the same as the central system's.
+    #[arg(
+        long = "bus-topic-prefix",
+        env = "EVCS_BOOKING_BUS_TOPIC_PREFIX",
+        default_value = "evcs"
+    )]
+    pub topic_prefix: String,
+
+    /// This replica's stable name in the `booking-api` consumer group (its MQTT session, and
+    /// the events queued for it while it is away, follow the name across restarts).
+    #[arg(
+        long = "bus-member",
+        env = "EVCS_BOOKING_BUS_MEMBER",
+        default_value = "booking-api-1"
+    )]
+    pub member: String,
+}
+
+impl Default for BusArgs {
+    fn default() -> BusArgs {
+        BusArgs {
+            kind: BusKind::Inproc,
+            mqtt_url: None,
+            topic_prefix: "evcs".into(),
+            member: "booking-api-1".into(),
+        }
+    }
+}
+
 /// Argon2id parameters and the size of the pool that hashes and verifies account passwords.
 #[derive(Debug, Clone, Args)]
 pub struct PasswordArgs {
@@ -230,6 +284,7 @@ impl Config {
             max_connections: 1024,
             http_header_timeout: 10,
             trusted_proxies: Vec::new(),
+            bus: BusArgs::default(),
             passwords: PasswordArgs::default(),
             policy: Policy::default(),
             #[cfg(feature = "smtp")]

@@ -8,6 +8,8 @@
 //!   station scope, admins, the first admin ([`bootstrap_admin`]).
 //! - [`vehicles`]: an owner's vehicles.
 //! - [`stations`]: stations, schedules ([`stations::schedule`]), deactivation guard, nearby search.
+//! - [`chargers`]: the projection of the central system's bus events (chargers, connector
+//!   statuses), its consumer, the rule that links stations to chargers, `GET /chargers`.
 //! - [`slots`]: the slot inventory and its atomic reserve/release.
 //! - [`bookings`]: the state machine and policies ([`bookings::rules`]), idempotent creation.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
@@ -20,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod bookings;
+pub mod chargers;
 pub mod clock;
 pub mod config;
 pub mod metrics;

@@ -720,6 +720,7 @@ async fn role_matrix() {
                 &["admin", "backoffice", "operator"],
             ),
             ("GET", "/api/v1/audit-events".into(), None, &["admin"]),
+            ("GET", "/api/v1/chargers".into(), None, &["admin", "backoffice"]),
             (
                 "GET",
                 "/api/v1/notifications".into(),

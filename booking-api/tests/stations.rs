@@ -21,6 +21,7 @@ async fn creation_validation_and_scope() {
         s.req("POST", "/api/v1/stations", None, Some(json!({})))
             .await
             .problem(401, "UNAUTHORIZED");
+        support::charger_for(&s, &station_body("CP-NEW", 2, false, 6.9, 79.85)).await;
         let created = s
             .req(
                 "POST",

@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::accounts::router())
         .merge(crate::vehicles::router())
         .merge(crate::stations::router())
+        .merge(crate::chargers::router())
         .merge(crate::slots::router())
         .merge(crate::bookings::router())
         .merge(crate::audit::router())

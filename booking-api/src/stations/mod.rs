@@ -92,7 +92,8 @@ fn station_view(row: StationRow, connectors: Vec<Connector>) -> Station {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectorInput {
-    /// Connector id at the charger (1 or more, unique within the station).
+    /// Connector id at the charger (1 or more, unique within the station): the 1.6 connectorId
+    /// or the 2.0.1 evseId, one the charger reported (422 `UNKNOWN_CONNECTOR` otherwise).
     pub connector_id: i64,
     /// One of Type1, Type2, CCS1, CCS2, CHAdeMO, GBT, NACS.
     #[serde(rename = "type")]
@@ -107,7 +108,8 @@ pub struct ConnectorInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateStation {
-    /// The central system's station id (1-48 characters).
+    /// The central system's station id (1-48 characters of `A-Za-z0-9-._~*=:+|@`) of a
+    /// charger it has reported (`GET /chargers`); 422 `INVALID_STATION_ID` / `UNKNOWN_CHARGER`.
     pub central_station_id: String,
     pub name: String,
     pub address: String,
@@ -198,6 +200,15 @@ fn check_connectors(fields: &mut Fields, input: &[ConnectorInput]) -> Vec<Connec
     out
 }
 
+/// The linking rule ([`crate::chargers::link`]): 422 `INVALID_STATION_ID`, `UNKNOWN_CHARGER`
+/// or `UNKNOWN_CONNECTOR` unless the station names a charger the central system reported, and
+/// only connectors it reported. Checked after field validation, so a malformed body is 400 first.
+async fn linked(state: &AppState, central_id: &str, connectors: &[Connector]) -> Result<(), Problem> {
+    let ids: Vec<i64> = connectors.iter().map(|c| c.connector_id).collect();
+    crate::chargers::link::check(&state.db, central_id, &ids).await?;
+    Ok(())
+}
+
 fn capacity(connectors: &[Connector]) -> i64 {
     connectors.iter().filter(|c| c.bookable.0).count() as i64
 }
@@ -271,9 +282,6 @@ async fn create(
 ) -> Result<(StatusCode, Json<Station>), Problem> {
     let mut fields = Fields::new();
     let central_id = req.central_station_id.trim();
-    if central_id.is_empty() || central_id.len() > 48 || !central_id.chars().all(|c| c.is_ascii_graphic()) {
-        fields.push("centralStationId", "invalid_format", "1-48 printable ASCII characters");
-    }
     let name = fields.check("name", validate::text(&req.name, 200));
     let address = fields.check("address", validate::text(&req.address, 500));
     if let Err((field, e)) = Coordinates::parse(req.latitude, req.longitude) {
@@ -291,6 +299,7 @@ async fn create(
     let connectors = check_connectors(&mut fields, &req.connectors);
     schedule::validate(&req.schedule, "schedule", &mut fields);
     fields.finish()?;
+    linked(&state, central_id, &connectors).await?;
     let (Some(name), Some(address)) = (name, address) else {
         return Err(Problem::internal("validation passed without values"));
     };
@@ -448,6 +457,14 @@ async fn update(
         .as_deref()
         .map(|t| fields.check("tariffRef", validate::text(t, 100)));
     fields.finish()?;
+    // A station created before the linking rule, or whose charger was renamed, is brought in
+    // line by the first change to it.
+    linked(
+        &state,
+        &row.central_station_id,
+        &store::connectors(&state.db, id).await?,
+    )
+    .await?;
     let name = name.flatten().unwrap_or_else(|| row.name.clone());
     let address = address.flatten().unwrap_or_else(|| row.address.clone());
     let tariff = tariff.flatten().or_else(|| row.tariff_ref.clone());
@@ -507,6 +524,7 @@ async fn set_connectors(
     let mut fields = Fields::new();
     let connectors = check_connectors(&mut fields, &req.connectors);
     fields.finish()?;
+    linked(&state, &row.central_station_id, &connectors).await?;
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
     store::replace_connectors(&mut tx, id, &connectors).await?;

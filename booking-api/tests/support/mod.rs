@@ -6,7 +6,7 @@
 //! the test instead of skipping it).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use booking_api::clock::ManualClock;
+use booking_api::clock::{Clock, ManualClock};
 use booking_api::{AppState, Application, Config, Parts};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -212,6 +212,56 @@ impl TestServer {
         self.login(&self.admin_email.clone(), &self.admin_password.clone())
             .await
     }
+
+    /// Makes `central_id` a charger the projection knows, the way production does: publishes
+    /// `booted` and one `connectorStatus` (Available) per connector on the app's bus, then
+    /// waits until the projection shows them all.
+    pub async fn known_charger(&self, central_id: &str, connectors: &[i64]) {
+        let station = evcs_bus::StationId::parse(central_id).expect("a valid station id");
+        let at = self.clock.now();
+        let mut events = vec![evcs_bus::EventEnvelope::new(
+            station.clone(),
+            at,
+            evcs_bus::Event::Booted {
+                vendor: "TestVendor".into(),
+                model: "TestModel".into(),
+                firmware_version: Some("1.0".into()),
+            },
+        )];
+        for c in connectors {
+            events.push(evcs_bus::EventEnvelope::new(
+                station.clone(),
+                at,
+                evcs_bus::Event::ConnectorStatus {
+                    location: evcs_bus::Location {
+                        evse_id: None,
+                        connector_id: Some(u32::try_from(*c).expect("connector id")),
+                    },
+                    status: "Available".into(),
+                },
+            ));
+        }
+        let last = events.last().map(|e| e.event_id.clone()).expect("at least the boot");
+        for e in events {
+            self.state.bus.publish(e).await.expect("publish");
+        }
+        self.wait_processed(&last).await;
+    }
+
+    /// Waits (bounded) until the consumer has applied `event_id`; events of one station are
+    /// applied in order, so this also covers every earlier one.
+    pub async fn wait_processed(&self, event_id: &str) {
+        for _ in 0..1_000 {
+            if booking_api::chargers::store::processed(&self.state.db, event_id)
+                .await
+                .expect("query")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("event {event_id} never reached the projection");
+    }
 }
 
 /// A test that fails before `stop` still drops its PostgreSQL database (on a thread of its
@@ -371,8 +421,26 @@ pub async fn owner(s: &TestServer, nic: &str, email: &str) -> (String, i64) {
     (s.login(nic, PASSWORD).await, r["id"].as_i64().unwrap())
 }
 
-/// Creates a station; returns its id.
+/// Connectors every charger made known by [`station`] reports at least, so tests that later
+/// add connectors to a station stay within what its charger reported.
+pub const SPARE_CONNECTORS: i64 = 4;
+
+/// Makes the charger of a station `body` known with its connectors (at least
+/// [`SPARE_CONNECTORS`]).
+pub async fn charger_for(s: &TestServer, body: &Value) {
+    let max = body["connectors"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["connectorId"].as_i64()).max().unwrap_or(0))
+        .unwrap_or(0)
+        .max(SPARE_CONNECTORS);
+    let ids: Vec<i64> = (1..=max).collect();
+    s.known_charger(body["centralStationId"].as_str().expect("centralStationId"), &ids)
+        .await;
+}
+
+/// Creates a station, its charger first made known ([`charger_for`]); returns its id.
 pub async fn station(s: &TestServer, token: &str, body: Value) -> i64 {
+    charger_for(s, &body).await;
     s.req("POST", "/api/v1/stations", Some(token), Some(body))
         .await
         .expect(201)["id"]
