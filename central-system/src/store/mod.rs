@@ -5,8 +5,8 @@
 //! milliseconds (UTC), flags BIGINT 0/1 and energy BIGINT Wh, because those types decode the
 //! same way on both backends (the pitfalls of sqlx's `Any` driver are avoided on purpose).
 
-pub mod command_ids;
 pub mod certificates;
+pub mod command_ids;
 pub mod frames;
 pub mod id_tokens;
 pub mod messages;
