@@ -23,6 +23,13 @@ pub struct Booking {
     pub ends_at: Ts,
     pub created_at: Ts,
     pub updated_at: Ts,
+    /// The driver's id token for this booking (1.6 idTag, 2.0.1 idToken of type Central):
+    /// valid at this station inside the booking's window once approved.
+    pub id_token: Option<String>,
+    /// The station connector assigned to the booking (its `connectorId`), once assigned.
+    pub connector_id: Option<i64>,
+    /// The remote-start id of the check-in's RemoteStart, once sent.
+    pub remote_start_id: Option<i64>,
 }
 
 impl Booking {
@@ -32,8 +39,16 @@ impl Booking {
     }
 }
 
-const COLUMNS: &str =
-    "id, owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at";
+const COLUMNS: &str = "id, owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at, \
+                       id_token, connector_id, remote_start_id";
+
+/// A fresh booking id token: `BK` and 18 random upper-case hex digits, 20 characters, the most
+/// a 1.6 idTag (CiString20) holds, and unguessable (72 random bits).
+pub fn new_id_token() -> String {
+    use rand::Rng;
+    let bits: u128 = rand::rng().random();
+    format!("BK{:018X}", bits & ((1u128 << 72) - 1))
+}
 
 /// A new booking inside `tx`.
 #[allow(clippy::too_many_arguments)]
@@ -47,8 +62,8 @@ pub async fn insert(
     now: i64,
 ) -> Result<Booking, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO bookings (owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
+        "INSERT INTO bookings (owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at, id_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING {COLUMNS}"
     );
     on_tx!(tx, |conn| {
         sqlx::query_as(&sql)
@@ -60,6 +75,7 @@ pub async fn insert(
             .bind(slot.1)
             .bind(slot.2)
             .bind(now)
+            .bind(new_id_token())
             .fetch_one(conn)
             .await
     })
@@ -102,6 +118,33 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Booking>, StoreError> {
         .await)?)
 }
 
+/// The booking's connector: the one assigned before, or else the lowest-numbered bookable
+/// connector of its station that no other Approved or CheckedIn booking holds during an
+/// overlapping window, now assigned. `None` when every connector is taken (or the booking is
+/// gone). A moved booking (reschedule) loses its connector and gets one here again.
+pub async fn assign_connector(tx: &mut Tx, id: i64) -> Result<Option<i64>, sqlx::Error> {
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "UPDATE bookings SET connector_id = ( \
+               SELECT sc.connector_id FROM station_connectors sc \
+               WHERE sc.station_id = bookings.station_id AND sc.bookable = 1 AND NOT EXISTS ( \
+                 SELECT 1 FROM bookings b2 WHERE b2.station_id = sc.station_id AND b2.connector_id = sc.connector_id \
+                 AND b2.id <> bookings.id AND b2.status IN ('Approved', 'CheckedIn') \
+                 AND b2.starts_at < bookings.ends_at AND b2.ends_at > bookings.starts_at) \
+               ORDER BY sc.connector_id LIMIT 1) \
+             WHERE id = $1 AND connector_id IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        let assigned: Option<Option<i64>> = sqlx::query_scalar("SELECT connector_id FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(assigned.flatten())
+    })
+}
+
 /// Changes the status if it is still `from`; false when someone else changed it first.
 pub async fn set_status(tx: &mut Tx, id: i64, from: Status, to: Status, now: i64) -> Result<bool, sqlx::Error> {
     let r = on_tx!(tx, |conn| {
@@ -128,7 +171,8 @@ pub async fn move_to(
 ) -> Result<bool, sqlx::Error> {
     let r = on_tx!(tx, |conn| {
         sqlx::query(
-            "UPDATE bookings SET slot_id = $1, starts_at = $2, ends_at = $3, status = $4, updated_at = $5 WHERE id = $6 AND status = $7",
+            "UPDATE bookings SET slot_id = $1, starts_at = $2, ends_at = $3, status = $4, updated_at = $5, connector_id = NULL \
+             WHERE id = $6 AND status = $7",
         )
         .bind(slot.0)
         .bind(slot.1)

@@ -2,6 +2,7 @@
 //! [`consumer`] ([`projection::apply`], idempotent on the event id), the linking rule that
 //! stations must follow ([`link`]), and `GET /chargers`.
 
+pub mod commands;
 pub mod consumer;
 pub mod link;
 pub mod projection;

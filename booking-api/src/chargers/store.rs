@@ -75,3 +75,14 @@ pub async fn processed(db: &Db, event_id: &str) -> Result<bool, StoreError> {
     .await)?;
     Ok(n > 0)
 }
+
+/// The OCPP version a charger last connected with (`1.6`, `2.0.1`), if known.
+pub async fn ocpp_version(db: &Db, central_station_id: &str) -> Result<Option<String>, StoreError> {
+    let v: Option<Option<String>> = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT ocpp_version FROM chargers WHERE central_station_id = $1"
+    )
+    .bind(central_station_id)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(v.flatten())
+}
