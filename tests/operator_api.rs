@@ -1825,6 +1825,13 @@ async fn commands_to_stations() {
         assert_eq!(status, 504, "{backend}: {body}");
         assert_eq!(body["code"], "STATION_DISCONNECTED", "{body}");
         eventually(|| async move { s.state.registry.get("CMD-16").is_none().then_some(()) }).await;
+        // The store follows the registry a moment later; until then the station may be on
+        // another node of a cluster, and the command is forwarded there (tests/cluster.rs).
+        eventually(|| async move {
+            let station = s.state.store.station("CMD-16").await.expect("store");
+            station.is_some_and(|st| !st.online.0).then_some(())
+        })
+        .await;
         expect_problem(
             s,
             "POST",

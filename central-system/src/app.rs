@@ -119,7 +119,10 @@ impl Application {
         // Compile every schema now, so no charger's first message pays for it.
         ocpp::schema::preload().map_err(|v| anyhow::anyhow!("compiling the OCPP schemas: {v}"))?;
         let store = Store::connect(&config.database_url()).await?;
-        store.mark_all_offline().await.context("resetting online flags")?;
+        store
+            .mark_all_offline(&config.node_id())
+            .await
+            .context("resetting online flags")?;
         let certificates = certificates(&config)?;
         // The station CA is a client-certificate root, so what it signs works for profile 3.
         let tls = match (&config.tls_cert, &config.tls_key) {

@@ -119,7 +119,7 @@ pub async fn reply_to(state: &AppState, station: &str, command: &evcs_bus::Comma
         Ok(command) => command,
         Err(reason) => return CommandReply::Invalid { reason },
     };
-    match commands::send(state, station, &command).await {
+    match commands::send_local(state, station, &command).await {
         Ok(Sent {
             outcome: Outcome::Answered(answer),
             ..
@@ -153,7 +153,8 @@ pub async fn reply_to(state: &AppState, station: &str, command: &evcs_bus::Comma
             | CommandError::InvalidPayload(_)
             | CommandError::Untranslatable(_)
             | CommandError::InvalidResponse { .. }
-            | CommandError::UnreadableAnswer { .. }),
+            | CommandError::UnreadableAnswer { .. }
+            | CommandError::Forwarded(_)),
         ) => CommandReply::Invalid { reason: e.to_string() },
     }
 }

@@ -111,12 +111,24 @@ impl TestServer {
         database_url: Option<String>,
         bus: std::sync::Arc<dyn evcs_bus::Bus>,
     ) -> TestServer {
+        Self::start_on_bus(backend, database_url, bus, |_| {}).await
+    }
+
+    /// Like [`TestServer::start_with_bus`], after `tweak` of the configuration (several nodes
+    /// of one cluster: one bus, one database, a node id each).
+    pub async fn start_on_bus(
+        backend: &'static str,
+        database_url: Option<String>,
+        bus: std::sync::Arc<dyn evcs_bus::Bus>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         central_system::tls::install_crypto_provider();
         if std::env::var_os("RUST_LOG").is_some() {
             central_system::telemetry::init(central_system::config::LogFormat::Text);
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = Config::for_tests(dir.path().to_path_buf(), database_url);
+        let mut config = Config::for_tests(dir.path().to_path_buf(), database_url);
+        tweak(&mut config);
         let app = Application::build_with_bus(config, Default::default(), bus)
             .await
             .expect("build app");

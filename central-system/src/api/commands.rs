@@ -151,6 +151,9 @@ pub(crate) fn command_problem(e: CommandError) -> Problem {
             Problem::new(StatusCode::BAD_GATEWAY, "STATION_INVALID_RESPONSE", e.to_string())
         }
         CommandError::Store(e) => Problem::from(e),
+        e @ CommandError::Forwarded(_) => {
+            Problem::new(StatusCode::BAD_GATEWAY, "STATION_NODE_UNREACHABLE", e.to_string())
+        }
         CommandError::InvalidPayload(v) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "INVALID_PAYLOAD",
@@ -404,8 +407,10 @@ async fn typed(
     } else {
         serde_json::from_slice(&body).map_err(|e| Problem::validation(format!("invalid request body: {e}")))?
     };
-    let Some(version) = commands::connected_version(&state, &station_id) else {
-        return Err(not_connected(&state, &station_id).await);
+    let version = match commands::station_version(&state, &station_id).await {
+        Ok(version) => version,
+        Err(CommandError::Offline) => return Err(not_connected(&state, &station_id).await),
+        Err(e) => return Err(command_problem(e)),
     };
     let ids = resolve(&state, &station_id, &command, &body).await?;
     let typed = to_command(&command, version, &body, &ids)?;

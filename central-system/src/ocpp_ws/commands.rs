@@ -54,6 +54,9 @@ pub enum CommandError {
     /// Recording what the answer changed failed.
     #[error("recording the answer: {0}")]
     Store(#[from] StoreError),
+    /// Forwarding the call to the node that holds the station's socket failed.
+    #[error("forwarding to the station's node: {0}")]
+    Forwarded(String),
     /// The station's CALLRESULT fails the official response schema.
     #[error("the station answered {action} with an invalid payload: {violation}")]
     InvalidResponse {
@@ -69,22 +72,114 @@ pub fn connected_version(state: &AppState, station_id: &str) -> Option<Version> 
     state.registry.get(station_id).map(|h| h.version)
 }
 
-/// Sends `action` with `payload` to the station and returns its answer.
+/// Sends `action` with `payload` to the station, on this node or, through the bus, on the node
+/// that holds its socket, and returns its answer.
 pub async fn call(
     state: &AppState,
     station_id: &str,
     action: &str,
     payload: Value,
 ) -> Result<CallOutcome, CommandError> {
-    let handle = state.registry.get(station_id).ok_or(CommandError::Offline)?;
-    let allowed = catalogue::initiator(handle.version, action).is_some_and(|i| i.csms_may_send());
+    if state.registry.get(station_id).is_some() {
+        return call_local(state, station_id, action, payload).await;
+    }
+    let version = remote_version(state, station_id).await?;
+    forward(state, station_id, version, action, payload).await
+}
+
+/// The version of a station connected to this node or, per the store, to another node of the
+/// cluster; `Offline` when it is connected nowhere.
+pub async fn station_version(state: &AppState, station_id: &str) -> Result<Version, CommandError> {
+    match connected_version(state, station_id) {
+        Some(version) => Ok(version),
+        None => remote_version(state, station_id).await,
+    }
+}
+
+/// The version of a station connected to another node, per the store (`Offline` when the
+/// store says it is connected nowhere).
+async fn remote_version(state: &AppState, station_id: &str) -> Result<Version, CommandError> {
+    let station = state.store.station(station_id).await?.ok_or(CommandError::Offline)?;
+    if !station.online.0 {
+        return Err(CommandError::Offline);
+    }
+    station
+        .ocpp_version
+        .as_deref()
+        .and_then(Version::from_label)
+        .ok_or(CommandError::Offline)
+}
+
+/// Checks a call this node would send to a `version` station: the action is one the CSMS may
+/// send in that version and the payload passes its schema.
+fn check_request(version: Version, action: &str, payload: &Value) -> Result<(), CommandError> {
+    let allowed = catalogue::initiator(version, action).is_some_and(|i| i.csms_may_send());
     if !allowed {
         return Err(CommandError::UnknownAction {
             action: action.to_string(),
-            version: handle.version,
+            version,
         });
     }
-    schema::validate(handle.version, action, Direction::Request, &payload).map_err(CommandError::InvalidPayload)?;
+    schema::validate(version, action, Direction::Request, payload).map_err(CommandError::InvalidPayload)
+}
+
+/// Sends a call to a station connected to another node: a generic bus command, answered by the
+/// node that serves the station (which validates and sends it like [`call_local`]). The answer
+/// is checked against the response schema here too.
+async fn forward(
+    state: &AppState,
+    station_id: &str,
+    version: Version,
+    action: &str,
+    payload: Value,
+) -> Result<CallOutcome, CommandError> {
+    check_request(version, action, &payload)?;
+    let station = evcs_bus::StationId::parse(station_id).map_err(|_| CommandError::Offline)?;
+    let limit = state.config.call_timeout() * 3;
+    let command = evcs_bus::Command::Call {
+        action: action.to_string(),
+        payload,
+    };
+    let reply = state
+        .bus
+        .send_command(evcs_bus::command(station, command, limit), limit)
+        .await;
+    match reply {
+        Ok(evcs_bus::CommandReply::Status {
+            payload: Some(response),
+            ..
+        }) => {
+            schema::validate(version, action, Direction::Response, &response).map_err(|violation| {
+                CommandError::InvalidResponse {
+                    action: action.to_string(),
+                    violation,
+                }
+            })?;
+            Ok(CallOutcome::Result(response))
+        }
+        Ok(evcs_bus::CommandReply::CallError { code, description }) => Ok(CallOutcome::Error {
+            code,
+            description: description.unwrap_or_default(),
+            details: Value::Object(Default::default()),
+        }),
+        Ok(evcs_bus::CommandReply::Timeout) | Err(evcs_bus::BusError::Timeout(_)) => Err(CommandError::Timeout),
+        Ok(evcs_bus::CommandReply::Invalid { reason }) => Err(CommandError::Forwarded(reason)),
+        Ok(evcs_bus::CommandReply::Status { payload: None, .. })
+        | Ok(evcs_bus::CommandReply::Offline)
+        | Ok(evcs_bus::CommandReply::Unknown) => Err(CommandError::Offline),
+        Err(e) => Err(CommandError::Forwarded(e.to_string())),
+    }
+}
+
+/// Sends `action` with `payload` to a station connected to this node and returns its answer.
+pub async fn call_local(
+    state: &AppState,
+    station_id: &str,
+    action: &str,
+    payload: Value,
+) -> Result<CallOutcome, CommandError> {
+    let handle = state.registry.get(station_id).ok_or(CommandError::Offline)?;
+    check_request(handle.version, action, &payload)?;
     let (reply, answer) = oneshot::channel();
     let command = SessionCommand::Call(OutboundCall {
         action: action.to_string(),
@@ -141,11 +236,36 @@ pub enum Outcome {
 
 /// Sends a typed command to a connected station, reads its answer and records what the answer
 /// changed (ReserveNow and CancelReservation update the station's reservations).
+/// A station connected to another node is reached through the bus (see the module docs).
 pub async fn send(state: &AppState, station_id: &str, command: &Command) -> Result<Sent, CommandError> {
+    match connected_version(state, station_id) {
+        Some(_) => send_local(state, station_id, command).await,
+        None => {
+            let version = remote_version(state, station_id).await?;
+            let request = command.request(version)?;
+            let outcome = forward(state, station_id, version, &request.action, request.payload).await?;
+            read(state, station_id, command, request.action, outcome).await
+        }
+    }
+}
+
+/// Like [`send`], for a station connected to this node only (commands served from the bus).
+pub async fn send_local(state: &AppState, station_id: &str, command: &Command) -> Result<Sent, CommandError> {
     let version = connected_version(state, station_id).ok_or(CommandError::Offline)?;
     let request = command.request(version)?;
-    let action = request.action;
-    let outcome = match call(state, station_id, &action, request.payload).await? {
+    let outcome = call_local(state, station_id, &request.action, request.payload).await?;
+    read(state, station_id, command, request.action, outcome).await
+}
+
+/// Reads a typed command's answer and records what it changed.
+async fn read(
+    state: &AppState,
+    station_id: &str,
+    command: &Command,
+    action: String,
+    outcome: CallOutcome,
+) -> Result<Sent, CommandError> {
+    let outcome = match outcome {
         CallOutcome::Result(payload) => {
             let answer = command
                 .read_answer(payload)

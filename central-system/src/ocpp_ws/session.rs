@@ -91,7 +91,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
     }
     if let Err(e) = state
         .store
-        .set_connected(&init.station_id, init.version, Ts::now())
+        .set_connected(&init.station_id, init.version, Ts::now(), &state.node_id)
         .await
     {
         tracing::error!(station = %init.station_id, error = %e, "could not record the connection");
@@ -214,7 +214,11 @@ pub async fn run(mut socket: WebSocket, state: AppState, init: SessionInit) {
     }
     if state.registry.remove(&init.station_id, conn_id) {
         state.metrics.connected_stations.dec();
-        if let Err(e) = state.store.set_disconnected(&init.station_id, Ts::now()).await {
+        if let Err(e) = state
+            .store
+            .set_disconnected(&init.station_id, Ts::now(), &state.node_id)
+            .await
+        {
             tracing::error!(station = %init.station_id, error = %e, "could not record the disconnection");
         }
     }

@@ -317,16 +317,18 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a station connected with `version` (and writes `stationOnline`).
-    pub async fn set_connected(&self, id: &str, version: Version, now: Ts) -> Result<(), StoreError> {
+    /// Marks a station connected with `version` to `node` (and writes `stationOnline`).
+    pub async fn set_connected(&self, id: &str, version: Version, now: Ts, node: &str) -> Result<(), StoreError> {
         let mut tx = self.db().begin().await?;
         let changed = on_tx!(&mut tx, |conn| {
             sqlx::query(
-                "UPDATE stations SET online = 1, ocpp_version = $2, connected_at = $3, last_seen_at = $3 WHERE id = $1",
+                "UPDATE stations SET online = 1, ocpp_version = $2, connected_at = $3, last_seen_at = $3, connected_node = $4 \
+                 WHERE id = $1",
             )
             .bind(id)
             .bind(version.label())
             .bind(now)
+            .bind(node)
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -348,16 +350,21 @@ impl Store {
         self.commit_with_events(tx, !events.is_empty()).await
     }
 
-    /// Marks a station disconnected (and writes `stationOffline`).
-    pub async fn set_disconnected(&self, id: &str, now: Ts) -> Result<(), StoreError> {
+    /// Marks a station disconnected from `node` (and writes `stationOffline`); nothing when it
+    /// is connected to another node by now.
+    pub async fn set_disconnected(&self, id: &str, now: Ts, node: &str) -> Result<(), StoreError> {
         let mut tx = self.db().begin().await?;
         let changed = on_tx!(&mut tx, |conn| {
-            sqlx::query("UPDATE stations SET online = 0, last_seen_at = $2 WHERE id = $1 AND online <> 0")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE stations SET online = 0, last_seen_at = $2 WHERE id = $1 AND online <> 0 \
+                 AND (connected_node = $3 OR connected_node IS NULL)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(node)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
         });
         let events: Vec<_> = (changed > 0)
             .then(|| outbox::envelope(id, now.to_datetime(), Event::StationOffline { reason: None }))
@@ -368,15 +375,20 @@ impl Store {
         self.commit_with_events(tx, !events.is_empty()).await
     }
 
-    /// After a restart no station is connected to this node: the ones still marked online
-    /// lost their connection when the previous process stopped (`stationOffline` for each).
-    pub async fn mark_all_offline(&self) -> Result<(), StoreError> {
+    /// After a restart no station is connected to this node: the ones still marked online on
+    /// `node` lost their connection when the previous process stopped (`stationOffline` for
+    /// each). Stations on other nodes of the cluster stay as they are.
+    pub async fn mark_all_offline(&self, node: &str) -> Result<(), StoreError> {
         let now = Ts::now();
         let mut tx = self.db().begin().await?;
         let ids = on_tx!(&mut tx, |conn| {
-            sqlx::query_scalar::<_, String>("UPDATE stations SET online = 0 WHERE online <> 0 RETURNING id")
-                .fetch_all(&mut *conn)
-                .await?
+            sqlx::query_scalar::<_, String>(
+                "UPDATE stations SET online = 0 WHERE online <> 0 AND (connected_node = $1 OR connected_node IS NULL) \
+                 RETURNING id",
+            )
+            .bind(node)
+            .fetch_all(&mut *conn)
+            .await?
         });
         let events: Vec<_> = ids
             .iter()
