@@ -293,6 +293,7 @@ pub fn parse_command(line: &str) -> Result<(Option<String>, Control), String> {
         Some("clear") => Control::ClearFault(connector(1)?),
         Some("soc") => Control::SetSoc(connector(2)?, number(1)?),
         Some("power") => Control::SetEvPower(connector(2)?, number(1)?),
+        Some("renegotiate") => Control::Renegotiate(connector(1)?),
         Some("offline") => Control::Offline,
         Some("online") => Control::Online,
         Some("call") => {
