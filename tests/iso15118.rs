@@ -482,7 +482,8 @@ async fn bad_charging_needs_and_schedules_get_the_exact_answer() {
         send(&mut ws, &json!([3, set[1], {"status": "Rejected"}]).to_string()).await;
         let needs = eventually(|| async {
             let items = needs_of(&server, "ISO-RAW-TX").await;
-            (items.first()?["profiles"][0]["status"] == "Rejected").then(|| items)
+            let refused = items.first()?["profiles"][0]["status"] == "Rejected";
+            refused.then_some(items)
         })
         .await;
         assert_eq!(needs.len(), 3, "{backend}: {needs:?}");

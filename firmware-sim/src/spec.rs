@@ -362,6 +362,18 @@ mod tests {
         assert_eq!(stations[1].connectors[0].connector_type, "cCCS2");
         assert_eq!(stations[1].connectors[1].max_kw, 22.0);
         assert_eq!(stations[1].timing.meter_interval, 5);
+        assert_eq!(stations[1].iso15118, None);
+    }
+
+    #[test]
+    fn iso15118_table_with_defaults() {
+        let text = "url = \"ws://x\"\n[[station]]\nid = \"A\"\nversion = \"2.0.1\"\n\
+                    iso15118 = { schedule = \"exceed-once\", departure-mins = 60 }";
+        let stations = parse_file(text, None).unwrap();
+        let iso = stations[0].iso15118.clone().unwrap();
+        assert_eq!(iso.schedule, EvSchedulePolicy::ExceedOnce);
+        assert_eq!((iso.departure_mins, iso.min_current), (60, 6));
+        assert_eq!(iso.energy_transfer, "AC_three_phase");
     }
 
     #[test]
@@ -378,6 +390,14 @@ mod tests {
             (
                 "url = \"ws://x\"\n[[station]]\nid = \"A\"\nconnectors = []",
                 "at least one connector",
+            ),
+            (
+                "url = \"ws://x\"\n[[station]]\nid = \"A\"\niso15118 = {}",
+                "iso15118 needs OCPP 2.0.1",
+            ),
+            (
+                "url = \"ws://x\"\n[[station]]\nid = \"A\"\nversion = \"2.0.1\"\niso15118 = { energy-transfer = \"AC\" }",
+                "unknown iso15118 energy-transfer",
             ),
         ] {
             let err = format!("{:#}", parse_file(text, None).unwrap_err());
