@@ -364,6 +364,15 @@ async fn k16_the_operator_renegotiates_with_a_new_limit() {
             (needs["operatorLimitW"].clone(), needs["profiles"][1]["cause"].clone()),
             (json!(4830), json!("operator"))
         );
+        // K16.FR.12: needs sent anyway get a profile, still under the operator's limit.
+        station.send(Control::Renegotiate(1));
+        assert_eq!(answer_to(&mut rx, "NotifyEVChargingNeeds").await["status"], "Accepted");
+        let set = profile_received(&mut rx).await;
+        assert_eq!(first_limit(&set), 7.0, "{backend}: {set}");
+        assert_eq!(
+            answer_to(&mut rx, "NotifyEVChargingSchedule").await["status"],
+            "Accepted"
+        );
         // Once the transaction has ended there is nothing to renegotiate.
         station.send(Control::Stop(1));
         expect(&mut rx, "end", |e| matches!(e, Event::TransactionEnded(1, _))).await;

@@ -97,29 +97,30 @@ pub async fn on_needs(
             deliver: None,
         });
     }
-    // Computed before storing, so the row says what was answered (K15.FR.04: Rejected when no
-    // schedule can be provided).
-    let site = site_limits(state, station_id, needs, None, now).await?;
-    if let Err(e) = plan::compute(needs, &site, now) {
-        row.status = "Rejected";
-        row.reason = Some("NoCapacity");
-        state.store.insert_charging_needs(&row).await?;
-        tracing::info!(station = %station_id, evse = needs.evse_id, error = %e, "charging needs rejected");
-        return Ok(NeedsOutcome {
-            response: rejected("NoCapacity", &e.to_string()),
-            deliver: None,
-        });
-    }
     let id = state.store.insert_charging_needs(&row).await?;
     let record = state
         .store
         .charging_needs(id)
         .await?
         .ok_or(NegotiationError::NeedsNotFound)?;
-    let prepared = prepare(state, &record, "needs", now).await?;
+    // K15.FR.04: Rejected when no schedule can be provided; the row then says so too.
+    let (reason, info) = match prepare(state, &record, "needs", now).await {
+        Ok(prepared) => {
+            return Ok(NeedsOutcome {
+                response: json!({ "status": "Accepted" }),
+                deliver: Some(prepared),
+            })
+        }
+        Err(e @ NegotiationError::NoCapacity(_)) => ("NoCapacity", e.to_string()),
+        // The transaction ended between the EVSE lookup and now.
+        Err(e @ NegotiationError::TransactionNotActive) => ("TxNotFound", e.to_string()),
+        Err(e) => return Err(e),
+    };
+    state.store.reject_charging_needs(id, reason).await?;
+    tracing::info!(station = %station_id, evse = needs.evse_id, reason, %info, "charging needs rejected");
     Ok(NeedsOutcome {
-        response: json!({ "status": "Accepted" }),
-        deliver: Some(prepared),
+        response: rejected(reason, &info),
+        deliver: None,
     })
 }
 

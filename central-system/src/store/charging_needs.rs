@@ -130,13 +130,16 @@ const PROFILE_COLUMNS: &str = "id, needs_id, station_id, evse_id, transaction_id
      ev_schedule, ev_schedule_status, ev_schedule_detail, ev_schedule_at, created_at";
 
 impl Store {
-    /// Stores charging needs; returns the row id.
+    /// Stores charging needs; returns the row id. The operator's cap on earlier needs of the
+    /// same transaction carries over: an EV renegotiating (K17) does not lift it.
     pub async fn insert_charging_needs(&self, n: &NewNeeds<'_>) -> Result<i64, StoreError> {
         Ok(on_db!(self.db(), |pool| {
             sqlx::query_scalar::<_, i64>(
                 "INSERT INTO ev_charging_needs (station_id, evse_id, transaction_id, energy_transfer, departure_at, \
-                 energy_amount_wh, ev_min_w, ev_max_w, payload, status, reason, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                 energy_amount_wh, ev_min_w, ev_max_w, payload, status, reason, received_at, operator_limit_w) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                 (SELECT p.operator_limit_w FROM ev_charging_needs p WHERE p.transaction_id = $3 \
+                  ORDER BY p.id DESC LIMIT 1)) RETURNING id",
             )
             .bind(n.station_id)
             .bind(n.evse_id)
@@ -184,6 +187,18 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         }))
+    }
+
+    /// Marks needs Rejected with a reasonCode (no schedule could be computed for them).
+    pub async fn reject_charging_needs(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        on_db!(self.db(), |pool| {
+            sqlx::query("UPDATE ev_charging_needs SET status = 'Rejected', reason = $2 WHERE id = $1")
+                .bind(id)
+                .bind(reason)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Records the operator's cap on some needs.
