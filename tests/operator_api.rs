@@ -190,6 +190,12 @@ const EXPECTED_ROUTES: &[(&str, &str, bool)] = &[
     ("post", "/api/v1/stations/{stationId}/commands/{command}", false),
     ("get", "/api/v1/stations/{stationId}/certificates", false),
     ("post", "/api/v1/stations/{stationId}/certificates/renew", false),
+    ("get", "/api/v1/stations/{stationId}/charging-needs", false),
+    (
+        "post",
+        "/api/v1/stations/{stationId}/charging-needs/{needsId}/renegotiate",
+        false,
+    ),
     ("get", "/api/v1/stations/{stationId}/installed-certificates", false),
     ("post", "/api/v1/stations/{stationId}/installed-certificates", false),
     (
@@ -245,6 +251,7 @@ fn concrete(method: &str, path: &str, n: usize) -> (String, Option<Value>) {
         .replace("{stationId}", station)
         .replace("{idToken}", token)
         .replace("{id}", "1")
+        .replace("{needsId}", "1")
         .replace("{command}", "clear-cache");
     let body = match (method, path) {
         ("post", "/api/v1/stations") => Some(json!({ "id": format!("RM-NEW-{n}") })),

@@ -274,6 +274,23 @@ pub struct Config {
     /// Seconds published events stay in the outbox table before they are deleted.
     #[arg(long, global = true, env = "EVCS_OUTBOX_RETENTION_SECS", default_value_t = 3600)]
     pub outbox_retention_secs: u64,
+
+    /// The most power one station may draw, W: the site limit that ISO 15118 charging
+    /// profiles (K15-K17) stay within, together with any ChargingStationMaxProfile set on it.
+    #[arg(long, global = true, env = "EVCS_STATION_MAX_POWER_W", default_value_t = 22_000)]
+    pub station_max_power_w: u32,
+
+    /// The ISO 15118 energy transfer modes this site serves (comma-separated); charging needs
+    /// asking for another are answered Rejected (`UnsupportedRequest`).
+    #[arg(
+        long,
+        global = true,
+        env = "EVCS_ISO15118_ENERGY_TRANSFER",
+        value_delimiter = ',',
+        value_parser = ["DC", "AC_single_phase", "AC_two_phase", "AC_three_phase"],
+        default_value = "DC,AC_single_phase,AC_two_phase,AC_three_phase"
+    )]
+    pub iso15118_energy_transfer: Vec<String>,
 }
 
 /// Argon2id parameters and the size of the pool that verifies station passwords.
@@ -465,6 +482,10 @@ impl Config {
             log_format: LogFormat::Text,
             meter_summary_secs: 60,
             outbox_retention_secs: 3600,
+            station_max_power_w: 22_000,
+            iso15118_energy_transfer: ["DC", "AC_single_phase", "AC_two_phase", "AC_three_phase"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

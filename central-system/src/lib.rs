@@ -11,6 +11,8 @@
 //! - [`api`]: the operator REST API, health and metrics endpoints, OpenAPI document.
 //! - [`auth`]: operator JWTs, station passwords, Basic-auth parsing.
 //! - [`certificates`]: the station CA, SignCertificate/CertificateSigned, renewal.
+//! - [`smart_charging`]: ISO 15118 charging needs (K15-K17): profiles computed from the EV's
+//!   needs and the site's limits, EV schedules checked, renegotiation.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`bus`]: this node's event and command bus (in-process or MQTT); [`bus_commands`]
 //!   answers the bus commands of the stations connected here, through the same typed command
@@ -34,6 +36,7 @@ pub mod ocpp_ws;
 pub mod outbox;
 pub mod secrets;
 pub mod server;
+pub mod smart_charging;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

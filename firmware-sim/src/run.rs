@@ -293,6 +293,7 @@ pub fn parse_command(line: &str) -> Result<(Option<String>, Control), String> {
         Some("clear") => Control::ClearFault(connector(1)?),
         Some("soc") => Control::SetSoc(connector(2)?, number(1)?),
         Some("power") => Control::SetEvPower(connector(2)?, number(1)?),
+        Some("renegotiate") => Control::Renegotiate(connector(1)?),
         Some("offline") => Control::Offline,
         Some("online") => Control::Online,
         Some("call") => {
@@ -345,6 +346,10 @@ mod tests {
         assert!(matches!(parse_command("soc 80"), Ok((None, Control::SetSoc(1, s))) if s == 80.0));
         assert!(matches!(parse_command("call DataTransfer {\"vendorId\": \"x\"}"),
             Ok((None, Control::Call(a, p))) if a == "DataTransfer" && p["vendorId"] == "x"));
+        assert!(matches!(
+            parse_command("renegotiate 2"),
+            Ok((None, Control::Renegotiate(2)))
+        ));
         for bad in ["", "jump", "plug x", "soc", "tag", "call DataTransfer {nope"] {
             assert!(parse_command(bad).is_err(), "{bad:?}");
         }

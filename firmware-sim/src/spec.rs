@@ -46,6 +46,52 @@ pub struct StationSpec {
     /// Directory where the offline queue and meter registers persist across restarts.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// ISO 15118 (2.0.1 only): the EV negotiates its charging with the central system.
+    #[serde(default)]
+    pub iso15118: Option<Iso15118Spec>,
+}
+
+/// What an ISO 15118 EV tells and proposes (OCPP 2.0.1 K15-K17).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Iso15118Spec {
+    /// `requestedEnergyTransfer`: `AC_single_phase`, `AC_two_phase`, `AC_three_phase` or `DC`.
+    #[serde(default = "default_energy_transfer")]
+    pub energy_transfer: String,
+    /// Minutes from the transaction's start to the EV's departure; 0 sends no departure time.
+    #[serde(default = "default_departure_mins")]
+    pub departure_mins: u64,
+    /// The EV's minimum current per phase, A (AC).
+    #[serde(default = "default_min_current")]
+    pub min_current: u32,
+    /// The schedule the EV proposes after each TxProfile it receives.
+    #[serde(default)]
+    pub schedule: EvSchedulePolicy,
+}
+
+impl Default for Iso15118Spec {
+    fn default() -> Self {
+        Iso15118Spec {
+            energy_transfer: default_energy_transfer(),
+            departure_mins: default_departure_mins(),
+            min_current: default_min_current(),
+            schedule: EvSchedulePolicy::default(),
+        }
+    }
+}
+
+/// How the EV's NotifyEVChargingSchedule relates to the TxProfile it got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvSchedulePolicy {
+    /// The profile's own schedule: it fits.
+    #[default]
+    Fit,
+    /// Twice the profile's limits, every time: it never fits.
+    Exceed,
+    /// Twice the limits for the first profile of a transaction, then fitting ones: the central
+    /// system has to renegotiate once.
+    ExceedOnce,
 }
 
 /// A connector (1.6) or an EVSE with its connector (2.0.1).
@@ -196,6 +242,7 @@ impl StationSpec {
             security: SecuritySpec::default(),
             timing: TimingSpec::default(),
             state_dir: None,
+            iso15118: None,
         }
     }
 
@@ -220,6 +267,18 @@ impl StationSpec {
         }
         if self.security.client_cert.is_some() != self.security.client_key.is_some() {
             bail!("station {}: client-cert and client-key go together", self.id);
+        }
+        if let Some(iso) = &self.iso15118 {
+            if self.version != Version::V201 {
+                bail!("station {}: iso15118 needs OCPP 2.0.1", self.id);
+            }
+            if !["DC", "AC_single_phase", "AC_two_phase", "AC_three_phase"].contains(&iso.energy_transfer.as_str()) {
+                bail!(
+                    "station {}: unknown iso15118 energy-transfer {:?}",
+                    self.id,
+                    iso.energy_transfer
+                );
+            }
         }
         if self.timing.time_scale <= 0.0 {
             bail!("station {}: time-scale must be > 0", self.id);
@@ -254,6 +313,15 @@ fn default_connector_type() -> String {
 }
 fn default_max_kw() -> f64 {
     22.0
+}
+fn default_energy_transfer() -> String {
+    "AC_three_phase".into()
+}
+fn default_departure_mins() -> u64 {
+    480
+}
+fn default_min_current() -> u32 {
+    6
 }
 fn default_phases() -> u8 {
     3
@@ -294,6 +362,18 @@ mod tests {
         assert_eq!(stations[1].connectors[0].connector_type, "cCCS2");
         assert_eq!(stations[1].connectors[1].max_kw, 22.0);
         assert_eq!(stations[1].timing.meter_interval, 5);
+        assert_eq!(stations[1].iso15118, None);
+    }
+
+    #[test]
+    fn iso15118_table_with_defaults() {
+        let text = "url = \"ws://x\"\n[[station]]\nid = \"A\"\nversion = \"2.0.1\"\n\
+                    iso15118 = { schedule = \"exceed-once\", departure-mins = 60 }";
+        let stations = parse_file(text, None).unwrap();
+        let iso = stations[0].iso15118.clone().unwrap();
+        assert_eq!(iso.schedule, EvSchedulePolicy::ExceedOnce);
+        assert_eq!((iso.departure_mins, iso.min_current), (60, 6));
+        assert_eq!(iso.energy_transfer, "AC_three_phase");
     }
 
     #[test]
@@ -310,6 +390,14 @@ mod tests {
             (
                 "url = \"ws://x\"\n[[station]]\nid = \"A\"\nconnectors = []",
                 "at least one connector",
+            ),
+            (
+                "url = \"ws://x\"\n[[station]]\nid = \"A\"\niso15118 = {}",
+                "iso15118 needs OCPP 2.0.1",
+            ),
+            (
+                "url = \"ws://x\"\n[[station]]\nid = \"A\"\nversion = \"2.0.1\"\niso15118 = { energy-transfer = \"AC\" }",
+                "unknown iso15118 energy-transfer",
             ),
         ] {
             let err = format!("{:#}", parse_file(text, None).unwrap_err());

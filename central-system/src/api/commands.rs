@@ -82,11 +82,21 @@ async fn send(
     action: &str,
     payload: Value,
 ) -> Result<Json<CommandResponse>, Problem> {
+    // Station limits set here bound the profiles computed for ISO 15118 charging needs.
+    let observed = matches!(action, "SetChargingProfile" | "ClearChargingProfile").then(|| payload.clone());
     match commands::call(state, station_id, action, payload).await {
-        Ok(CallOutcome::Result(response)) => Ok(Json(CommandResponse {
-            action: action.to_string(),
-            response,
-        })),
+        Ok(CallOutcome::Result(response)) => {
+            if let Some(request) = observed {
+                crate::smart_charging::negotiation::observe_station_call(
+                    state, station_id, action, &request, &response,
+                )
+                .await?;
+            }
+            Ok(Json(CommandResponse {
+                action: action.to_string(),
+                response,
+            }))
+        }
         Ok(CallOutcome::Error {
             code,
             description,

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod certificates;
+pub mod charging_needs;
 pub mod commands;
 pub mod credentials;
 pub mod health;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(commands::router())
         .merge(credentials::router())
         .merge(certificates::router())
+        .merge(charging_needs::router())
         .merge(openapi::router())
         .merge(service_kit::api_docs::router(
             "EVCS central system operator API",

@@ -39,6 +39,11 @@ use utoipa::OpenApi;
         crate::api::certificates::DeleteCertificateBody,
         crate::store::certificates::IssuedCertificateRecord,
         crate::store::certificates::SecurityEvent,
+        crate::store::charging_needs::ChargingNeedsRecord,
+        crate::store::charging_needs::ChargingProfileRecord,
+        crate::api::charging_needs::ChargingNeedsView,
+        crate::api::charging_needs::RenegotiateBody,
+        crate::smart_charging::negotiation::Renegotiated,
         crate::api::problem::Problem,
     ))
 )]
@@ -62,6 +67,8 @@ const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/stations/{stationId}/installed-certificates", "InstallCertificate (M05; 1.6 M): install a root certificate on the station", "admin, operator", Some("InstallCertificateBody"), Some("CommandResponse")),
     (HttpMethod::Get, "/stations/{stationId}/installed-certificates", "GetInstalledCertificateIds (M03; 1.6 M) (?certificateType=, required for 1.6)", "admin, operator", None, Some("CommandResponse")),
     (HttpMethod::Post, "/stations/{stationId}/installed-certificates/delete", "DeleteCertificate (M04; 1.6 M) by its hash data", "admin, operator", Some("DeleteCertificateBody"), Some("CommandResponse")),
+    (HttpMethod::Get, "/stations/{stationId}/charging-needs", "ISO 15118 charging needs (K15/K17), newest first, each with the TxProfiles sent and the EV schedules checked against them", "admin, operator", None, Some("Page<ChargingNeedsView>")),
+    (HttpMethod::Post, "/stations/{stationId}/charging-needs/{needsId}/renegotiate", "K16: send a new TxProfile for these needs, optionally under a new limit (404, 409 TRANSACTION_NOT_ACTIVE/NO_CAPACITY/STATION_OFFLINE, 502/504)", "admin, operator", Some("RenegotiateBody"), Some("Renegotiated")),
     (HttpMethod::Get, "/security-events", "Security events, newest first: refused CSRs and SecurityEventNotification (?stationId=)", "admin, operator", None, Some("Page<SecurityEvent>")),
     (HttpMethod::Get, "/id-tokens", "List id tokens", "admin, operator", None, Some("Page<IdTokenRecord>")),
     (HttpMethod::Post, "/id-tokens", "Create an id token", "admin", Some("IdTokenBody"), Some("IdTokenRecord")),

@@ -2,6 +2,7 @@
 //! [`authorization`] and the storage helpers here.
 
 pub mod authorization;
+pub mod charging;
 pub mod data_transfer;
 pub mod v16;
 pub mod v201;

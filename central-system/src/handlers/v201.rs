@@ -86,7 +86,7 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
             Ok(json!({}))
         }
         // Requests whose response has required fields: answer what a CSMS without the feature
-        // (ISO 15118 certificates, smart-charging negotiation) can truthfully say.
+        // (ISO 15118 certificates) can truthfully say.
         "SignCertificate" => {
             ctx.keep(&call.action, p).await?;
             let csr = p.get("csr").and_then(Value::as_str).unwrap_or_default();
@@ -100,8 +100,14 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
         }
         "Get15118EVCertificate" => keep_and(ctx, call, json!({ "status": "Failed", "exiResponse": "" })).await,
         "GetCertificateStatus" => keep_and(ctx, call, json!({ "status": "Failed" })).await,
-        "NotifyEVChargingNeeds" => keep_and(ctx, call, json!({ "status": "Rejected" })).await,
-        "NotifyEVChargingSchedule" => keep_and(ctx, call, json!({ "status": "Accepted" })).await,
+        "NotifyEVChargingNeeds" => {
+            ctx.keep(&call.action, p).await?;
+            super::charging::notify_ev_charging_needs(ctx, p).await
+        }
+        "NotifyEVChargingSchedule" => {
+            ctx.keep(&call.action, p).await?;
+            super::charging::notify_ev_charging_schedule(ctx, p).await
+        }
         // Everything else (NotifyEvent, SecurityEventNotification, firmware/log status, charging
         // limits, display messages, monitoring and customer information reports) is kept.
         _ => keep_and(ctx, call, json!({})).await,

@@ -6,6 +6,7 @@
 //! same way on both backends (the pitfalls of sqlx's `Any` driver are avoided on purpose).
 
 pub mod certificates;
+pub mod charging_needs;
 pub mod command_ids;
 pub mod frames;
 pub mod id_tokens;

@@ -25,6 +25,8 @@ pub struct Transaction {
     pub remote_start_id: Option<i64>,
     /// Whether energy flows (authorised and plugged).
     pub energising: bool,
+    /// ISO 15118: EV schedules proposed so far in this transaction.
+    pub ev_schedules: u32,
 }
 
 /// A token authorised at a connector, waiting for the cable.
@@ -237,6 +239,7 @@ mod tests {
 
     fn tx(energising: bool) -> Transaction {
         Transaction {
+            ev_schedules: 0,
             local: 1,
             id: "1".into(),
             token: "T".into(),

@@ -290,6 +290,11 @@ impl Charger {
                     None => self.next_ev_max_w = Some(w),
                 }
             }
+            Control::Renegotiate(c) => {
+                if let Some(i) = index(c) {
+                    self.send_charging_needs(i);
+                }
+            }
             Control::Offline => {
                 self.online_wanted = false;
                 if self.ws.is_some() {

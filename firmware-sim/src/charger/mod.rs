@@ -6,6 +6,7 @@
 //! - [`session`]: plug, authorise, start, meter, stop: the charging session, shared by both
 //!   versions; `v16` and `v201` write its messages and answer the central system's calls,
 //!   through `operations` where both versions do the same thing.
+//! - `iso15118`: the EV's side of ISO 15118 smart charging (2.0.1 K15-K17).
 //! - [`connector`], [`ev`], [`profiles`], [`settings`], [`local_auth`], [`outbox`]: plain state
 //!   and rules, unit-tested without a socket.
 //!
@@ -16,6 +17,7 @@
 pub mod connector;
 mod engine;
 pub mod ev;
+mod iso15118;
 pub mod local_auth;
 mod operations;
 pub mod outbox;
@@ -48,6 +50,8 @@ pub enum Control {
     SetSoc(u32, f64),
     /// Set the most power the plugged (or next) EV accepts, in kW.
     SetEvPower(u32, f64),
+    /// ISO 15118: the EV on the connector renegotiates (K17): NotifyEVChargingNeeds again.
+    Renegotiate(u32),
     /// Drop the network link and stay offline.
     Offline,
     /// Come back online.

@@ -207,6 +207,7 @@ impl Charger {
             seq_no: 0,
             remote_start_id: a.remote_start_id,
             energising: true,
+            ev_schedules: 0,
         });
         let connector_id = c.id;
         match self.version {
@@ -234,6 +235,7 @@ impl Charger {
                     p["reservationId"] = json!(r);
                 }
                 self.queue("TransactionEvent", p, true, Some(local), Purpose::Plain);
+                self.send_charging_needs(i);
             }
         }
         let every = self.settings.int("MeterValueSampleInterval");

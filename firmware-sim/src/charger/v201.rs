@@ -125,7 +125,12 @@ impl Charger {
             "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
                 let evse = wire_id(&p["evseId"]).unwrap_or(0);
-                status(self.set_profile(evse, &p["chargingProfile"]))
+                let answer = self.set_profile(evse, &p["chargingProfile"]);
+                if answer == "Accepted" {
+                    // The EV answers a new TxProfile with its own schedule (K15.FR.10).
+                    self.propose_ev_schedule(evse, &p["chargingProfile"]);
+                }
+                status(answer)
             }
             "ClearChargingProfile" => {
                 let criteria = &p["chargingProfileCriteria"];
