@@ -289,7 +289,10 @@ async fn follow(
                 out.push(updated);
             }
             Err(TransitionError::Store(e)) => return Err(e.into()),
-            Err(e) => {
+            // Someone changed the booking between our read and our write: the whole event is
+            // rolled back and retried by the consumer, so the booking is not left behind.
+            Err(TransitionError::Changed) => return Err(StoreError::Conflict),
+            Err(e @ TransitionError::Illegal(_)) => {
                 tracing::info!(booking = booking.id, session = row.id, error = %e, "booking left as it is");
                 break;
             }
