@@ -56,6 +56,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The bus the central system's events arrive on (and, later, commands leave by).
     pub bus: Arc<dyn Bus>,
+    /// The live WebSocket's sequence, resume buffer and connection counts: changes are
+    /// published into it after their commit.
+    pub live: crate::live::Live,
 }
 
 // By hand: `dyn Bus` has no Debug.
@@ -234,6 +237,7 @@ impl Application {
             metrics: crate::metrics::Metrics::new(),
             shutdown: CancellationToken::new(),
             bus,
+            live: crate::live::Live::new(),
         }));
         crate::stations::sync_all(&state)
             .await

@@ -12,6 +12,9 @@
 //!   statuses), its consumer, the rule that links stations to chargers, `GET /chargers`.
 //! - [`slots`]: the slot inventory and its atomic reserve/release.
 //! - [`bookings`]: the state machine and policies ([`bookings::rules`]), idempotent creation.
+//! - [`sessions`]: charging sessions kept from the charger's transaction events and meter
+//!   summaries (reconciled in any order), their receipts, the operator's finalize.
+//! - [`live`]: the live WebSocket (`/api/v1/live`): sequence numbers, resume buffer, bounds.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -25,8 +28,10 @@ pub mod bookings;
 pub mod chargers;
 pub mod clock;
 pub mod config;
+pub mod live;
 pub mod metrics;
 pub mod notifications;
+pub mod sessions;
 pub mod slots;
 pub mod stations;
 pub mod validate;

@@ -114,16 +114,28 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let token = bearer(parts)?;
+        Caller::from_token(state, token).map(|(caller, _)| caller)
+    }
+}
+
+impl Caller {
+    /// The caller an access token names, with the token's expiry (seconds since the epoch);
+    /// 401 for a token that does not verify now. For endpoints that take the token from
+    /// elsewhere than the Authorization header (the live WebSocket).
+    pub fn from_token(state: &AppState, token: &str) -> Result<(Caller, i64), Problem> {
         let claims: Claims = state
             .jwt
             .verify(token, state.clock.now().timestamp())
             .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
         let id = claims.sub.parse().map_err(|_| unauthorized("invalid token subject"))?;
-        Ok(Caller {
-            id,
-            role: claims.role,
-            stations: claims.stations,
-        })
+        Ok((
+            Caller {
+                id,
+                role: claims.role,
+                stations: claims.stations,
+            },
+            claims.exp,
+        ))
     }
 }
 

@@ -23,6 +23,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::chargers::router())
         .merge(crate::slots::router())
         .merge(crate::bookings::router())
+        .merge(crate::sessions::router())
+        .merge(crate::live::socket::router())
         .merge(crate::audit::router())
         .merge(crate::notifications::router())
         .merge(openapi::router());

@@ -77,7 +77,7 @@ async fn authorize(state: &AppState, caller: &Caller, booking: &Booking, action:
 }
 
 /// Whether `caller` may see `booking` at all.
-async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Result<(), Problem> {
+pub(crate) async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Result<(), Problem> {
     let ok = match caller.role {
         Role::Admin => true,
         Role::Owner => booking.owner_id == caller.id,
@@ -306,6 +306,7 @@ async fn create(
     }
     tx.commit().await?;
     state.wake_dispatcher();
+    state.live.booking_changed(&booking);
     Ok(created(StatusCode::CREATED, booking.id, body, false))
 }
 
@@ -399,8 +400,66 @@ async fn detail(
     Ok(Json(booking))
 }
 
-/// Applies a status change: state machine, policy, conditional update, slot release, audit and
-/// notification in one transaction. `actor` None is the system (the no-show sweeper).
+/// Why [`transition_in`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    /// The state machine has no such move from the booking's status.
+    #[error("{0}")]
+    Illegal(String),
+    /// The booking's status changed since it was read.
+    #[error("the booking changed meanwhile; reload it and retry")]
+    Changed,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+impl From<TransitionError> for Problem {
+    fn from(e: TransitionError) -> Problem {
+        match e {
+            TransitionError::Illegal(detail) => Problem::conflict("ILLEGAL_TRANSITION", detail),
+            TransitionError::Changed => changed_meanwhile(),
+            TransitionError::Store(e) => StoreError::from(e).into(),
+        }
+    }
+}
+
+/// The one place a booking's status changes, inside the caller's transaction: the state
+/// machine, the conditional update, the slot release, the audit record (`extra` goes into its
+/// details) and the owner's notification. The HTTP actions (through [`transition`]) and the bus
+/// consumer (a charger's start and stop, `actor` None: the system) both call it. Time-window
+/// policies are the caller's: a charger's report is a fact, not a request.
+pub async fn transition_in(
+    tx: &mut Tx,
+    booking: Booking,
+    action: Action,
+    actor: Option<&Caller>,
+    extra: serde_json::Value,
+    now: i64,
+) -> Result<Booking, TransitionError> {
+    let from = booking.status();
+    let to = rules::next(from, action, false).map_err(|p| TransitionError::Illegal(p.detail))?;
+    if !store::set_status(tx, booking.id, from, to, now).await? {
+        return Err(TransitionError::Changed);
+    }
+    if from.holds_slot() && !to.holds_slot() && booking.starts_at.0 > now {
+        slots::release(tx, booking.slot_id).await?;
+    }
+    let updated = Booking {
+        status: to.as_str().to_string(),
+        updated_at: service_kit::sql_types::Ts(now),
+        ..booking
+    };
+    let mut details = json!({ "from": from.as_str() });
+    if let (Some(d), serde_json::Value::Object(more)) = (details.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    record(tx, &updated, action, actor, details, now).await?;
+    Ok(updated)
+}
+
+/// Applies a status change requested over HTTP (or by the no-show sweeper, `actor` None):
+/// the action's time-window policy, then [`transition_in`] in a transaction of its own.
 async fn transition(
     state: &AppState,
     actor: Option<&Caller>,
@@ -408,8 +467,7 @@ async fn transition(
     action: Action,
 ) -> Result<Booking, Problem> {
     let now = state.clock.now_ms();
-    let from = booking.status();
-    let to = rules::next(from, action, false)?;
+    rules::next(booking.status(), action, false)?;
     let policy = &state.config.policy;
     match action {
         Action::Cancel if actor.is_some_and(|a| a.role == Role::Owner) => {
@@ -420,20 +478,10 @@ async fn transition(
         _ => {}
     }
     let mut tx = state.db.begin().await?;
-    if !store::set_status(&mut tx, booking.id, from, to, now).await? {
-        return Err(changed_meanwhile());
-    }
-    if from.holds_slot() && !to.holds_slot() && booking.starts_at.0 > now {
-        slots::release(&mut tx, booking.slot_id).await?;
-    }
-    let updated = Booking {
-        status: to.as_str().to_string(),
-        updated_at: service_kit::sql_types::Ts(now),
-        ..booking
-    };
-    record(&mut tx, &updated, action, actor, json!({ "from": from.as_str() }), now).await?;
+    let updated = transition_in(&mut tx, booking, action, actor, json!({}), now).await?;
     tx.commit().await?;
     state.wake_dispatcher();
+    state.live.booking_changed(&updated);
     Ok(updated)
 }
 
@@ -576,6 +624,7 @@ async fn reschedule(
     )
     .await?;
     tx.commit().await?;
+    state.live.booking_changed(&updated);
     Ok(Json(updated))
 }
 

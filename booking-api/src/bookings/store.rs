@@ -119,6 +119,42 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Booking>, StoreError> {
         .await)?)
 }
 
+/// One booking, read inside `tx` (the bus consumer changes it in the same transaction).
+pub async fn get_in(tx: &mut Tx, id: i64) -> Result<Option<Booking>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM bookings WHERE id = $1");
+    on_tx!(tx, |conn| sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)
+}
+
+/// The booking a charger's transaction at `central_station_id` belongs to: the one whose id
+/// token the charger reported (both OCPP versions), else the one whose check-in sent
+/// `remote_start_id`. Only bookings of the station linked to that charger match.
+pub async fn for_transaction(
+    tx: &mut Tx,
+    central_station_id: &str,
+    id_token: Option<&str>,
+    remote_start_id: Option<i64>,
+) -> Result<Option<Booking>, sqlx::Error> {
+    if id_token.is_none() && remote_start_id.is_none() {
+        return Ok(None);
+    }
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("b.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {columns} FROM bookings b JOIN stations s ON s.id = b.station_id \
+         WHERE s.central_station_id = $1 AND (b.id_token = $2 OR b.remote_start_id = $3) \
+         ORDER BY CASE WHEN b.id_token = $2 THEN 0 ELSE 1 END, b.id DESC LIMIT 1"
+    );
+    on_tx!(tx, |conn| sqlx::query_as(&sql)
+        .bind(central_station_id)
+        .bind(id_token)
+        .bind(remote_start_id)
+        .fetch_optional(conn)
+        .await)
+}
+
 /// The booking's connector: the one assigned before, or else the lowest-numbered bookable
 /// connector of its station that no other Approved or CheckedIn booking holds during an
 /// overlapping window, now assigned. `None` when every connector is taken (or the booking is

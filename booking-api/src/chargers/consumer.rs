@@ -30,13 +30,22 @@ pub async fn run(state: AppState, mut stream: EventStream) {
 async fn handle(state: &AppState, event: &EventEnvelope) {
     let mut backoff = Duration::from_millis(100);
     for attempt in 1..=ATTEMPTS {
-        match projection::apply(&state.db, event, state.clock.now_ms()).await {
-            Ok(Applied::Applied) => return,
-            Ok(Applied::Duplicate) => {
+        let now = state.clock.now_ms();
+        match projection::apply_live(&state.db, event, now).await {
+            Ok((Applied::Applied, changes)) => {
+                // Published after the commit, so the live socket never reports a change that
+                // rolled back.
+                if !changes.is_empty() {
+                    state.wake_dispatcher();
+                    state.live.publish_changes(changes, now);
+                }
+                return;
+            }
+            Ok((Applied::Duplicate, _)) => {
                 tracing::debug!(event_id = %event.event_id, "duplicate event ignored");
                 return;
             }
-            Ok(Applied::Skipped) => {
+            Ok((Applied::Skipped, _)) => {
                 tracing::debug!(event_id = %event.event_id, "event of an unknown kind skipped");
                 return;
             }

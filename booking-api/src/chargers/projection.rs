@@ -1,5 +1,6 @@
 //! Applying one bus event to the charger projection, idempotently and in one transaction.
 
+use crate::live::Change;
 use evcs_bus::{Event, EventEnvelope, Location};
 use service_kit::db::{on_tx, Db, StoreError};
 
@@ -26,8 +27,14 @@ pub fn connector_key(location: &Location) -> Option<i64> {
 /// Records `event`'s id in `processed_events` and applies it, both in one transaction: a
 /// redelivered event (at-least-once delivery) changes nothing. `now_ms` stamps `updated_at`.
 pub async fn apply(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<Applied, StoreError> {
+    apply_live(db, event, now_ms).await.map(|(applied, _)| applied)
+}
+
+/// [`apply`], also returning the changes the live socket reports once committed.
+pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(Applied, Vec<Change>), StoreError> {
+    let mut changes = Vec::new();
     if matches!(event.event, Event::Unknown) {
-        return Ok(Applied::Skipped);
+        return Ok((Applied::Skipped, changes));
     }
     let station = event.station_id.as_str();
     let at = event.occurred_at.timestamp_millis();
@@ -44,7 +51,7 @@ pub async fn apply(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<Applie
     })?;
     if first == 0 {
         tx.rollback().await?;
-        return Ok(Applied::Duplicate);
+        return Ok((Applied::Duplicate, changes));
     }
     // Any event proves the central system has seen the charger. A charger first heard of
     // through an event other than online/booted starts offline as of the epoch, so the first
@@ -93,7 +100,7 @@ pub async fn apply(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<Applie
         Event::ConnectorStatus { location, status } => {
             if let Some(key) = connector_key(location) {
                 // The WHERE keeps a newer status when an older one arrives late.
-                on_tx!(&mut tx, |conn| {
+                let applied = on_tx!(&mut tx, |conn| {
                     sqlx::query(
                         "INSERT INTO charger_connectors (central_station_id, connector_key, status, status_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $5) \
@@ -110,14 +117,28 @@ pub async fn apply(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<Applie
                     .await
                     .map(|r| r.rows_affected())
                 })?;
+                if applied > 0 {
+                    if let Some(station_id) = crate::sessions::store::linked_station(&mut tx, station).await? {
+                        changes.push(Change::Connector {
+                            station_id,
+                            central_station_id: station.to_string(),
+                            connector_id: key,
+                            status: status.clone(),
+                            at,
+                        });
+                    }
+                }
             }
         }
-        // Transactions, meter summaries, reservations, security events and faults only count
-        // as "seen" here; bookings will use them in a later step.
+        Event::TransactionStarted { .. } | Event::MeterSummary { .. } | Event::TransactionEnded { .. } => {
+            changes.extend(crate::sessions::on_event(&mut tx, event, now_ms).await?);
+        }
+        // Updates carry nothing a session keeps; reservations, security events and faults only
+        // count as "seen" here.
         _ => {}
     }
     tx.commit().await?;
-    Ok(Applied::Applied)
+    Ok((Applied::Applied, changes))
 }
 
 async fn set_online(
