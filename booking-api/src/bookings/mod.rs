@@ -408,9 +408,27 @@ async fn transition(
     action: Action,
 ) -> Result<Booking, Problem> {
     let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    let updated = apply_in(&mut tx, &state.config.policy, actor, booking, action, now).await?;
+    tx.commit().await?;
+    state.wake_dispatcher();
+    Ok(updated)
+}
+
+/// The one status change every path takes (HTTP handlers, the no-show sweeper, QR check-in):
+/// state machine, policy, conditional update, slot release, audit and notification, inside the
+/// caller's transaction, so a caller can make it part of a larger change (QR check-in consumes
+/// its token in the same transaction). The caller commits and wakes the dispatcher.
+pub async fn apply_in(
+    tx: &mut Tx,
+    policy: &crate::config::Policy,
+    actor: Option<&Caller>,
+    booking: Booking,
+    action: Action,
+    now: i64,
+) -> Result<Booking, Problem> {
     let from = booking.status();
     let to = rules::next(from, action, false)?;
-    let policy = &state.config.policy;
     match action {
         Action::Cancel if actor.is_some_and(|a| a.role == Role::Owner) => {
             rules::check_cutoff(policy, now, booking.starts_at.0)?
@@ -419,21 +437,18 @@ async fn transition(
         Action::NoShow => rules::check_no_show(policy, now, booking.starts_at.0)?,
         _ => {}
     }
-    let mut tx = state.db.begin().await?;
-    if !store::set_status(&mut tx, booking.id, from, to, now).await? {
+    if !store::set_status(tx, booking.id, from, to, now).await? {
         return Err(changed_meanwhile());
     }
     if from.holds_slot() && !to.holds_slot() && booking.starts_at.0 > now {
-        slots::release(&mut tx, booking.slot_id).await?;
+        slots::release(tx, booking.slot_id).await?;
     }
     let updated = Booking {
         status: to.as_str().to_string(),
         updated_at: service_kit::sql_types::Ts(now),
         ..booking
     };
-    record(&mut tx, &updated, action, actor, json!({ "from": from.as_str() }), now).await?;
-    tx.commit().await?;
-    state.wake_dispatcher();
+    record(tx, &updated, action, actor, json!({ "from": from.as_str() }), now).await?;
     Ok(updated)
 }
 

@@ -39,7 +39,8 @@ impl Booking {
     }
 }
 
-const COLUMNS: &str = "id, owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at, \
+const COLUMNS: &str =
+    "id, owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at, \
                        id_token, connector_id, remote_start_id";
 
 /// A fresh booking id token: `BK` and 18 random upper-case hex digits, 20 characters, the most
