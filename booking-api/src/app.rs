@@ -56,6 +56,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The bus the central system's events arrive on (and, later, commands leave by).
     pub bus: Arc<dyn Bus>,
+    /// The keys of QR check-in tokens and connector codes.
+    pub checkin_keys: crate::checkin::tokens::Keyring,
 }
 
 // By hand: `dyn Bus` has no Debug.
@@ -193,6 +195,7 @@ impl Application {
             &config.data_dir,
             "booking-jwt-secret",
         )?;
+        let checkin_keys = crate::checkin::keys::load(&config.checkin, &config.data_dir)?;
         let passwords = Passwords::new(&config.passwords.config())?;
         let initial_admin = accounts::bootstrap_admin(&db, &passwords, &config.admin_email, parts.clock.now_ms())
             .await
@@ -234,6 +237,7 @@ impl Application {
             metrics: crate::metrics::Metrics::new(),
             shutdown: CancellationToken::new(),
             bus,
+            checkin_keys,
         }));
         crate::stations::sync_all(&state)
             .await

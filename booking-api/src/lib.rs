@@ -12,6 +12,7 @@
 //!   statuses), its consumer, the rule that links stations to chargers, `GET /chargers`.
 //! - [`slots`]: the slot inventory and its atomic reserve/release.
 //! - [`bookings`]: the state machine and policies ([`bookings::rules`]), idempotent creation.
+//! - [`checkin`]: QR check-in: signed single-use tokens, connector codes, RemoteStart.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -23,6 +24,7 @@ pub mod app;
 pub mod audit;
 pub mod bookings;
 pub mod chargers;
+pub mod checkin;
 pub mod clock;
 pub mod config;
 pub mod metrics;

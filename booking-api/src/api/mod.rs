@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::chargers::router())
         .merge(crate::slots::router())
         .merge(crate::bookings::router())
+        .merge(crate::checkin::router())
         .merge(crate::audit::router())
         .merge(crate::notifications::router())
         .merge(openapi::router());

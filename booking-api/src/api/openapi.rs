@@ -46,6 +46,14 @@ use utoipa::OpenApi;
         crate::bookings::RescheduleBooking,
         crate::bookings::store::Booking,
         crate::bookings::rules::Status,
+        crate::checkin::CheckinToken,
+        crate::checkin::VerifyRequest,
+        crate::checkin::VerifyResult,
+        crate::checkin::CheckinRequest,
+        crate::checkin::CheckinHandle,
+        crate::checkin::ConnectorCode,
+        crate::checkin::start::StartAnswer,
+        crate::checkin::start::StartCode,
         crate::audit::AuditEventView,
         crate::notifications::Notification,
         crate::api::auth::Role,
@@ -103,14 +111,22 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/bookings/{id}/complete", "Complete a checked-in booking", STAFF, None, Some("Booking")),
     (HttpMethod::Post, "/bookings/{id}/abort", "Abort a checked-in booking", STAFF, None, Some("Booking")),
     (HttpMethod::Post, "/bookings/{id}/no-show", "Mark an approved booking NoShow (409 NO_SHOW_TOO_EARLY)", STAFF, None, Some("Booking")),
+    (HttpMethod::Post, "/bookings/{id}/checkin-token", "A new single-use QR check-in token for an approved booking (409 BOOKING_NOT_APPROVED, CHECKIN_WINDOW_CLOSED)", "owner (own); admin", None, Some("CheckinToken")),
+    (HttpMethod::Get, "/bookings/{id}/checkin-token/qr.svg", "A new check-in token as an SVG QR code (image/svg+xml, no-store)", "owner (own); admin", None, None),
+    (HttpMethod::Get, "/bookings/{id}/checkin-token/qr.png", "A new check-in token as a PNG QR code (image/png, no-store)", "owner (own); admin", None, None),
+    (HttpMethod::Post, "/checkin/verify", "Whether a scanned token is valid and for which booking, without consuming it (400 CHECKIN_TOKEN_MALFORMED; 422 CHECKIN_TOKEN_TAMPERED, CHECKIN_TOKEN_UNKNOWN_KEY, CHECKIN_TOKEN_UNKNOWN; 410 CHECKIN_TOKEN_EXPIRED; 409 CHECKIN_TOKEN_USED, BOOKING_NOT_APPROVED)", STAFF, Some("VerifyRequest"), Some("VerifyResult")),
+    (HttpMethod::Post, "/checkin", "Check in with a scanned token (owners also post the connector's code) and send RemoteStart; the charger's answer is in remoteStart.code. Refusals as /checkin/verify, plus 409 CHECKIN_TOO_EARLY, CHECKIN_WINDOW_CLOSED, WRONG_STATION, WRONG_CONNECTOR, NO_CONNECTOR_FREE; 422 CONNECTOR_CODE_REQUIRED, CONNECTOR_CODE_TAMPERED, CONNECTOR_CODE_UNKNOWN_KEY; 400 CONNECTOR_CODE_MALFORMED", "admin; backoffice (own stations); operator (assigned stations); owner (own booking, with the connector code)", Some("CheckinRequest"), Some("CheckinHandle")),
+    (HttpMethod::Get, "/stations/{id}/connectors/{connectorId}/checkin-code", "The signed code to print on a connector", STAFF, None, Some("ConnectorCode")),
+    (HttpMethod::Get, "/stations/{id}/connectors/{connectorId}/qr.svg", "The connector's code as an SVG QR code", STAFF, None, None),
+    (HttpMethod::Get, "/stations/{id}/connectors/{connectorId}/qr.png", "The connector's code as a PNG QR code", STAFF, None, None),
     (HttpMethod::Get, "/audit-events", "Audit trail (?entityType &entityId &action &actorId &actorRole &from &to)", "admin", None, Some("Page<AuditEventView>")),
     (HttpMethod::Get, "/notifications", "The caller's notifications", "every role", None, Some("Page<Notification>")),
 ];
 
 /// The document.
 pub fn document() -> Doc {
-    // Every `{id}` here is a numeric id (`Path<i64>`); `{nic}` is text.
-    service_kit::openapi::document_with(Schemas::openapi(), "/api/v1", ROUTES, &["id"])
+    // Every `{id}` and `{connectorId}` here is numeric (`Path<i64>`); `{nic}` is text.
+    service_kit::openapi::document_with(Schemas::openapi(), "/api/v1", ROUTES, &["id", "connectorId"])
 }
 
 /// `GET /openapi.json` and `GET /docs` with its script (public).
