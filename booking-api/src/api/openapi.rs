@@ -126,7 +126,36 @@ pub const ROUTES: &[Route] = &[
 /// The document.
 pub fn document() -> Doc {
     // Every `{id}` and `{connectorId}` here is numeric (`Path<i64>`); `{nic}` is text.
-    service_kit::openapi::document_with(Schemas::openapi(), "/api/v1", ROUTES, &["id", "connectorId"])
+    let mut doc = service_kit::openapi::document_with(Schemas::openapi(), "/api/v1", ROUTES, &["id", "connectorId"]);
+    describe_images(&mut doc);
+    doc
+}
+
+/// The route table speaks JSON only: the QR endpoints answer 200 with an image instead.
+fn describe_images(doc: &mut Doc) {
+    use utoipa::openapi::{ContentBuilder, ObjectBuilder, ResponseBuilder, Type};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let media = if path.ends_with("/qr.svg") {
+            "image/svg+xml"
+        } else if path.ends_with("/qr.png") {
+            "image/png"
+        } else {
+            continue;
+        };
+        let Some(op) = item.get.as_mut() else { continue };
+        op.responses.responses.remove("204");
+        let body =
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Binary,
+                )));
+        let response = ResponseBuilder::new()
+            .description("The QR code")
+            .content(media, ContentBuilder::new().schema(Some(body)).build())
+            .build();
+        op.responses.responses.insert("200".into(), response.into());
+    }
 }
 
 /// `GET /openapi.json` and `GET /docs` with its script (public).
