@@ -398,6 +398,17 @@ async fn every_refused_scan_has_its_code_and_changes_nothing() {
         // A new token works.
         let t2 = token(&s, &w.owner1, id2).await;
         verify(&s, &w.op_a, &t2).await.expect(200);
+        // A token never outlives its slot: after the slot's end none is issued.
+        s.clock.set(at(&slot(1, 11)));
+        s.req(
+            "POST",
+            &format!("/api/v1/bookings/{id2}/checkin-token"),
+            Some(&w.owner1),
+            None,
+        )
+        .await
+        .problem(409, "CHECKIN_WINDOW_CLOSED");
+        verify(&s, &w.op_a, &t2).await.problem(410, "CHECKIN_TOKEN_EXPIRED");
 
         // Not approved: pending (no token), and cancelled after the token was issued.
         s.clock.set(support::epoch());

@@ -77,7 +77,7 @@ async fn authorize(state: &AppState, caller: &Caller, booking: &Booking, action:
 }
 
 /// Whether `caller` may see `booking` at all.
-async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Result<(), Problem> {
+pub async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Result<(), Problem> {
     let ok = match caller.role {
         Role::Admin => true,
         Role::Owner => booking.owner_id == caller.id,

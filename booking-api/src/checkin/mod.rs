@@ -69,7 +69,6 @@ impl From<CheckinError> for Problem {
             Refusal::WrongStation => (StatusCode::CONFLICT, "WRONG_STATION".into()),
             Refusal::WrongConnector { .. } => (StatusCode::CONFLICT, "WRONG_CONNECTOR".into()),
             Refusal::NoConnectorFree => (StatusCode::CONFLICT, "NO_CONNECTOR_FREE".into()),
-            Refusal::OutOfScope => return Problem::forbidden(detail),
         };
         Problem::new(status, &code, detail)
     }

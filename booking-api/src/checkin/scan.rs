@@ -44,9 +44,6 @@ pub enum Refusal {
     /// Every bookable connector of the station is held by another booking.
     #[error("no connector of the station is free for this booking")]
     NoConnectorFree,
-    /// The caller may not act on this booking.
-    #[error("this booking is outside your scope")]
-    OutOfScope,
 }
 
 /// A failed issue, verify or check-in.
@@ -54,8 +51,8 @@ pub enum Refusal {
 pub enum CheckinError {
     #[error(transparent)]
     Refused(#[from] Refusal),
-    /// Refused by the booking state machine or its policy (e.g. outside the check-in window);
-    /// the booking rules speak problems already.
+    /// Refused by the booking rules: the state machine, its policy (e.g. outside the check-in
+    /// window) or the caller's scope (403); they speak problems already.
     #[error("{}", .0.detail)]
     Booking(Problem),
     #[error(transparent)]
@@ -76,20 +73,12 @@ pub struct Verified {
     pub token_hash: String,
 }
 
-/// Whether `caller` may act on `booking`: admins on every booking, BackOffices on their
-/// stations', operators on their assigned stations', owners on their own.
+/// Whether `caller` may act on `booking`: the bookings' own scope rule (admins every booking,
+/// BackOffices their stations', operators their assigned stations', owners their own).
 pub async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Result<(), CheckinError> {
-    let ok = match caller.role {
-        Role::Admin => true,
-        Role::Owner => booking.owner_id == caller.id,
-        Role::Operator => crate::accounts::store::operator_assigned(&state.db, caller.id, booking.station_id).await?,
-        Role::BackOffice => crate::stations::store::owner_of(&state.db, booking.station_id).await? == Some(caller.id),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Refusal::OutOfScope.into())
-    }
+    crate::bookings::in_scope(state, caller, booking)
+        .await
+        .map_err(CheckinError::Booking)
 }
 
 /// Refuses unless the state machine lets `booking` be checked in (it is Approved).
