@@ -59,6 +59,8 @@ pub struct Shared {
     /// The live WebSocket's sequence, resume buffer and connection counts: changes are
     /// published into it after their commit.
     pub live: crate::live::Live,
+    /// The keys of QR check-in tokens and connector codes.
+    pub checkin_keys: crate::checkin::tokens::Keyring,
 }
 
 // By hand: `dyn Bus` has no Debug.
@@ -196,6 +198,7 @@ impl Application {
             &config.data_dir,
             "booking-jwt-secret",
         )?;
+        let checkin_keys = crate::checkin::keys::load(&config.checkin, &config.data_dir)?;
         let passwords = Passwords::new(&config.passwords.config())?;
         let initial_admin = accounts::bootstrap_admin(&db, &passwords, &config.admin_email, parts.clock.now_ms())
             .await
@@ -238,6 +241,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             bus,
             live: crate::live::Live::new(),
+            checkin_keys,
         }));
         crate::stations::sync_all(&state)
             .await

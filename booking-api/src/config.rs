@@ -67,6 +67,10 @@ pub struct Config {
     #[command(flatten)]
     pub policy: Policy,
 
+    /// QR check-in: signing keys and token lifetime.
+    #[command(flatten)]
+    pub checkin: crate::checkin::keys::CheckinArgs,
+
     /// SMTP server for email notifications, e.g. `smtps://user:pass@mail.example.com`
     /// (notifications are only logged without it).
     #[cfg(feature = "smtp")]
@@ -287,6 +291,7 @@ impl Config {
             bus: BusArgs::default(),
             passwords: PasswordArgs::default(),
             policy: Policy::default(),
+            checkin: crate::checkin::keys::CheckinArgs::default(),
             #[cfg(feature = "smtp")]
             smtp_url: None,
             #[cfg(feature = "smtp")]

@@ -15,6 +15,7 @@
 //! - [`sessions`]: charging sessions kept from the charger's transaction events and meter
 //!   summaries (reconciled in any order), their receipts, the operator's finalize.
 //! - [`live`]: the live WebSocket (`/api/v1/live`): sequence numbers, resume buffer, bounds.
+//! - [`checkin`]: QR check-in: signed single-use tokens, connector codes, RemoteStart.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -26,6 +27,7 @@ pub mod app;
 pub mod audit;
 pub mod bookings;
 pub mod chargers;
+pub mod checkin;
 pub mod clock;
 pub mod config;
 pub mod live;

@@ -48,6 +48,14 @@ use utoipa::OpenApi;
         crate::bookings::rules::Status,
         crate::sessions::Session,
         crate::sessions::Receipt,
+        crate::checkin::CheckinToken,
+        crate::checkin::VerifyRequest,
+        crate::checkin::VerifyResult,
+        crate::checkin::CheckinRequest,
+        crate::checkin::CheckinHandle,
+        crate::checkin::ConnectorCode,
+        crate::checkin::start::StartAnswer,
+        crate::checkin::start::StartCode,
         crate::audit::AuditEventView,
         crate::notifications::Notification,
         crate::api::auth::Role,
@@ -111,14 +119,51 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/sessions/{id}/finalize", "Complete a session whose charger never reported the end; returns the receipt (409 SESSION_ALREADY_COMPLETED)", STAFF, None, Some("Receipt")),
     (HttpMethod::Get, "/bookings/{id}/session", "The booking's charging session (404 NO_SESSION before the charger started)", "every role (scoped)", None, Some("Session")),
     (HttpMethod::Get, "/live", "Live WebSocket: sessions, bookings, connectors, alerts in the caller's scope, each with a sequence number; ?since=N&stream=S resumes or answers resync. Token in Authorization or as subprotocol bearer.<token> with evcs.live.v1, never in the URL (400 TOKEN_IN_QUERY); 429 LIVE_CONNECTION_LIMIT", "every role (scoped)", None, None),
+    (HttpMethod::Post, "/bookings/{id}/checkin-token", "A new single-use QR check-in token for an approved booking (409 BOOKING_NOT_APPROVED, CHECKIN_WINDOW_CLOSED)", "owner (own); admin", None, Some("CheckinToken")),
+    (HttpMethod::Get, "/bookings/{id}/checkin-token/qr.svg", "A new check-in token as an SVG QR code (image/svg+xml, no-store)", "owner (own); admin", None, None),
+    (HttpMethod::Get, "/bookings/{id}/checkin-token/qr.png", "A new check-in token as a PNG QR code (image/png, no-store)", "owner (own); admin", None, None),
+    (HttpMethod::Post, "/checkin/verify", "Whether a scanned token is valid and for which booking, without consuming it (400 CHECKIN_TOKEN_MALFORMED; 422 CHECKIN_TOKEN_TAMPERED, CHECKIN_TOKEN_UNKNOWN_KEY, CHECKIN_TOKEN_UNKNOWN; 410 CHECKIN_TOKEN_EXPIRED; 409 CHECKIN_TOKEN_USED, BOOKING_NOT_APPROVED)", STAFF, Some("VerifyRequest"), Some("VerifyResult")),
+    (HttpMethod::Post, "/checkin", "Check in with a scanned token (owners also post the connector's code) and send RemoteStart; the charger's answer is in remoteStart.code. Refusals as /checkin/verify, plus 409 CHECKIN_TOO_EARLY, CHECKIN_WINDOW_CLOSED, WRONG_STATION, WRONG_CONNECTOR, NO_CONNECTOR_FREE; 422 CONNECTOR_CODE_REQUIRED, CONNECTOR_CODE_TAMPERED, CONNECTOR_CODE_UNKNOWN_KEY; 400 CONNECTOR_CODE_MALFORMED", "admin; backoffice (own stations); operator (assigned stations); owner (own booking, with the connector code)", Some("CheckinRequest"), Some("CheckinHandle")),
+    (HttpMethod::Get, "/stations/{id}/connectors/{connectorId}/checkin-code", "The signed code to print on a connector", STAFF, None, Some("ConnectorCode")),
+    (HttpMethod::Get, "/stations/{id}/connectors/{connectorId}/qr.svg", "The connector's code as an SVG QR code", STAFF, None, None),
+    (HttpMethod::Get, "/stations/{id}/connectors/{connectorId}/qr.png", "The connector's code as a PNG QR code", STAFF, None, None),
     (HttpMethod::Get, "/audit-events", "Audit trail (?entityType &entityId &action &actorId &actorRole &from &to)", "admin", None, Some("Page<AuditEventView>")),
     (HttpMethod::Get, "/notifications", "The caller's notifications", "every role", None, Some("Page<Notification>")),
 ];
 
 /// The document.
 pub fn document() -> Doc {
-    // Every `{id}` here is a numeric id (`Path<i64>`); `{nic}` is text.
-    service_kit::openapi::document_with(Schemas::openapi(), "/api/v1", ROUTES, &["id"])
+    // Every `{id}` and `{connectorId}` here is numeric (`Path<i64>`); `{nic}` is text.
+    let mut doc = service_kit::openapi::document_with(Schemas::openapi(), "/api/v1", ROUTES, &["id", "connectorId"]);
+    describe_images(&mut doc);
+    doc
+}
+
+/// The route table speaks JSON only: the QR endpoints answer 200 with an image instead.
+fn describe_images(doc: &mut Doc) {
+    use utoipa::openapi::{ContentBuilder, ObjectBuilder, ResponseBuilder, Type};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let media = if path.ends_with("/qr.svg") {
+            "image/svg+xml"
+        } else if path.ends_with("/qr.png") {
+            "image/png"
+        } else {
+            continue;
+        };
+        let Some(op) = item.get.as_mut() else { continue };
+        op.responses.responses.remove("204");
+        let body =
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Binary,
+                )));
+        let response = ResponseBuilder::new()
+            .description("The QR code")
+            .content(media, ContentBuilder::new().schema(Some(body)).build())
+            .build();
+        op.responses.responses.insert("200".into(), response.into());
+    }
 }
 
 /// `GET /openapi.json` and `GET /docs` with its script (public).

@@ -77,7 +77,7 @@ async fn authorize(state: &AppState, caller: &Caller, booking: &Booking, action:
 }
 
 /// Whether `caller` may see `booking` at all.
-pub(crate) async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Result<(), Problem> {
+pub async fn in_scope(state: &AppState, caller: &Caller, booking: &Booking) -> Result<(), Problem> {
     let ok = match caller.role {
         Role::Admin => true,
         Role::Owner => booking.owner_id == caller.id,
@@ -458,17 +458,20 @@ pub async fn transition_in(
     Ok(updated)
 }
 
-/// Applies a status change requested over HTTP (or by the no-show sweeper, `actor` None):
-/// the action's time-window policy, then [`transition_in`] in a transaction of its own.
-async fn transition(
-    state: &AppState,
+/// A status change requested by a person or the no-show sweeper (`actor` None), inside the
+/// caller's transaction: the action's time-window policy, then [`transition_in`]. HTTP
+/// handlers (through [`transition`]), the sweeper and QR check-in (which consumes its token in
+/// the same transaction) call it. The caller commits, wakes the dispatcher and publishes the
+/// change on the live socket.
+pub async fn apply_in(
+    tx: &mut Tx,
+    policy: &crate::config::Policy,
     actor: Option<&Caller>,
     booking: Booking,
     action: Action,
+    now: i64,
 ) -> Result<Booking, Problem> {
-    let now = state.clock.now_ms();
     rules::next(booking.status(), action, false)?;
-    let policy = &state.config.policy;
     match action {
         Action::Cancel if actor.is_some_and(|a| a.role == Role::Owner) => {
             rules::check_cutoff(policy, now, booking.starts_at.0)?
@@ -477,8 +480,19 @@ async fn transition(
         Action::NoShow => rules::check_no_show(policy, now, booking.starts_at.0)?,
         _ => {}
     }
+    Ok(transition_in(tx, booking, action, actor, json!({}), now).await?)
+}
+
+/// [`apply_in`] in a transaction of its own.
+async fn transition(
+    state: &AppState,
+    actor: Option<&Caller>,
+    booking: Booking,
+    action: Action,
+) -> Result<Booking, Problem> {
+    let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
-    let updated = transition_in(&mut tx, booking, action, actor, json!({}), now).await?;
+    let updated = apply_in(&mut tx, &state.config.policy, actor, booking, action, now).await?;
     tx.commit().await?;
     state.wake_dispatcher();
     state.live.booking_changed(&updated);

@@ -1,0 +1,182 @@
+//! RemoteStart after a check-in, and what the charger answered, as a stable code.
+//!
+//! A charger that refuses, errs or is offline does not undo the check-in: the driver proved
+//! presence and the token is spent. The booking stays CheckedIn with its connector and
+//! remote-start id; the answer is returned with its code and audited, and the driver can still
+//! start by presenting the booking's id token at the charger (it is valid there inside the
+//! booking's window), or staff can start it from the charger.
+
+use crate::api::auth::Caller;
+use crate::app::AppState;
+use crate::audit;
+use crate::bookings::store::Booking;
+use crate::chargers::commands;
+use evcs_bus::{BusError, Command, CommandReply, Location, StationId};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// How a RemoteStart went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StartCode {
+    /// The charger accepted: it will start when the vehicle is plugged in.
+    Accepted,
+    /// The charger answered with another status (Rejected, ...).
+    ChargerRejected,
+    /// The charger is not connected (or no central-system node serves it).
+    ChargerOffline,
+    /// The charger did not answer in time.
+    ChargerTimeout,
+    /// The charger answered with a CALLERROR, or the command does not fit it.
+    ChargerError,
+    /// The command could not be sent (bus failure, station without a valid charger link).
+    NotSent,
+}
+
+/// The charger's answer to the RemoteStart, as returned to the scanner.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartAnswer {
+    /// `ACCEPTED`, `CHARGER_REJECTED`, `CHARGER_OFFLINE`, `CHARGER_TIMEOUT`, `CHARGER_ERROR`
+    /// or `NOT_SENT`.
+    pub code: StartCode,
+    pub accepted: bool,
+    /// The charger's status or the reason, in words.
+    pub detail: String,
+    /// Where on the charger: 2.0.1 EVSE id or 1.6 connector id.
+    #[schema(value_type = Object)]
+    pub location: Option<Location>,
+}
+
+/// The code of a reply.
+pub fn classify(reply: &Result<CommandReply, BusError>) -> StartCode {
+    match reply {
+        Ok(r) if commands::accepted(r) => StartCode::Accepted,
+        Ok(CommandReply::Status { .. }) => StartCode::ChargerRejected,
+        Ok(CommandReply::Offline) | Err(BusError::Timeout(_)) => StartCode::ChargerOffline,
+        Ok(CommandReply::Timeout) => StartCode::ChargerTimeout,
+        Ok(CommandReply::CallError { .. } | CommandReply::Invalid { .. } | CommandReply::Unknown) => {
+            StartCode::ChargerError
+        }
+        Err(_) => StartCode::NotSent,
+    }
+}
+
+/// Sends RemoteStart for a checked-in booking on `connector_id` with the booking's id token,
+/// then audits the answer. Never fails: every outcome is an answer.
+pub async fn remote_start(
+    state: &AppState,
+    actor: &Caller,
+    booking: &Booking,
+    connector_id: i64,
+    remote_start_id: i64,
+) -> StartAnswer {
+    let answer = send(state, booking, connector_id, remote_start_id).await;
+    let payload = json!({
+        "remoteStartId": remote_start_id,
+        "connectorId": connector_id,
+        "code": answer.code,
+        "detail": answer.detail,
+    });
+    let now = state.clock.now_ms();
+    let audited = async {
+        let mut tx = state.db.begin().await?;
+        audit::record(
+            &mut tx,
+            "booking",
+            &booking.id.to_string(),
+            "booking.remote_start",
+            Some(actor),
+            &payload,
+            now,
+        )
+        .await?;
+        tx.commit().await
+    };
+    if let Err(e) = audited.await {
+        tracing::warn!(booking = booking.id, error = %e, "auditing a remote start failed");
+    }
+    answer
+}
+
+async fn send(state: &AppState, booking: &Booking, connector_id: i64, remote_start_id: i64) -> StartAnswer {
+    let not_sent = |detail: String| StartAnswer {
+        code: StartCode::NotSent,
+        accepted: false,
+        detail,
+        location: None,
+    };
+    let station = match crate::stations::store::get(&state.db, booking.station_id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return not_sent("the station is gone".into()),
+        Err(e) => return not_sent(format!("reading the station failed: {e}")),
+    };
+    let Ok(central) = StationId::parse(&station.central_station_id) else {
+        return not_sent("the station is not linked to a valid charger id".into());
+    };
+    let Some(id_token) = booking.id_token.clone() else {
+        return not_sent("the booking has no id token".into());
+    };
+    let location = match commands::location(&state.db, central.as_str(), connector_id).await {
+        Ok(l) => l,
+        Err(e) => return not_sent(format!("reading the charger failed: {e}")),
+    };
+    let reply = commands::send(
+        state,
+        &central,
+        Command::RemoteStart {
+            remote_start_id,
+            id_token,
+            location,
+        },
+    )
+    .await;
+    let code = classify(&reply);
+    let detail = match &reply {
+        Ok(r) => commands::describe(r),
+        Err(BusError::Timeout(_)) => "station offline".into(),
+        Err(e) => e.to_string(),
+    };
+    if code != StartCode::Accepted {
+        tracing::info!(booking = booking.id, %detail, "the charger did not accept the check-in's RemoteStart");
+    }
+    StartAnswer {
+        code,
+        accepted: code == StartCode::Accepted,
+        detail,
+        location: Some(location),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn every_reply_has_a_code() {
+        let status = |s: &str| {
+            Ok(CommandReply::Status {
+                status: s.into(),
+                payload: None,
+            })
+        };
+        assert_eq!(classify(&status("Accepted")), StartCode::Accepted);
+        assert_eq!(classify(&status("Rejected")), StartCode::ChargerRejected);
+        assert_eq!(classify(&Ok(CommandReply::Offline)), StartCode::ChargerOffline);
+        assert_eq!(
+            classify(&Err(BusError::Timeout(Duration::from_secs(1)))),
+            StartCode::ChargerOffline
+        );
+        assert_eq!(classify(&Ok(CommandReply::Timeout)), StartCode::ChargerTimeout);
+        assert_eq!(
+            classify(&Ok(CommandReply::CallError {
+                code: "InternalError".into(),
+                description: None
+            })),
+            StartCode::ChargerError
+        );
+        assert_eq!(classify(&Err(BusError::Closed)), StartCode::NotSent);
+    }
+}
