@@ -9,6 +9,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod demo;
+mod demo_bookings;
 mod limits;
 
 use central_system::auth::jwt::MintToken;
@@ -113,6 +114,9 @@ async fn main() -> anyhow::Result<()> {
             handles.len(),
             demo::DEMO_TAG
         );
+        let booked = demo_bookings::start(booking.state(), central.local_addr(), booking.local_addr()).await?;
+        let mut handles = handles;
+        handles.push(booked);
         handles
     } else {
         Vec::new()
