@@ -112,6 +112,9 @@ async fn answer(state: AppState, incoming: IncomingCommand) {
 
 /// The reply to `command` for `station`.
 pub async fn reply_to(state: &AppState, station: &str, command: &evcs_bus::Command) -> CommandReply {
+    if let Some(reply) = scoped_token(state, station, command).await {
+        return reply;
+    }
     let Some(version) = commands::connected_version(state, station) else {
         return CommandReply::Offline;
     };
@@ -156,6 +159,54 @@ pub async fn reply_to(state: &AppState, station: &str, command: &evcs_bus::Comma
             | CommandError::UnreadableAnswer { .. }),
         ) => CommandReply::Invalid { reason: e.to_string() },
     }
+}
+
+/// Answers the token commands, which the central system serves itself (no call to the
+/// charger): the station's Authorize, StartTransaction and TransactionEvent read the scoped
+/// token from the store. `None` for every other command.
+async fn scoped_token(state: &AppState, station: &str, command: &evcs_bus::Command) -> Option<CommandReply> {
+    use crate::store::types::Ts;
+    use evcs_bus::Command as Bus;
+    let status = |ok: bool| CommandReply::Status {
+        status: if ok { "Accepted" } else { "Rejected" }.into(),
+        payload: None,
+    };
+    let result = match command {
+        Bus::AuthorizeToken {
+            id_token,
+            valid_from,
+            valid_until,
+        } => {
+            if id_token.is_empty() || id_token.len() > 20 || valid_until <= valid_from {
+                // 20: the longest 1.6 idTag; a token a 1.6 charger cannot carry is useless.
+                return Some(CommandReply::Invalid {
+                    reason: "authorizeToken needs a 1-20 character idToken and validFrom before validUntil".into(),
+                });
+            }
+            state
+                .store
+                .grant_scoped_token(
+                    id_token,
+                    station,
+                    Ts::from_datetime(*valid_from),
+                    Ts::from_datetime(*valid_until),
+                    Ts::from_datetime(chrono::Utc::now()),
+                )
+                .await
+        }
+        // Revoking what is not there is done: the caller retries until it hears an answer.
+        Bus::RevokeToken { id_token } => state.store.revoke_scoped_token(id_token, station).await.map(|_| true),
+        _ => return None,
+    };
+    Some(match result {
+        Ok(ok) => status(ok),
+        Err(e) => {
+            tracing::error!(station, error = %e, "storing a scoped id token failed");
+            CommandReply::Invalid {
+                reason: "the central system could not store the token".into(),
+            }
+        }
+    })
 }
 
 /// The status of a generic call whose CALLRESULT has no `status` field.
@@ -231,6 +282,9 @@ pub async fn to_ocpp(
             action: action.clone(),
             payload: payload.clone(),
         },
+        Bus::AuthorizeToken { .. } | Bus::RevokeToken { .. } => {
+            return Err("token commands are answered by the central system, not sent to the charger".into())
+        }
     })
 }
 
