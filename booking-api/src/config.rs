@@ -67,6 +67,10 @@ pub struct Config {
     #[command(flatten)]
     pub policy: Policy,
 
+    /// Bookings on the charger: reservation lead time, retries, command timeout.
+    #[command(flatten)]
+    pub reservations: crate::reservations::Settings,
+
     /// SMTP server for email notifications, e.g. `smtps://user:pass@mail.example.com`
     /// (notifications are only logged without it).
     #[cfg(feature = "smtp")]
@@ -287,6 +291,7 @@ impl Config {
             bus: BusArgs::default(),
             passwords: PasswordArgs::default(),
             policy: Policy::default(),
+            reservations: crate::reservations::Settings::default(),
             #[cfg(feature = "smtp")]
             smtp_url: None,
             #[cfg(feature = "smtp")]

@@ -12,6 +12,8 @@
 //!   statuses), its consumer, the rule that links stations to chargers, `GET /chargers`.
 //! - [`slots`]: the slot inventory and its atomic reserve/release.
 //! - [`bookings`]: the state machine and policies ([`bookings::rules`]), idempotent creation.
+//! - [`reservations`]: bookings on the charger: the booking's id token pushed to the central
+//!   system, ReserveNow at the lead time, cancellations, operator alerts (`GET /alerts`).
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -27,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod notifications;
+pub mod reservations;
 pub mod slots;
 pub mod stations;
 pub mod validate;

@@ -48,6 +48,7 @@ use utoipa::OpenApi;
         crate::bookings::rules::Status,
         crate::audit::AuditEventView,
         crate::notifications::Notification,
+        crate::reservations::alerts::Alert,
         crate::api::auth::Role,
         service_kit::problem::Problem,
         service_kit::problem::FieldError,
@@ -105,6 +106,7 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Post, "/bookings/{id}/no-show", "Mark an approved booking NoShow (409 NO_SHOW_TOO_EARLY)", STAFF, None, Some("Booking")),
     (HttpMethod::Get, "/audit-events", "Audit trail (?entityType &entityId &action &actorId &actorRole &from &to)", "admin", None, Some("Page<AuditEventView>")),
     (HttpMethod::Get, "/notifications", "The caller's notifications", "every role", None, Some("Page<Notification>")),
+    (HttpMethod::Get, "/alerts", "Operator alerts: chargers that refused or could not be reached for a booking's reservation (?stationId)", STAFF, None, Some("Page<Alert>")),
 ];
 
 /// The document.

@@ -287,6 +287,7 @@ async fn create(
     .await?;
     if status == Status::Approved {
         notify(&mut tx, &booking, Action::Approve, now).await?;
+        crate::reservations::store::after_change(&mut tx, booking.id, status, false).await?;
     }
     let body = serde_json::to_string(&booking).map_err(Problem::internal)?;
     if let Some(key) = &key {
@@ -306,6 +307,7 @@ async fn create(
     }
     tx.commit().await?;
     state.wake_dispatcher();
+    state.wake_charger_work();
     Ok(created(StatusCode::CREATED, booking.id, body, false))
 }
 
@@ -423,6 +425,7 @@ async fn transition(
     if !store::set_status(&mut tx, booking.id, from, to, now).await? {
         return Err(changed_meanwhile());
     }
+    crate::reservations::store::after_change(&mut tx, booking.id, to, false).await?;
     if from.holds_slot() && !to.holds_slot() && booking.starts_at.0 > now {
         slots::release(&mut tx, booking.slot_id).await?;
     }
@@ -434,6 +437,7 @@ async fn transition(
     record(&mut tx, &updated, action, actor, json!({ "from": from.as_str() }), now).await?;
     tx.commit().await?;
     state.wake_dispatcher();
+    state.wake_charger_work();
     Ok(updated)
 }
 
@@ -558,6 +562,7 @@ async fn reschedule(
         return Err(changed_meanwhile());
     }
     slots::release(&mut tx, booking.slot_id).await?;
+    crate::reservations::store::after_change(&mut tx, booking.id, to, true).await?;
     let updated = Booking {
         slot_id: slot.id,
         starts_at: slot.starts_at,
@@ -576,6 +581,7 @@ async fn reschedule(
     )
     .await?;
     tx.commit().await?;
+    state.wake_charger_work();
     Ok(Json(updated))
 }
 

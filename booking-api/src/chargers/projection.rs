@@ -112,8 +112,11 @@ pub async fn apply(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<Applie
                 })?;
             }
         }
-        // Transactions, meter summaries, reservations, security events and faults only count
-        // as "seen" here; bookings will use them in a later step.
+        Event::ReservationStatus { reservation_id, status } => {
+            crate::reservations::on_charger_status(&mut tx, station, *reservation_id, status).await?;
+        }
+        // Transactions, meter summaries, security events and faults only count as "seen" here;
+        // bookings will use them in a later step.
         _ => {}
     }
     tx.commit().await?;
