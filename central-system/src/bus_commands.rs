@@ -222,8 +222,16 @@ pub async fn to_ocpp(
     command: &evcs_bus::Command,
 ) -> Result<Command, String> {
     use evcs_bus::Command as Bus;
+    // The command model's `evse_id` is the 1.6 `connectorId` for a 1.6 station; a bus location
+    // of a 1.6 connector names it `connectorId` (the booking API's rule,
+    // `chargers::commands::location`), so that is read as well. (Without this, a 1.6 location
+    // fell back to connector 0: ReserveNow was Rejected, ChangeAvailability hit the station.)
+    let evse = |l: &evcs_bus::Location| match version {
+        Version::V16 => l.evse_id.or(l.connector_id),
+        Version::V201 => l.evse_id,
+    };
     let location = |l: &evcs_bus::Location| Location {
-        evse_id: l.evse_id,
+        evse_id: evse(l),
         connector_id: l.connector_id,
     };
     Ok(match command {
@@ -234,7 +242,7 @@ pub async fn to_ocpp(
         } => Command::RemoteStart(RemoteStart {
             remote_start_id: id32("remoteStartId", *remote_start_id)?,
             id_token: token(state, id_token).await?,
-            evse_id: at.evse_id,
+            evse_id: evse(at),
         }),
         Bus::RemoteStop { transaction_id } => Command::RemoteStop {
             station_transaction_id: station_transaction_id(state, station, version, transaction_id).await?,
@@ -247,7 +255,7 @@ pub async fn to_ocpp(
         } => Command::ReserveNow(ReserveNow {
             reservation_id: id32("reservationId", *reservation_id)?,
             id_token: token(state, id_token).await?,
-            evse_id: at.evse_id,
+            evse_id: evse(at),
             expires_at: *expires_at,
         }),
         Bus::CancelReservation { reservation_id } => Command::CancelReservation {
@@ -271,7 +279,7 @@ pub async fn to_ocpp(
             evse_id: None,
         },
         Bus::UnlockConnector { location: at } => Command::UnlockConnector {
-            evse_id: at.evse_id.ok_or("unlockConnector needs location.evseId")?,
+            evse_id: evse(at).ok_or("unlockConnector needs location.evseId (1.6: connectorId)")?,
             connector_id: at.connector_id,
         },
         Bus::TriggerMessage { message, location: at } => Command::TriggerMessage {
