@@ -99,8 +99,16 @@ async fn a_scoped_token_holds_only_at_its_station_inside_its_window() {
         let ctx = backend;
 
         // Inside the window at its station: Accepted, by both versions.
-        assert_eq!(send_served(&bus, "HOME-16", grant("BK-16", -10, 60)).await, accepted(), "{ctx}");
-        assert_eq!(send_served(&bus, "HOME-201", grant("BK-201", -10, 60)).await, accepted(), "{ctx}");
+        assert_eq!(
+            send_served(&bus, "HOME-16", grant("BK-16", -10, 60)).await,
+            accepted(),
+            "{ctx}"
+        );
+        assert_eq!(
+            send_served(&bus, "HOME-201", grant("BK-201", -10, 60)).await,
+            accepted(),
+            "{ctx}"
+        );
         assert_eq!(authorize16(&mut home16, "BK-16").await, "Accepted", "{ctx}");
         assert_eq!(authorize201(&mut home201, "BK-201").await, "Accepted", "{ctx}");
         // At another station: 2.0.1 says where the problem is, 1.6 can only say Invalid.
@@ -117,17 +125,35 @@ async fn a_scoped_token_holds_only_at_its_station_inside_its_window() {
         assert_eq!(home["idTokenInfo"]["status"], "Accepted", "{ctx}");
 
         // Before the window and after it: NotAtThisTime (1.6: Invalid).
-        assert_eq!(send(&bus, "HOME-16", grant("BK-LATER", 60, 120)).await.unwrap(), accepted());
-        assert_eq!(send(&bus, "HOME-201", grant("BK-LATER2", 60, 120)).await.unwrap(), accepted());
-        assert_eq!(send(&bus, "HOME-201", grant("BK-PAST", -120, -60)).await.unwrap(), accepted());
+        assert_eq!(
+            send(&bus, "HOME-16", grant("BK-LATER", 60, 120)).await.unwrap(),
+            accepted()
+        );
+        assert_eq!(
+            send(&bus, "HOME-201", grant("BK-LATER2", 60, 120)).await.unwrap(),
+            accepted()
+        );
+        assert_eq!(
+            send(&bus, "HOME-201", grant("BK-PAST", -120, -60)).await.unwrap(),
+            accepted()
+        );
         assert_eq!(authorize16(&mut home16, "BK-LATER").await, "Invalid", "{ctx}");
         assert_eq!(authorize201(&mut home201, "BK-LATER2").await, "NotAtThisTime", "{ctx}");
         assert_eq!(authorize201(&mut home201, "BK-PAST").await, "NotAtThisTime", "{ctx}");
-        let early = call_ok(&mut home201, "s2", "TransactionEvent", started201("tx-early", "BK-LATER2")).await;
+        let early = call_ok(
+            &mut home201,
+            "s2",
+            "TransactionEvent",
+            started201("tx-early", "BK-LATER2"),
+        )
+        .await;
         assert_eq!(early["idTokenInfo"]["status"], "NotAtThisTime", "{ctx}");
 
         // A re-grant (a rescheduled booking) moves the window.
-        assert_eq!(send(&bus, "HOME-201", grant("BK-LATER2", -5, 60)).await.unwrap(), accepted());
+        assert_eq!(
+            send(&bus, "HOME-201", grant("BK-LATER2", -5, 60)).await.unwrap(),
+            accepted()
+        );
         assert_eq!(authorize201(&mut home201, "BK-LATER2").await, "Accepted", "{ctx}");
 
         // Revoked: unknown again (also a second time: revocations are retried).
@@ -163,7 +189,9 @@ async fn a_scoped_token_holds_only_at_its_station_inside_its_window() {
             CommandReply::Invalid { .. }
         ));
         assert!(matches!(
-            send(&bus, "HOME-16", grant("TWENTY-ONE-CHARACTERS", -1, 5)).await.unwrap(),
+            send(&bus, "HOME-16", grant("TWENTY-ONE-CHARACTERS", -1, 5))
+                .await
+                .unwrap(),
             CommandReply::Invalid { .. }
         ));
         // A station connected nowhere gets no answer: the sender retries later.
