@@ -317,6 +317,36 @@ async fn cancel_reschedule_and_no_show_send_cancel_reservation() {
 }
 
 #[tokio::test]
+async fn check_in_keeps_the_token_and_completion_revokes_it() {
+    for backend in backends() {
+        let s = start(backend).await;
+        let sc = scene(&s).await;
+        let fake = FakeCharger::serve(&s, "CP-R1").await;
+        let b = book(&s, &sc, 1, 10).await;
+        let id = b["id"].as_i64().unwrap();
+        let token = b["idToken"].as_str().unwrap().to_string();
+        s.clock.set(ts(&b["startsAt"]) - Duration::minutes(10));
+        round(&s).await;
+        assert_eq!(fake.take().len(), 2, "token and reservation");
+        s.req("POST", &format!("/api/v1/bookings/{id}/check-in"), Some(&sc.op), None)
+            .await
+            .expect(200);
+        assert_eq!(round(&s).await, Round::default());
+        assert!(
+            fake.take().is_empty(),
+            "a checked-in driver keeps the token and the reservation"
+        );
+        s.req("POST", &format!("/api/v1/bookings/{id}/complete"), Some(&sc.op), None)
+            .await
+            .expect(200);
+        round(&s).await;
+        // The charger's transaction used the reservation: only the token is withdrawn.
+        assert_eq!(fake.take(), [Command::RevokeToken { id_token: token }]);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn a_refusing_charger_raises_one_alert_and_notifies_the_owner() {
     for backend in backends() {
         let s = start(backend).await;

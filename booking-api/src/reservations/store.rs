@@ -32,8 +32,9 @@ pub struct ReservationWork {
 /// What a booking's status change asks of the charger side, inside the change's transaction:
 /// an Approved booking's token is granted (again, with the new window when `moved`); a booking
 /// that no longer holds its slot has its token revoked (if it was ever pushed) and its
-/// reservation cancelled (if one was made or may have been); a moved booking's old reservation
-/// is cancelled too (a new one follows at the new slot's lead time).
+/// reservation cancelled (if one was made or may have been), except on completion, when the
+/// charger's transaction has used it; a moved booking's old reservation is cancelled too (a new
+/// one follows at the new slot's lead time).
 pub async fn after_change(tx: &mut Tx, id: i64, to: Status, moved: bool) -> Result<(), sqlx::Error> {
     let holds = matches!(to, Status::Approved | Status::CheckedIn);
     on_tx!(tx, |conn| {
@@ -50,7 +51,7 @@ pub async fn after_change(tx: &mut Tx, id: i64, to: Status, moved: bool) -> Resu
             .execute(&mut *conn)
             .await?;
         }
-        if moved || !holds {
+        if moved || (!holds && to != Status::Completed) {
             // 'Reserving': a ReserveNow is in flight and may land; NULL with a status: an
             // earlier attempt timed out and may have landed.
             sqlx::query(
