@@ -279,8 +279,33 @@ async fn flow(server: &TestServer, b: &Booking, version: Version) {
         .await;
     let id_token = approved["idToken"].as_str().expect("a booking id token").to_string();
 
-    // The central system must know the booking's token for the charger's start to be accepted.
-    server.accept_token(&id_token).await;
+    // The reservation round pushes the booking's token to the central system (valid at this
+    // station inside the booking's window) and, the slot being within the lead time, holds the
+    // connector with ReserveNow.
+    within("token pushed and connector reserved", || async {
+        booking_api::reservations::run(&b.state)
+            .await
+            .expect("reservation round");
+        let (_, now) = http(b.addr, "GET", &format!("/api/v1/bookings/{id}"), Some(&owner), None).await;
+        (now["reservationStatus"] == "Accepted").then_some(now)
+    })
+    .await;
+    expect(
+        &mut rx,
+        "connector reserved",
+        |e| matches!(e, Event::Status(1, s) if s == "Reserved"),
+    )
+    .await;
+    // The central system learned the booking's token from the push, not from the test.
+    let (status, other) = server
+        .api(
+            "GET",
+            &format!("/api/v1/id-tokens/{id_token}"),
+            Some(central_system::auth::jwt::Role::Admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the central system knows the booking's token: {other}");
 
     // The driver arrives, plugs in; the operator scans the owner's QR token.
     charger.send(Control::Plug(1));

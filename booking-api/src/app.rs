@@ -50,6 +50,8 @@ pub struct Shared {
     pub notifier: Arc<dyn Notifier>,
     /// Wakes the notification dispatcher after a commit that queued some.
     pub dispatch_wakeup: Notify,
+    /// Wakes the charger reservation worker after a booking change that asks for charger work.
+    pub charger_wakeup: Notify,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
     /// Cancelled when the service shuts down.
@@ -90,6 +92,11 @@ impl AppState {
     /// Asks the dispatcher to deliver queued notifications now.
     pub fn wake_dispatcher(&self) {
         self.dispatch_wakeup.notify_one();
+    }
+
+    /// Asks the reservation worker ([`crate::reservations::worker`]) for a round now.
+    pub fn wake_charger_work(&self) {
+        self.charger_wakeup.notify_one();
     }
 }
 
@@ -237,6 +244,7 @@ impl Application {
             dummy_hash,
             notifier: parts.notifier,
             dispatch_wakeup: Notify::new(),
+            charger_wakeup: Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             shutdown: CancellationToken::new(),
             bus,
@@ -308,13 +316,14 @@ impl Application {
             backend = state.db.backend(),
             "booking API listening"
         );
-        let (workers, dispatcher) = if background {
+        let (workers, dispatcher, reservations) = if background {
             (
                 Some(tokio::spawn(run_workers(state.clone()))),
                 Some(tokio::spawn(run_dispatcher(state.clone()))),
+                Some(tokio::spawn(crate::reservations::worker(state.clone()))),
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
         let tracker = TaskTracker::new();
         service_kit::server::serve(
@@ -330,7 +339,7 @@ impl Application {
         // In-flight requests finish (each connection closes gracefully within 5 s).
         tracker.close();
         tracker.wait().await;
-        for task in [workers, dispatcher, metrics_server, Some(consumer)]
+        for task in [workers, dispatcher, reservations, metrics_server, Some(consumer)]
             .into_iter()
             .flatten()
         {

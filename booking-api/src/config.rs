@@ -70,6 +70,9 @@ pub struct Config {
     /// QR check-in: signing keys and token lifetime.
     #[command(flatten)]
     pub checkin: crate::checkin::keys::CheckinArgs,
+    /// Bookings on the charger: reservation lead time, retries, command timeout.
+    #[command(flatten)]
+    pub reservations: crate::reservations::Settings,
 
     /// SMTP server for email notifications, e.g. `smtps://user:pass@mail.example.com`
     /// (notifications are only logged without it).
@@ -292,6 +295,7 @@ impl Config {
             passwords: PasswordArgs::default(),
             policy: Policy::default(),
             checkin: crate::checkin::keys::CheckinArgs::default(),
+            reservations: crate::reservations::Settings::default(),
             #[cfg(feature = "smtp")]
             smtp_url: None,
             #[cfg(feature = "smtp")]

@@ -16,6 +16,8 @@
 //!   summaries (reconciled in any order), their receipts, the operator's finalize.
 //! - [`live`]: the live WebSocket (`/api/v1/live`): sequence numbers, resume buffer, bounds.
 //! - [`checkin`]: QR check-in: signed single-use tokens, connector codes, RemoteStart.
+//! - [`reservations`]: bookings on the charger: the booking's id token pushed to the central
+//!   system, ReserveNow at the lead time, cancellations, operator alerts (`GET /alerts`).
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -33,6 +35,7 @@ pub mod config;
 pub mod live;
 pub mod metrics;
 pub mod notifications;
+pub mod reservations;
 pub mod sessions;
 pub mod slots;
 pub mod stations;

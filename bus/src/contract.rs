@@ -232,6 +232,22 @@ pub enum Command {
         action: String,
         payload: serde_json::Value,
     },
+    /// Makes `id_token` valid at this station only, from `valid_from` until `valid_until`
+    /// (a booking's window). The central system answers it itself, with no call to the
+    /// charger; it is routed like every command (to the node holding the station's socket), so
+    /// an offline station answers `Offline` or times out and the sender retries. Answered
+    /// `Accepted`, or `Rejected` when the token exists without a station scope (a token the
+    /// operator registered is never narrowed by a booking).
+    AuthorizeToken {
+        id_token: String,
+        valid_from: DateTime<Utc>,
+        valid_until: DateTime<Utc>,
+    },
+    /// Withdraws a token [`Command::AuthorizeToken`] granted at this station; `Accepted` also
+    /// when there was none (a revocation is retried until it is answered).
+    RevokeToken {
+        id_token: String,
+    },
 }
 
 /// What a station answered, or why it could not.
@@ -363,6 +379,12 @@ mod tests {
                 action: "DataTransfer".into(),
                 payload: json!({"vendorId": "x"}),
             },
+            Command::AuthorizeToken {
+                id_token: "TOK".into(),
+                valid_from: Utc::now(),
+                valid_until: Utc::now(),
+            },
+            Command::RevokeToken { id_token: "TOK".into() },
         ];
         for command in commands {
             let env = CommandEnvelope {
@@ -381,6 +403,8 @@ mod tests {
         }
         let v = serde_json::to_value(Command::CancelReservation { reservation_id: 3 }).expect("ser");
         assert_eq!(v, json!({"type": "cancelReservation", "reservationId": 3}));
+        let v = serde_json::to_value(Command::RevokeToken { id_token: "T".into() }).expect("ser");
+        assert_eq!(v, json!({"type": "revokeToken", "idToken": "T"}));
     }
 
     #[test]

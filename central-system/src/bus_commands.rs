@@ -112,6 +112,9 @@ async fn answer(state: AppState, incoming: IncomingCommand) {
 
 /// The reply to `command` for `station`.
 pub async fn reply_to(state: &AppState, station: &str, command: &evcs_bus::Command) -> CommandReply {
+    if let Some(reply) = scoped_token(state, station, command).await {
+        return reply;
+    }
     let Some(version) = commands::connected_version(state, station) else {
         return CommandReply::Offline;
     };
@@ -159,6 +162,54 @@ pub async fn reply_to(state: &AppState, station: &str, command: &evcs_bus::Comma
     }
 }
 
+/// Answers the token commands, which the central system serves itself (no call to the
+/// charger): the station's Authorize, StartTransaction and TransactionEvent read the scoped
+/// token from the store. `None` for every other command.
+async fn scoped_token(state: &AppState, station: &str, command: &evcs_bus::Command) -> Option<CommandReply> {
+    use crate::store::types::Ts;
+    use evcs_bus::Command as Bus;
+    let status = |ok: bool| CommandReply::Status {
+        status: if ok { "Accepted" } else { "Rejected" }.into(),
+        payload: None,
+    };
+    let result = match command {
+        Bus::AuthorizeToken {
+            id_token,
+            valid_from,
+            valid_until,
+        } => {
+            if id_token.is_empty() || id_token.len() > 20 || valid_until <= valid_from {
+                // 20: the longest 1.6 idTag; a token a 1.6 charger cannot carry is useless.
+                return Some(CommandReply::Invalid {
+                    reason: "authorizeToken needs a 1-20 character idToken and validFrom before validUntil".into(),
+                });
+            }
+            state
+                .store
+                .grant_scoped_token(
+                    id_token,
+                    station,
+                    Ts::from_datetime(*valid_from),
+                    Ts::from_datetime(*valid_until),
+                    Ts::from_datetime(chrono::Utc::now()),
+                )
+                .await
+        }
+        // Revoking what is not there is done: the caller retries until it hears an answer.
+        Bus::RevokeToken { id_token } => state.store.revoke_scoped_token(id_token, station).await.map(|_| true),
+        _ => return None,
+    };
+    Some(match result {
+        Ok(ok) => status(ok),
+        Err(e) => {
+            tracing::error!(station, error = %e, "storing a scoped id token failed");
+            CommandReply::Invalid {
+                reason: "the central system could not store the token".into(),
+            }
+        }
+    })
+}
+
 /// The status of a generic call whose CALLRESULT has no `status` field.
 pub const ANSWERED: &str = "Answered";
 
@@ -172,8 +223,16 @@ pub async fn to_ocpp(
     command: &evcs_bus::Command,
 ) -> Result<Command, String> {
     use evcs_bus::Command as Bus;
+    // The command model's `evse_id` is the 1.6 `connectorId` for a 1.6 station; a bus location
+    // of a 1.6 connector names it `connectorId` (the booking API's rule,
+    // `chargers::commands::location`), so that is read as well. (Without this, a 1.6 location
+    // fell back to connector 0: ReserveNow was Rejected, ChangeAvailability hit the station.)
+    let evse = |l: &evcs_bus::Location| match version {
+        Version::V16 => l.evse_id.or(l.connector_id),
+        Version::V201 => l.evse_id,
+    };
     let location = |l: &evcs_bus::Location| Location {
-        evse_id: l.evse_id,
+        evse_id: evse(l),
         connector_id: l.connector_id,
     };
     Ok(match command {
@@ -184,7 +243,7 @@ pub async fn to_ocpp(
         } => Command::RemoteStart(RemoteStart {
             remote_start_id: id32("remoteStartId", *remote_start_id)?,
             id_token: token(state, id_token).await?,
-            evse_id: at.evse_id,
+            evse_id: evse(at),
         }),
         Bus::RemoteStop { transaction_id } => Command::RemoteStop {
             station_transaction_id: station_transaction_id(state, station, version, transaction_id).await?,
@@ -197,7 +256,7 @@ pub async fn to_ocpp(
         } => Command::ReserveNow(ReserveNow {
             reservation_id: id32("reservationId", *reservation_id)?,
             id_token: token(state, id_token).await?,
-            evse_id: at.evse_id,
+            evse_id: evse(at),
             expires_at: *expires_at,
         }),
         Bus::CancelReservation { reservation_id } => Command::CancelReservation {
@@ -221,7 +280,7 @@ pub async fn to_ocpp(
             evse_id: None,
         },
         Bus::UnlockConnector { location: at } => Command::UnlockConnector {
-            evse_id: at.evse_id.ok_or("unlockConnector needs location.evseId")?,
+            evse_id: evse(at).ok_or("unlockConnector needs location.evseId (1.6: connectorId)")?,
             connector_id: at.connector_id,
         },
         Bus::TriggerMessage { message, location: at } => Command::TriggerMessage {
@@ -232,6 +291,9 @@ pub async fn to_ocpp(
             action: action.clone(),
             payload: payload.clone(),
         },
+        Bus::AuthorizeToken { .. } | Bus::RevokeToken { .. } => {
+            return Err("token commands are answered by the central system, not sent to the charger".into())
+        }
     })
 }
 

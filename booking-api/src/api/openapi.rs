@@ -58,6 +58,7 @@ use utoipa::OpenApi;
         crate::checkin::start::StartCode,
         crate::audit::AuditEventView,
         crate::notifications::Notification,
+        crate::reservations::alerts::Alert,
         crate::api::auth::Role,
         service_kit::problem::Problem,
         service_kit::problem::FieldError,
@@ -129,6 +130,7 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/stations/{id}/connectors/{connectorId}/qr.png", "The connector's code as a PNG QR code", STAFF, None, None),
     (HttpMethod::Get, "/audit-events", "Audit trail (?entityType &entityId &action &actorId &actorRole &from &to)", "admin", None, Some("Page<AuditEventView>")),
     (HttpMethod::Get, "/notifications", "The caller's notifications", "every role", None, Some("Page<Notification>")),
+    (HttpMethod::Get, "/alerts", "Operator alerts: chargers that refused or could not be reached for a booking's reservation (?stationId)", STAFF, None, Some("Page<Alert>")),
 ];
 
 /// The document.

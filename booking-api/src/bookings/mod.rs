@@ -287,6 +287,7 @@ async fn create(
     .await?;
     if status == Status::Approved {
         notify(&mut tx, &booking, Action::Approve, now).await?;
+        crate::reservations::store::after_change(&mut tx, booking.id, status, false).await?;
     }
     let body = serde_json::to_string(&booking).map_err(Problem::internal)?;
     if let Some(key) = &key {
@@ -307,6 +308,7 @@ async fn create(
     tx.commit().await?;
     state.wake_dispatcher();
     state.live.booking_changed(&booking);
+    state.wake_charger_work();
     Ok(created(StatusCode::CREATED, booking.id, body, false))
 }
 
@@ -442,6 +444,9 @@ pub async fn transition_in(
     if !store::set_status(tx, booking.id, from, to, now).await? {
         return Err(TransitionError::Changed);
     }
+    // The charger side follows in the same transaction: token grant or revocation, reservation
+    // cancellation (reservations::store::after_change); the caller wakes the worker.
+    crate::reservations::store::after_change(tx, booking.id, to, false).await?;
     if from.holds_slot() && !to.holds_slot() && booking.starts_at.0 > now {
         slots::release(tx, booking.slot_id).await?;
     }
@@ -495,6 +500,7 @@ async fn transition(
     let updated = apply_in(&mut tx, &state.config.policy, actor, booking, action, now).await?;
     tx.commit().await?;
     state.wake_dispatcher();
+    state.wake_charger_work();
     state.live.booking_changed(&updated);
     Ok(updated)
 }
@@ -620,6 +626,7 @@ async fn reschedule(
         return Err(changed_meanwhile());
     }
     slots::release(&mut tx, booking.slot_id).await?;
+    crate::reservations::store::after_change(&mut tx, booking.id, to, true).await?;
     let updated = Booking {
         slot_id: slot.id,
         starts_at: slot.starts_at,
@@ -639,6 +646,7 @@ async fn reschedule(
     .await?;
     tx.commit().await?;
     state.live.booking_changed(&updated);
+    state.wake_charger_work();
     Ok(Json(updated))
 }
 

@@ -30,6 +30,12 @@ pub struct Booking {
     pub connector_id: Option<i64>,
     /// The remote-start id of the check-in's RemoteStart, once sent.
     pub remote_start_id: Option<i64>,
+    /// The charger's last word on the booking's reservation: `Accepted`, `Occupied`,
+    /// `Faulted`, `Unavailable`, `Rejected`, `Offline`, `Timeout`, `Expired`, `Removed`,
+    /// `Cancelled`; absent before the lead time.
+    pub reservation_status: Option<String>,
+    /// Why the reservation did not go as planned, in words.
+    pub reservation_note: Option<String>,
 }
 
 impl Booking {
@@ -41,7 +47,7 @@ impl Booking {
 
 const COLUMNS: &str =
     "id, owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at, \
-                       id_token, connector_id, remote_start_id";
+                       id_token, connector_id, remote_start_id, reservation_status, reservation_note";
 
 /// A fresh booking id token: `BK` and 18 random upper-case hex digits, 20 characters, the most
 /// a 1.6 idTag (CiString20) holds, and unguessable (72 random bits).

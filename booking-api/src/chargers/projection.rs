@@ -133,8 +133,11 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
         Event::TransactionStarted { .. } | Event::MeterSummary { .. } | Event::TransactionEnded { .. } => {
             changes.extend(crate::sessions::on_event(&mut tx, event, now_ms).await?);
         }
-        // Updates carry nothing a session keeps; reservations, security events and faults only
-        // count as "seen" here.
+        Event::ReservationStatus { reservation_id, status } => {
+            crate::reservations::on_charger_status(&mut tx, station, *reservation_id, status).await?;
+        }
+        // Updates carry nothing a session keeps; security events and faults only count as
+        // "seen" here.
         _ => {}
     }
     tx.commit().await?;

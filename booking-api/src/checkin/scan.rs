@@ -225,6 +225,7 @@ pub async fn check_in(
     .map_err(CheckinError::Booking)?;
     tx.commit().await?;
     state.wake_dispatcher();
+    state.wake_charger_work();
     state.live.booking_changed(&updated);
     Ok(CheckedIn {
         booking: updated,

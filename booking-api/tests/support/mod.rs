@@ -86,6 +86,8 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     pg: Option<(String, String)>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The configuration it was started with (for [`TestServer::restart`]).
+    config: Config,
 }
 
 impl TestServer {
@@ -132,6 +134,7 @@ impl TestServer {
         config.policy.access_token_secs = 60 * 86_400;
         tweak(&mut config);
         let clock = ManualClock::new(epoch());
+        let kept = config.clone();
         let mut parts = Parts {
             clock: Arc::new(clock.clone()),
             ..Parts::default()
@@ -157,7 +160,30 @@ impl TestServer {
             dir,
             pg,
             task: Some(task),
+            config: kept,
         }
+    }
+
+    /// Stops the server and starts a new one on the same database, data directory and clock
+    /// (a restart); with `background`, its workers run as in production.
+    pub async fn restart(mut self, background: bool) -> TestServer {
+        self.state.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+        let parts = Parts {
+            clock: Arc::new(self.clock.clone()),
+            background,
+            ..Parts::default()
+        };
+        let app = Application::build_with(self.config.clone(), parts)
+            .await
+            .expect("rebuild app");
+        self.addr = app.local_addr();
+        self.metrics_addr = app.metrics_addr();
+        self.state = app.state();
+        self.task = Some(tokio::spawn(app.run_until_stopped()));
+        self
     }
 
     /// Starts a server with the test configuration.

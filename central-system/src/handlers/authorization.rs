@@ -21,8 +21,11 @@ pub struct TokenDecision {
     pub parent: Option<String>,
 }
 
-/// Decides a token's status from its record; `concurrent` when it is in another transaction.
-pub fn decide(record: Option<&IdTokenRecord>, now: Ts, concurrent: bool) -> TokenDecision {
+/// Decides a token's status at `station` from its record; `concurrent` when it is in another
+/// transaction. A station-scoped token (a booking's) is `NotAtThisLocation` at any other
+/// station and `NotAtThisTime` outside its window; the version's answer maps those (1.6:
+/// `Invalid`).
+pub fn decide(record: Option<&IdTokenRecord>, station: &str, now: Ts, concurrent: bool) -> TokenDecision {
     let Some(r) = record else {
         return TokenDecision {
             status: AuthorizationStatus::Invalid,
@@ -32,8 +35,15 @@ pub fn decide(record: Option<&IdTokenRecord>, now: Ts, concurrent: bool) -> Toke
         };
     };
     let expired = r.expires_at.is_some_and(|e| e <= now);
+    let scoped = r.station_id.is_some();
+    let elsewhere = r.station_id.as_deref().is_some_and(|s| s != station);
+    let early = r.valid_from.is_some_and(|f| now < f);
     let stored = AuthorizationStatus::parse(&r.status).unwrap_or(AuthorizationStatus::Invalid);
     let status = match stored {
+        AuthorizationStatus::Accepted if elsewhere => AuthorizationStatus::NotAtThisLocation,
+        // A booking's token past its window is not "expired" for good: the booking may be
+        // moved, and the push then opens a new window.
+        AuthorizationStatus::Accepted if early || (scoped && expired) => AuthorizationStatus::NotAtThisTime,
         AuthorizationStatus::Accepted if expired => AuthorizationStatus::Expired,
         AuthorizationStatus::Accepted if concurrent => AuthorizationStatus::ConcurrentTx,
         other => other,
@@ -72,6 +82,7 @@ impl ConcurrencyCheck {
 pub async fn authorize(
     store: &Store,
     token: &str,
+    station: &str,
     now: Ts,
     concurrency: Option<ConcurrencyCheck>,
 ) -> Result<TokenDecision, StoreError> {
@@ -83,14 +94,14 @@ pub async fn authorize(
             .is_some(),
         _ => false,
     };
-    Ok(decide(record.as_ref(), now, concurrent))
+    Ok(decide(record.as_ref(), station, now, concurrent))
 }
 
 impl TokenDecision {
     /// The 1.6 `idTagInfo` object.
     pub fn id_tag_info(&self) -> Value {
         let mut info = Map::new();
-        info.insert("status".into(), json!(self.status.as_str()));
+        info.insert("status".into(), json!(self.status.v16().as_str()));
         if let Some(e) = self.expires_at {
             info.insert("expiryDate".into(), json!(super::rfc3339(e)));
         }
@@ -134,6 +145,8 @@ mod tests {
             status: status.into(),
             expires_at: expires_at.map(Ts),
             parent_id_token: Some("GROUP".into()),
+            station_id: None,
+            valid_from: None,
             created_at: Ts(0),
             updated_at: Ts(0),
         }
@@ -154,9 +167,32 @@ mod tests {
             (Some(record("Invalid", None)), false, Invalid, true),
         ];
         for (rec, concurrent, status, known) in table {
-            let d = decide(rec.as_ref(), now, concurrent);
+            let d = decide(rec.as_ref(), "CP", now, concurrent);
             assert_eq!((d.status, d.known), (status, known), "{rec:?} concurrent={concurrent}");
         }
+    }
+
+    #[test]
+    fn scoped_tokens_hold_only_at_their_station_inside_their_window() {
+        use AuthorizationStatus::*;
+        let scoped = IdTokenRecord {
+            station_id: Some("CP-1".into()),
+            valid_from: Some(Ts(1_000)),
+            ..record("Accepted", Some(2_000))
+        };
+        let at = |station: &str, now: i64, concurrent: bool| decide(Some(&scoped), station, Ts(now), concurrent).status;
+        assert_eq!(at("CP-1", 1_000, false), Accepted);
+        assert_eq!(at("CP-1", 1_999, false), Accepted);
+        assert_eq!(at("CP-1", 1_999, true), ConcurrentTx);
+        assert_eq!(at("CP-1", 999, false), NotAtThisTime);
+        assert_eq!(at("CP-1", 2_000, false), NotAtThisTime);
+        assert_eq!(at("CP-2", 1_500, false), NotAtThisLocation);
+        // Location before time: the driver is at the wrong place whatever the hour.
+        assert_eq!(at("CP-2", 5_000, false), NotAtThisLocation);
+        // 1.6 has neither status.
+        let d = decide(Some(&scoped), "CP-2", Ts(1_500), false);
+        assert_eq!(d.id_tag_info()["status"], "Invalid");
+        assert_eq!(d.id_token_info()["status"], "NotAtThisLocation");
     }
 
     #[test]
@@ -170,11 +206,11 @@ mod tests {
 
     #[test]
     fn wire_objects() {
-        let d = decide(Some(&record("Accepted", Some(2_000))), Ts(1_000), false);
+        let d = decide(Some(&record("Accepted", Some(2_000))), "CP", Ts(1_000), false);
         assert_eq!(d.id_tag_info()["parentIdTag"], "GROUP");
         assert_eq!(d.id_tag_info()["expiryDate"], "1970-01-01T00:00:02.000Z");
         assert_eq!(d.id_token_info()["groupIdToken"]["idToken"], "GROUP");
-        let unknown = decide(None, Ts(0), false);
+        let unknown = decide(None, "CP", Ts(0), false);
         assert_eq!(unknown.id_tag_info()["status"], "Invalid");
         assert_eq!(unknown.id_token_info()["status"], "Unknown");
     }

@@ -38,7 +38,7 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
         "Authorize" => {
             let req: m::authorize::AuthorizeRequest = typed(p)?;
             let token = from_v16::authorize(&req);
-            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None)
+            let decision = authorize(&ctx.state.store, &token.value, ctx.station_id, ctx.now_ts(), None)
                 .await
                 .map_err(internal)?;
             Ok(json!({ "idTagInfo": decision.id_tag_info() }))
@@ -108,7 +108,7 @@ async fn start_transaction(
     // A replayed start is answered as the first time: the charger acts on this answer.
     if let Some(stored) = store.transaction_state(ctx.station_id, &key).await.map_err(internal)? {
         let check = ConcurrencyCheck::new(Some(stored.id), now, window);
-        let mut decision = authorize(store, &req.id_tag, now, Some(check))
+        let mut decision = authorize(store, &req.id_tag, ctx.station_id, now, Some(check))
             .await
             .map_err(internal)?;
         if stored.status == "Refused" {
@@ -127,9 +127,15 @@ async fn start_transaction(
         let started = Ts::from_datetime(start.timestamp);
         super::abandon_on_evse(ctx, evse, started, None, "a new transaction started on the connector").await?;
     }
-    let decision = authorize(store, &req.id_tag, now, Some(ConcurrencyCheck::new(None, now, window)))
-        .await
-        .map_err(internal)?;
+    let decision = authorize(
+        store,
+        &req.id_tag,
+        ctx.station_id,
+        now,
+        Some(ConcurrencyCheck::new(None, now, window)),
+    )
+    .await
+    .map_err(internal)?;
     let refused = (decision.status != AuthorizationStatus::Accepted).then(|| decision.status.as_str());
     let (id, _created) = store
         .start_transaction(ctx.station_id, &key, &start, refused, None, now)
@@ -197,7 +203,7 @@ async fn stop_transaction(
         .await?;
     let mut response = json!({});
     if let Some(tag) = &req.id_tag {
-        let decision = authorize(store, tag, Ts::from_datetime(ctx.now), None)
+        let decision = authorize(store, tag, ctx.station_id, Ts::from_datetime(ctx.now), None)
             .await
             .map_err(internal)?;
         response["idTagInfo"] = decision.id_tag_info();

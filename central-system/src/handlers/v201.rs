@@ -33,7 +33,7 @@ pub async fn handle(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation> 
         "Authorize" => {
             let req: m::authorize::AuthorizeRequest = typed(p)?;
             let token = from_v201::id_token(&req.id_token);
-            let decision = authorize(&ctx.state.store, &token.value, ctx.now_ts(), None)
+            let decision = authorize(&ctx.state.store, &token.value, ctx.station_id, ctx.now_ts(), None)
                 .await
                 .map_err(internal)?;
             Ok(json!({ "idTokenInfo": decision.id_token_info() }))
@@ -242,7 +242,7 @@ async fn transaction_event(
     if let Some(token) = token {
         let store = &ctx.state.store;
         let check = ConcurrencyCheck::new(Some(id), now, ctx.state.config.liveness_window());
-        let decision = authorize(store, &token.value, now, Some(check))
+        let decision = authorize(store, &token.value, ctx.station_id, now, Some(check))
             .await
             .map_err(internal)?;
         // A transaction whose token is not Accepted is refused: it never blocks the token.

@@ -20,6 +20,10 @@ pub struct IdTokenRecord {
     pub expires_at: Option<Ts>,
     /// Group / parent token (1.6 parentIdTag, 2.0.1 groupIdToken).
     pub parent_id_token: Option<String>,
+    /// The only station the token is valid at (a booking's token); absent: anywhere.
+    pub station_id: Option<String>,
+    /// Before this instant the token is refused (a booking's window); absent: at once.
+    pub valid_from: Option<Ts>,
     /// Creation time.
     pub created_at: Ts,
     /// Last change.
@@ -39,7 +43,8 @@ pub struct IdTokenFields {
     pub parent_id_token: Option<String>,
 }
 
-const COLUMNS: &str = "id_token, token_type, status, expires_at, parent_id_token, created_at, updated_at";
+const COLUMNS: &str =
+    "id_token, token_type, status, expires_at, parent_id_token, station_id, valid_from, created_at, updated_at";
 
 impl Store {
     /// One token.
@@ -106,6 +111,51 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         self.id_token(token).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Grants `token` (type `Central`, `Accepted`) at `station` only, inside
+    /// `[valid_from, valid_until)`: created, or its scope and window replaced when it is already
+    /// a scoped token. False, and nothing changed, when the token exists without a scope: a
+    /// token the operator registered for use anywhere is never narrowed by a booking.
+    pub async fn grant_scoped_token(
+        &self,
+        token: &str,
+        station: &str,
+        valid_from: Ts,
+        valid_until: Ts,
+        now: Ts,
+    ) -> Result<bool, StoreError> {
+        let n = on_db!(self.db(), |pool| {
+            sqlx::query(
+                "INSERT INTO id_tokens (id_token, token_type, status, expires_at, station_id, valid_from, created_at, updated_at) \
+                 VALUES ($1, 'Central', 'Accepted', $4, $2, $3, $5, $5) \
+                 ON CONFLICT (id_token) DO UPDATE SET status = 'Accepted', expires_at = excluded.expires_at, \
+                 station_id = excluded.station_id, valid_from = excluded.valid_from, updated_at = excluded.updated_at \
+                 WHERE id_tokens.station_id IS NOT NULL",
+            )
+            .bind(token)
+            .bind(station)
+            .bind(valid_from)
+            .bind(valid_until)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Withdraws a scoped token of `station`; an unscoped token or one of another station is
+    /// left alone. True when one was removed.
+    pub async fn revoke_scoped_token(&self, token: &str, station: &str) -> Result<bool, StoreError> {
+        Ok(on_db!(self.db(), |pool| {
+            sqlx::query("DELETE FROM id_tokens WHERE id_token = $1 AND station_id = $2")
+                .bind(token)
+                .bind(station)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }) > 0)
     }
 
     /// Deletes a token; false if absent.

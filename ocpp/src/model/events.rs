@@ -156,6 +156,10 @@ pub enum AuthorizationStatus {
     Invalid,
     /// Already in another transaction.
     ConcurrentTx,
+    /// Valid, but not at this station (2.0.1; 1.6 has no such status and answers `Invalid`).
+    NotAtThisLocation,
+    /// Valid, but not now (2.0.1; 1.6 answers `Invalid`).
+    NotAtThisTime,
 }
 
 impl AuthorizationStatus {
@@ -167,6 +171,17 @@ impl AuthorizationStatus {
             AuthorizationStatus::Expired => "Expired",
             AuthorizationStatus::Invalid => "Invalid",
             AuthorizationStatus::ConcurrentTx => "ConcurrentTx",
+            AuthorizationStatus::NotAtThisLocation => "NotAtThisLocation",
+            AuthorizationStatus::NotAtThisTime => "NotAtThisTime",
+        }
+    }
+
+    /// The status a 1.6 charger is told: 1.6 knows no location or time refusal, so those are
+    /// `Invalid` there.
+    pub fn v16(self) -> AuthorizationStatus {
+        match self {
+            AuthorizationStatus::NotAtThisLocation | AuthorizationStatus::NotAtThisTime => AuthorizationStatus::Invalid,
+            other => other,
         }
     }
 
@@ -178,6 +193,8 @@ impl AuthorizationStatus {
             "Expired" => Some(AuthorizationStatus::Expired),
             "Invalid" => Some(AuthorizationStatus::Invalid),
             "ConcurrentTx" => Some(AuthorizationStatus::ConcurrentTx),
+            "NotAtThisLocation" => Some(AuthorizationStatus::NotAtThisLocation),
+            "NotAtThisTime" => Some(AuthorizationStatus::NotAtThisTime),
             _ => None,
         }
     }
