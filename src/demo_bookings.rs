@@ -28,7 +28,7 @@ pub const CHARGER: &str = "DEMO-BOOKED";
 pub const PASSWORD: &str = "demo-password-1";
 const BACKOFFICE: &str = "demo-backoffice@evcs.local";
 const OPERATOR: &str = "demo-operator@evcs.local";
-const OWNER_NIC: &str = "900000001V";
+const OWNER_NIC: &str = "912345678V";
 /// How long each booked session charges.
 const CHARGE: Duration = Duration::from_secs(60);
 
@@ -217,7 +217,7 @@ async fn one_booking(
             200,
         )
         .await?;
-    let soon = Utc::now() + chrono::Duration::minutes(1);
+    let soon = Utc::now() + chrono::Duration::seconds(5);
     let slot = slots
         .as_array()
         .into_iter()
@@ -236,6 +236,7 @@ async fn one_booking(
         )
         .await?;
     let id = booking["id"].as_i64().context("booking id")?;
+    let starts: DateTime<Utc> = slot.parse()?;
     api.call(
         "POST",
         &format!("/api/v1/bookings/{id}/approve"),
@@ -256,6 +257,11 @@ async fn one_booking(
         .as_str()
         .context("check-in token")?
         .to_string();
+    // The driver arrives when check-in opens (15 minutes before the start, by default).
+    let opens = starts - chrono::Duration::minutes(14);
+    if let Ok(wait) = (opens - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     let _ = controls.send(Control::Plug(1));
     let handle = api
         .call(

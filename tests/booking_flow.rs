@@ -69,6 +69,9 @@ async fn booking_api(database: Option<String>, bus: Arc<dyn evcs_bus::Bus>) -> B
     };
     let mut config = booking_api::config::Config::for_tests(dir.path().to_path_buf(), url);
     config.policy.access_token_secs = 86_400;
+    // The booked slot starts within 15 minutes and 5 seconds (next_slot): check-in opens early
+    // enough for any of them.
+    config.policy.early_checkin_minutes = 20;
     let parts = Parts {
         clock: Arc::new(ManualClock::new(Utc::now())),
         background: false,
@@ -216,7 +219,7 @@ async fn people(b: &Booking, central_id: &str) -> (String, String, String, i64) 
     (backoffice, operator, owner, station_id)
 }
 
-/// The first slot of `station` that starts at least a minute from now.
+/// The first slot of `station` that starts at least 5 seconds from now.
 async fn next_slot(b: &Booking, token: &str, station: i64) -> String {
     let slots = b
         .call(
@@ -227,7 +230,7 @@ async fn next_slot(b: &Booking, token: &str, station: i64) -> String {
             200,
         )
         .await;
-    let soon = Utc::now() + chrono::Duration::minutes(1);
+    let soon = Utc::now() + chrono::Duration::seconds(5);
     slots
         .as_array()
         .or_else(|| slots["items"].as_array())
