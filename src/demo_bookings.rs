@@ -142,27 +142,38 @@ async fn setup(state: &BookingState, api: &Api, admin: &str) -> anyhow::Result<(
                 .iter()
                 .map(|d| json!({ "day": d, "open": "00:00", "close": "24:00" }))
                 .collect();
+            let id = api
+                .call(
+                    "POST",
+                    "/api/v1/stations",
+                    Some(&backoffice),
+                    json!({
+                        "centralStationId": CHARGER,
+                        "name": "Demo Station",
+                        "address": "1 Demo Road",
+                        "latitude": 6.9271,
+                        "longitude": 79.8612,
+                        "timeZone": "UTC",
+                        "slotMinutes": 15,
+                        "autoApprove": false,
+                        "connectors": [{ "connectorId": 1, "type": "CCS2", "maxPowerKw": 50 }],
+                        "schedule": { "weekly": weekly, "exceptions": [] },
+                    }),
+                    201,
+                )
+                .await?["id"]
+                .as_i64()
+                .context("station id")?;
+            // The demo's Admin approves the demo BackOffice's claim of the charger.
             api.call(
                 "POST",
-                "/api/v1/stations",
-                Some(&backoffice),
-                json!({
-                    "centralStationId": CHARGER,
-                    "name": "Demo Station",
-                    "address": "1 Demo Road",
-                    "latitude": 6.9271,
-                    "longitude": 79.8612,
-                    "timeZone": "UTC",
-                    "slotMinutes": 15,
-                    "autoApprove": false,
-                    "connectors": [{ "connectorId": 1, "type": "CCS2", "maxPowerKw": 50 }],
-                    "schedule": { "weekly": weekly, "exceptions": [] },
-                }),
-                201,
+                &format!("/api/v1/stations/{id}/claim"),
+                Some(admin),
+                json!({ "decision": "Approved", "note": "demo" }),
+                200,
             )
-            .await?["id"]
-                .as_i64()
-                .context("station id")?
+            .await?;
+            id
         }
     };
     let operator = match api.login(OPERATOR).await {

@@ -187,6 +187,16 @@ async fn people(b: &Booking, central_id: &str) -> (String, String, String, i64) 
         )
         .await;
     let station_id = station["id"].as_i64().unwrap();
+    assert_eq!(station["claimStatus"], "Pending");
+    // Until the admin approves the claim the station takes no booking.
+    b.call(
+        "POST",
+        &format!("/api/v1/stations/{station_id}/claim"),
+        Some(&b.admin),
+        Some(json!({ "decision": "Approved" })),
+        200,
+    )
+    .await;
     b.call(
         "POST",
         "/api/v1/operators",

@@ -72,7 +72,9 @@ async fn creation_validation_and_scope() {
             )
             .await;
         assert_eq!(r.fields(), ["longitude"]);
-        // Listing is scoped: a BackOffice its own, an operator its assigned, owners active ones.
+        assert_eq!(created["claimStatus"], "Pending");
+        // Listing is scoped: a BackOffice its own, an operator its assigned, owners active ones
+        // whose claim an admin approved (CP-NEW's is still pending).
         let count = |v: serde_json::Value| v["items"].as_array().unwrap().len();
         assert_eq!(
             count(s.req("GET", "/api/v1/stations", Some(&w.admin), None).await.expect(200)),
@@ -96,7 +98,7 @@ async fn creation_validation_and_scope() {
                     .await
                     .expect(200)
             ),
-            4
+            3
         );
         let page = s
             .req("GET", "/api/v1/stations?limit=3", Some(&w.admin), None)
@@ -542,6 +544,131 @@ async fn nearby_search_filters_and_summarises_a_week() {
         s.req("GET", "/api/v1/stations/nearby?lat=6&lon=79", None, None)
             .await
             .problem(401, "UNAUTHORIZED");
+        s.stop().await;
+    }
+}
+
+/// A BackOffice's station only claims its charger: until an admin approves, owners neither find
+/// nor book it; only an admin decides, once.
+#[tokio::test]
+async fn a_charger_claim_waits_for_an_admin() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let w = World::build(&s).await;
+        let pending = support::pending_station(&s, &w.bo_a, station_body("CP-CLAIM", 1, true, 6.9, 79.85)).await;
+        let book = |token: String| {
+            let s = &s;
+            async move {
+                s.req(
+                    "POST",
+                    "/api/v1/bookings",
+                    Some(&token),
+                    Some(json!({ "stationId": pending, "slotStart": slot(2, 10) })),
+                )
+                .await
+            }
+        };
+        book(w.owner1.clone()).await.problem(409, "CHARGER_CLAIM_PENDING");
+        s.req("GET", &format!("/api/v1/stations/{pending}"), Some(&w.owner1), None)
+            .await
+            .problem(404, "NOT_FOUND");
+        let nearby = s
+            .req(
+                "GET",
+                "/api/v1/stations/nearby?lat=6.9&lon=79.85&radiusKm=5",
+                Some(&w.owner1),
+                None,
+            )
+            .await
+            .expect(200);
+        assert!(
+            !nearby.to_string().contains("CP-CLAIM"),
+            "a pending station is not offered: {nearby}"
+        );
+        // The BackOffice sees its claim; the admin's queue lists it.
+        let own = s
+            .req("GET", &format!("/api/v1/stations/{pending}"), Some(&w.bo_a), None)
+            .await
+            .expect(200);
+        assert_eq!(own["claimStatus"], "Pending");
+        let queue = s
+            .req("GET", "/api/v1/stations?claimStatus=Pending", Some(&w.admin), None)
+            .await
+            .expect(200);
+        let ids: Vec<i64> = queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [pending]);
+        s.req("GET", "/api/v1/stations?claimStatus=Maybe", Some(&w.admin), None)
+            .await
+            .expect(400);
+        // Only an admin decides, and only Approved or Rejected.
+        let path = format!("/api/v1/stations/{pending}/claim");
+        for token in [&w.bo_a, &w.op_a, &w.owner1] {
+            s.req("POST", &path, Some(token), Some(json!({ "decision": "Approved" })))
+                .await
+                .problem(403, "FORBIDDEN");
+        }
+        s.req("POST", &path, Some(&w.admin), Some(json!({ "decision": "Pending" })))
+            .await
+            .problem(400, "VALIDATION_FAILED");
+        s.req("POST", &path, Some(&w.admin), Some(json!({ "decision": "Yes" })))
+            .await
+            .expect(400);
+        s.req(
+            "POST",
+            "/api/v1/stations/999999/claim",
+            Some(&w.admin),
+            Some(json!({ "decision": "Approved" })),
+        )
+        .await
+        .problem(404, "NOT_FOUND");
+        let approved = s
+            .req(
+                "POST",
+                &path,
+                Some(&w.admin),
+                Some(json!({ "decision": "Approved", "note": "invoice for the hardware seen" })),
+            )
+            .await
+            .expect(200);
+        assert_eq!(approved["claimStatus"], "Approved");
+        s.req("POST", &path, Some(&w.admin), Some(json!({ "decision": "Rejected" })))
+            .await
+            .problem(409, "CLAIM_ALREADY_DECIDED");
+        book(w.owner1.clone()).await.expect(201);
+        let audit = s
+            .req(
+                "GET",
+                &format!("/api/v1/audit-events?entityType=station&entityId={pending}"),
+                Some(&w.admin),
+                None,
+            )
+            .await
+            .expect(200);
+        assert!(audit.to_string().contains("station.claim_approved"), "{audit}");
+
+        // A rejected claim keeps the station closed, with its own code.
+        let rejected = support::pending_station(&s, &w.bo_b, station_body("CP-TAKEN", 1, true, 7.0, 80.0)).await;
+        s.req(
+            "POST",
+            &format!("/api/v1/stations/{rejected}/claim"),
+            Some(&w.admin),
+            Some(json!({ "decision": "Rejected", "note": "not this BackOffice's charger" })),
+        )
+        .await
+        .expect(200);
+        s.req(
+            "POST",
+            "/api/v1/bookings",
+            Some(&w.owner1),
+            Some(json!({ "stationId": rejected, "slotStart": slot(2, 10) })),
+        )
+        .await
+        .problem(409, "CHARGER_CLAIM_REJECTED");
         s.stop().await;
     }
 }

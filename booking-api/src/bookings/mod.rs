@@ -193,7 +193,7 @@ async fn why_unbookable(state: &AppState, owner_id: i64, station_id: i64, start:
         match stations::store::get(&state.db, station_id).await? {
             None => Ok(Problem::not_found("station")),
             Some(station) if !station.active.0 => Ok(station_inactive()),
-            Some(_) => Ok(slot_missing()),
+            Some(station) => Ok(stations::claim::not_bookable(&station.claim_status).unwrap_or_else(slot_missing)),
         }
     };
     checks.await.unwrap_or_else(|e: StoreError| e.into())
@@ -239,6 +239,9 @@ async fn create(
     rules::check_start(&state.config.policy, now, start)?;
     if !target.station_active.0 {
         return Err(station_inactive());
+    }
+    if let Some(refused) = stations::claim::not_bookable(&target.claim_status) {
+        return Err(refused);
     }
     if let Some(vehicle) = req.vehicle_id {
         if !crate::vehicles::belongs(&state.db, vehicle, caller.id).await? {
@@ -599,6 +602,9 @@ async fn reschedule(
             "STATION_INACTIVE",
             "the station is not taking bookings",
         ));
+    }
+    if let Some(refused) = stations::claim::not_bookable(&station.claim_status) {
+        return Err(refused);
     }
     let slot = slots::at(&state.db, booking.station_id, start)
         .await?

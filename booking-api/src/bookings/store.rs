@@ -97,6 +97,8 @@ pub struct Target {
     pub station_active: service_kit::sql_types::Flag,
     pub auto_approve: service_kit::sql_types::Flag,
     pub owner_status: Option<String>,
+    /// The station's claim of its charger ([`crate::stations::claim`]).
+    pub claim_status: String,
 }
 
 /// The slot of `station_id` starting at `start`, with its station's flags and the owner's
@@ -104,7 +106,7 @@ pub struct Target {
 pub async fn target(db: &Db, owner_id: i64, station_id: i64, start: i64) -> Result<Option<Target>, StoreError> {
     Ok(on_db!(db, |pool| {
         sqlx::query_as(
-            "SELECT sl.id AS slot_id, sl.starts_at, sl.ends_at, st.active AS station_active, st.auto_approve, \
+            "SELECT sl.id AS slot_id, sl.starts_at, sl.ends_at, st.active AS station_active, st.auto_approve, st.claim_status, \
              (SELECT status FROM accounts WHERE id = $3) AS owner_status \
              FROM slots sl JOIN stations st ON st.id = sl.station_id WHERE sl.station_id = $1 AND sl.starts_at = $2",
         )

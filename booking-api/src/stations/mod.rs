@@ -2,6 +2,7 @@
 //! id and connectors, located, zoned, scheduled; deactivation guarded by future bookings;
 //! nearby search with a 7-day availability summary.
 
+pub mod claim;
 pub mod schedule;
 pub mod store;
 
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/stations/{id}/connectors", put(set_connectors))
         .route("/stations/{id}/deactivate", post(deactivate))
         .route("/stations/{id}/activate", post(activate))
+        .route("/stations/{id}/claim", post(claim::decide))
 }
 
 /// A station as served.
@@ -65,6 +67,9 @@ pub struct Station {
     pub schedule: Schedule,
     pub connectors: Vec<Connector>,
     pub created_at: Ts,
+    /// The Admin's decision on this station's claim of its charger: `Pending`, `Approved` or
+    /// `Rejected`; only an approved station takes bookings.
+    pub claim_status: String,
 }
 
 fn station_view(row: StationRow, connectors: Vec<Connector>) -> Station {
@@ -85,6 +90,7 @@ fn station_view(row: StationRow, connectors: Vec<Connector>) -> Station {
         schedule,
         connectors,
         created_at: row.created_at,
+        claim_status: row.claim_status,
     }
 }
 
@@ -255,7 +261,7 @@ pub async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<Stati
         Role::Admin => {}
         Role::BackOffice if row.backoffice_id == caller.id => {}
         Role::Operator if caller.operates(&state.db, id).await? => {}
-        Role::Owner if row.active.0 => {}
+        Role::Owner if row.active.0 && claim::not_bookable(&row.claim_status).is_none() => {}
         Role::Owner => return Err(Problem::not_found("station")),
         _ => return Err(Problem::forbidden("this station is outside your scope")),
     }
@@ -357,6 +363,8 @@ async fn create(
 pub struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
+    /// Only stations whose claim is in this state (an Admin's queue: `Pending`).
+    claim_status: Option<claim::ClaimStatus>,
 }
 
 /// `GET /stations` (every role): admins all, a BackOffice its own, operators their assigned,
@@ -377,7 +385,17 @@ async fn list(
         Role::Operator => (None, Some(caller.id), false),
         Role::Owner => (None, None, true),
     };
-    let rows = store::list(&state.db, backoffice, operator, only_active, page.int_key()?, limit).await?;
+    let claim = q.claim_status.map(claim::ClaimStatus::as_str);
+    let rows = store::list(
+        &state.db,
+        backoffice,
+        operator,
+        only_active,
+        claim,
+        page.int_key()?,
+        limit,
+    )
+    .await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         let connectors = store::connectors(&state.db, row.id).await?;

@@ -23,6 +23,8 @@ pub struct StationRow {
     pub active: Flag,
     pub schedule: String,
     pub created_at: Ts,
+    /// The Admin's decision on the BackOffice's claim of the charger ([`super::claim`]).
+    pub claim_status: String,
 }
 
 impl StationRow {
@@ -57,7 +59,7 @@ pub struct Connector {
 
 const COLUMNS: &str =
     "id, backoffice_id, central_station_id, name, address, latitude, longitude, time_zone, slot_minutes, \
-                       auto_approve, tariff_ref, active, schedule, created_at";
+                       auto_approve, tariff_ref, active, schedule, created_at, claim_status";
 
 /// A new station.
 #[derive(Debug)]
@@ -80,8 +82,8 @@ pub async fn insert(tx: &mut Tx, s: &NewStation<'_>, connectors: &[Connector], n
     let id: i64 = on_tx!(tx, |conn| {
         sqlx::query_scalar(
             "INSERT INTO stations (backoffice_id, central_station_id, name, address, latitude, longitude, time_zone, slot_minutes, \
-             auto_approve, tariff_ref, active, schedule, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12) RETURNING id",
+             auto_approve, tariff_ref, active, schedule, created_at, updated_at, claim_status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12, 'Pending') RETURNING id",
         )
         .bind(s.backoffice_id)
         .bind(s.central_station_id)
@@ -166,36 +168,67 @@ pub async fn connectors(db: &Db, id: i64) -> Result<Vec<Connector>, StoreError> 
 }
 
 /// Stations visible to a listing: all (`backoffice` None, `operator` None), a BackOffice's, an
-/// operator's, or only active ones; after the cursor id.
+/// operator's, or only bookable ones (active with an approved claim); optionally only those
+/// whose claim is `claim_status`; after the cursor id.
 pub async fn list(
     db: &Db,
     backoffice: Option<i64>,
     operator: Option<i64>,
-    only_active: bool,
+    only_bookable: bool,
+    claim_status: Option<&str>,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<StationRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM stations WHERE ($1 IS NULL OR backoffice_id = $1) \
          AND ($2 IS NULL OR id IN (SELECT station_id FROM operator_stations WHERE operator_id = $2)) \
-         AND ($3 = 0 OR active = 1) AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
+         AND ($3 = 0 OR (active = 1 AND claim_status = 'Approved')) AND ($4 IS NULL OR id > $4) \
+         AND ($6 IS NULL OR claim_status = $6) ORDER BY id LIMIT $5"
     );
     Ok(on_db!(db, |pool| {
         sqlx::query_as(&sql)
             .bind(backoffice)
             .bind(operator)
-            .bind(i64::from(only_active))
+            .bind(i64::from(only_bookable))
             .bind(after)
             .bind(limit)
+            .bind(claim_status)
             .fetch_all(pool)
             .await
     })?)
 }
 
+/// Records an Admin's decision on a station's pending claim inside `tx`; false when the claim
+/// was no longer pending (decided concurrently).
+pub async fn decide_claim(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    admin_id: i64,
+    note: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = on_tx!(tx, |conn| {
+        sqlx::query(
+            "UPDATE stations SET claim_status = $2, claim_decided_by = $3, claim_decided_at = $4, claim_note = $5, \
+             updated_at = $4 WHERE id = $1 AND claim_status = 'Pending'",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(admin_id)
+        .bind(now)
+        .bind(note)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(changed == 1)
+}
+
 /// Active stations inside a latitude/longitude box.
 pub async fn in_box(db: &Db, lat: (f64, f64), lon: (f64, f64)) -> Result<Vec<StationRow>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM stations WHERE active = 1 AND latitude BETWEEN $1 AND $2 AND longitude BETWEEN $3 AND $4"
+        "SELECT {COLUMNS} FROM stations WHERE active = 1 AND claim_status = 'Approved' AND latitude BETWEEN $1 AND $2 AND longitude BETWEEN $3 AND $4"
     );
     Ok(on_db!(db, |pool| {
         sqlx::query_as(&sql)

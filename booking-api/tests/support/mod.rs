@@ -464,14 +464,36 @@ pub async fn charger_for(s: &TestServer, body: &Value) {
         .await;
 }
 
-/// Creates a station, its charger first made known ([`charger_for`]); returns its id.
+/// Creates a station, its charger first made known ([`charger_for`]), and has the admin
+/// approve its claim of the charger; returns its id.
 pub async fn station(s: &TestServer, token: &str, body: Value) -> i64 {
+    let id = pending_station(s, token, body).await;
+    approve_claim(s, id).await;
+    id
+}
+
+/// Creates a station whose claim of its charger is still Pending; returns its id.
+pub async fn pending_station(s: &TestServer, token: &str, body: Value) -> i64 {
     charger_for(s, &body).await;
-    s.req("POST", "/api/v1/stations", Some(token), Some(body))
+    let created = s
+        .req("POST", "/api/v1/stations", Some(token), Some(body))
         .await
-        .expect(201)["id"]
-        .as_i64()
-        .unwrap()
+        .expect(201);
+    assert_eq!(created["claimStatus"], "Pending");
+    created["id"].as_i64().unwrap()
+}
+
+/// The admin approves station `id`'s claim of its charger.
+pub async fn approve_claim(s: &TestServer, id: i64) {
+    let admin = s.admin().await;
+    s.req(
+        "POST",
+        &format!("/api/v1/stations/{id}/claim"),
+        Some(&admin),
+        Some(json!({ "decision": "Approved" })),
+    )
+    .await
+    .expect(200);
 }
 
 /// Creates an operator of the BackOffice `token` with `stations`, logs in; returns (token, id).
