@@ -1,0 +1,312 @@
+//! Tariffs over HTTP: creation and validation codes, versions (append-only, ordered), station
+//! assignment, and every role's scope.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{backends, TestServer, World};
+
+fn ocpi() -> Value {
+    json!({
+        "currency": "LKR",
+        "elements": [
+            {"price_components": [{"type": "ENERGY", "price": 95.5, "vat": 18, "step_size": 1}],
+             "restrictions": {"start_time": "18:30", "end_time": "22:30"}},
+            {"price_components": [{"type": "ENERGY", "price": 70, "vat": 18, "step_size": 1},
+                                   {"type": "PARKING_TIME", "price": 300, "step_size": 60}]}
+        ],
+        "parking_grace_period": 600
+    })
+}
+
+#[tokio::test]
+async fn create_validate_version_and_assign_per_role() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let w = World::build(&s).await;
+        let body = json!({"name": "Colombo peak", "tariff": ocpi()});
+
+        // Roles: owners and operators 403 everywhere, no token 401.
+        for token in [&w.op_a, &w.owner1] {
+            s.req("POST", "/api/v1/tariffs", Some(token), Some(body.clone()))
+                .await
+                .problem(403, "FORBIDDEN");
+            s.req("GET", "/api/v1/tariffs", Some(token), None)
+                .await
+                .problem(403, "FORBIDDEN");
+        }
+        s.req("GET", "/api/v1/tariffs", None, None)
+            .await
+            .problem(401, "UNAUTHORIZED");
+
+        // A BackOffice creates for itself: version 1 in force from now, the OCPI body kept exactly.
+        let mine = s
+            .req("POST", "/api/v1/tariffs", Some(&w.bo_a), Some(body.clone()))
+            .await
+            .expect(201);
+        let mine_id = mine["id"].as_i64().unwrap();
+        assert_eq!(mine["backofficeId"], w.bo_a_id);
+        assert_eq!(mine["versions"][0]["version"], 1);
+        assert_eq!(mine["versions"][0]["currency"], "LKR");
+        assert_eq!(mine["versions"][0]["validFrom"], "2030-01-07T00:00:00.000Z");
+        assert_eq!(
+            mine["versions"][0]["tariff"]["elements"][0]["price_components"][0]["price"],
+            json!(95.5)
+        );
+        let mut other = body.clone();
+        other["backofficeId"] = json!(w.bo_a_id + 1000);
+        s.req("POST", "/api/v1/tariffs", Some(&w.bo_a), Some(other.clone()))
+            .await
+            .problem(403, "FORBIDDEN");
+        // An admin makes a shared tariff, or one for a BackOffice (which must exist).
+        let shared = s
+            .req("POST", "/api/v1/tariffs", Some(&w.admin), Some(body.clone()))
+            .await
+            .expect(201);
+        let shared_id = shared["id"].as_i64().unwrap();
+        assert_eq!(shared["backofficeId"], Value::Null);
+        let r = s.req("POST", "/api/v1/tariffs", Some(&w.admin), Some(other)).await;
+        assert_eq!(r.fields(), vec!["backofficeId"]);
+        r.problem(400, "VALIDATION_FAILED");
+
+        // Bad input: each with its code and field.
+        let bad = |f: &dyn Fn(&mut Value)| {
+            let mut b = body.clone();
+            f(&mut b);
+            b
+        };
+        let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
+            (
+                bad(&|b| b["tariff"]["currency"] = json!("lkr")),
+                422,
+                "TARIFF_CURRENCY_INVALID",
+                Some("tariff.currency"),
+            ),
+            (
+                bad(&|b| b["tariff"]["elements"] = json!([])),
+                422,
+                "TARIFF_NO_ELEMENTS",
+                Some("tariff.elements"),
+            ),
+            (
+                bad(&|b| b["tariff"]["elements"][1]["price_components"][0]["vat"] = json!(150)),
+                422,
+                "TARIFF_VAT_INVALID",
+                Some("tariff.elements[1].price_components[0].vat"),
+            ),
+            (
+                bad(&|b| b["tariff"]["elements"][0]["restrictions"]["end_time"] = json!("18:30")),
+                422,
+                "TARIFF_RANGE_EMPTY",
+                Some("tariff.elements[0].restrictions.end_time"),
+            ),
+            (
+                bad(&|b| b["tariff"]["elements"][0]["restrictions"]["start_time"] = json!("6pm")),
+                422,
+                "TARIFF_TIME_INVALID",
+                Some("tariff.elements[0].restrictions.start_time"),
+            ),
+            (
+                bad(&|b| b["tariff"]["elements"][0]["price_components"][0]["price"] = json!(-1)),
+                422,
+                "TARIFF_PRICE_NEGATIVE",
+                None,
+            ),
+            (
+                bad(&|b| b["tariff"]["elements"][0]["price_components"][0]["type"] = json!("KWH")),
+                422,
+                "TARIFF_MALFORMED",
+                None,
+            ),
+            (
+                bad(&|b| b["tariff"]["elements"][0]["restrictions"]["min_kw"] = json!(1)),
+                422,
+                "TARIFF_MALFORMED",
+                None,
+            ),
+            (bad(&|b| b["tariff"] = json!("free")), 422, "TARIFF_MALFORMED", None),
+            (
+                bad(&|b| b["name"] = json!("  ")),
+                400,
+                "VALIDATION_FAILED",
+                Some("name"),
+            ),
+            (
+                bad(&|b| b["validFrom"] = json!("2030-01-06T00:00:00Z")),
+                400,
+                "VALIDATION_FAILED",
+                Some("validFrom"),
+            ),
+        ];
+        for (b, status, code, field) in cases {
+            let r = s.req("POST", "/api/v1/tariffs", Some(&w.bo_a), Some(b)).await;
+            if let Some(field) = field {
+                assert_eq!(r.fields(), vec![field.to_string()], "{code}");
+            }
+            r.problem(status, code);
+        }
+
+        // Scope of reads: BackOffice B sees the shared tariff, not A's.
+        let listed = s.req("GET", "/api/v1/tariffs", Some(&w.bo_b), None).await.expect(200);
+        let ids: Vec<i64> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![shared_id]);
+        let all = s.req("GET", "/api/v1/tariffs", Some(&w.admin), None).await.expect(200);
+        assert_eq!(all["items"].as_array().unwrap().len(), 2);
+        s.req("GET", &format!("/api/v1/tariffs/{mine_id}"), Some(&w.bo_b), None)
+            .await
+            .problem(403, "FORBIDDEN");
+        s.req("GET", &format!("/api/v1/tariffs/{shared_id}"), Some(&w.bo_b), None)
+            .await
+            .expect(200);
+        s.req("GET", &format!("/api/v1/tariffs/{mine_id}"), Some(&w.owner1), None)
+            .await
+            .problem(403, "FORBIDDEN");
+        s.req("GET", "/api/v1/tariffs/999999", Some(&w.admin), None)
+            .await
+            .problem(404, "NOT_FOUND");
+
+        // Versions: appended, in order, never in the past; a shared tariff only by an admin.
+        let path = format!("/api/v1/tariffs/{mine_id}/versions");
+        let mut v2 = ocpi();
+        v2["elements"][1]["price_components"][0]["price"] = json!(75);
+        let next = json!({"validFrom": "2030-02-01T00:00:00Z", "tariff": v2});
+        let t = s
+            .req("POST", &path, Some(&w.bo_a), Some(next.clone()))
+            .await
+            .expect(201);
+        assert_eq!(t["versions"].as_array().unwrap().len(), 2);
+        assert_eq!(t["versions"][1]["version"], 2);
+        assert_eq!(
+            t["versions"][0]["tariff"]["elements"][1]["price_components"][0]["price"],
+            json!(70)
+        );
+        assert_eq!(
+            t["versions"][1]["tariff"]["elements"][1]["price_components"][0]["price"],
+            json!(75)
+        );
+        s.req("POST", &path, Some(&w.bo_a), Some(next.clone()))
+            .await
+            .problem(409, "TARIFF_VERSION_ORDER");
+        let earlier = json!({"validFrom": "2030-01-20T00:00:00Z", "tariff": ocpi()});
+        s.req("POST", &path, Some(&w.bo_a), Some(earlier))
+            .await
+            .problem(409, "TARIFF_VERSION_ORDER");
+        s.req("POST", &path, Some(&w.bo_b), Some(next.clone()))
+            .await
+            .problem(403, "FORBIDDEN");
+        s.req("POST", &path, Some(&w.op_a), Some(next.clone()))
+            .await
+            .problem(403, "FORBIDDEN");
+        s.req(
+            "POST",
+            &path,
+            Some(&w.bo_a),
+            Some(json!({"tariff": {"currency": "LKR", "elements": []}})),
+        )
+        .await
+        .problem(422, "TARIFF_NO_ELEMENTS");
+        let shared_path = format!("/api/v1/tariffs/{shared_id}/versions");
+        s.req("POST", &shared_path, Some(&w.bo_a), Some(next.clone()))
+            .await
+            .problem(403, "FORBIDDEN");
+        s.req("POST", &shared_path, Some(&w.admin), Some(next.clone()))
+            .await
+            .expect(201);
+
+        // Assignment: to its own station, with its own or a shared tariff.
+        let assign = |station: i64| format!("/api/v1/stations/{station}/tariff");
+        let a = s
+            .req("PUT", &assign(w.s1), Some(&w.bo_a), Some(json!({"tariffId": mine_id})))
+            .await
+            .expect(200);
+        assert_eq!(a["tariffId"], mine_id);
+        assert_eq!(a["connectorType"], Value::Null);
+        let a = s
+            .req(
+                "PUT",
+                &assign(w.s1),
+                Some(&w.bo_a),
+                Some(json!({"tariffId": shared_id, "connectorType": "ccs2", "validFrom": "2030-03-01T00:00:00Z"})),
+            )
+            .await
+            .expect(200);
+        assert_eq!(a["connectorType"], "CCS2");
+        s.req("PUT", &assign(w.s1), Some(&w.bo_a), Some(json!({"tariffId": mine_id})))
+            .await
+            .problem(409, "TARIFF_ASSIGNMENT_EXISTS");
+        s.req("PUT", &assign(w.s3), Some(&w.bo_a), Some(json!({"tariffId": mine_id})))
+            .await
+            .problem(403, "FORBIDDEN");
+        s.req("PUT", &assign(w.s3), Some(&w.bo_b), Some(json!({"tariffId": mine_id})))
+            .await
+            .problem(409, "TARIFF_NOT_USABLE");
+        s.req("PUT", &assign(w.s3), Some(&w.admin), Some(json!({"tariffId": mine_id})))
+            .await
+            .problem(409, "TARIFF_NOT_USABLE");
+        s.req(
+            "PUT",
+            &assign(w.s3),
+            Some(&w.admin),
+            Some(json!({"tariffId": shared_id})),
+        )
+        .await
+        .expect(200);
+        for token in [&w.op_a, &w.owner1] {
+            s.req("PUT", &assign(w.s1), Some(token), Some(json!({"tariffId": mine_id})))
+                .await
+                .problem(403, "FORBIDDEN");
+            s.req("GET", &format!("/api/v1/stations/{}/tariffs", w.s1), Some(token), None)
+                .await
+                .problem(403, "FORBIDDEN");
+        }
+        let r = s
+            .req(
+                "PUT",
+                &assign(w.s2),
+                Some(&w.bo_a),
+                Some(json!({"tariffId": mine_id, "connectorType": "Schuko"})),
+            )
+            .await;
+        assert_eq!(r.fields(), vec!["connectorType"]);
+        r.problem(400, "VALIDATION_FAILED");
+        let r = s
+            .req("PUT", &assign(w.s2), Some(&w.bo_a), Some(json!({"tariffId": 999999})))
+            .await;
+        assert_eq!(r.fields(), vec!["tariffId"]);
+        r.problem(400, "VALIDATION_FAILED");
+        s.req(
+            "PUT",
+            &assign(w.s2),
+            Some(&w.bo_a),
+            Some(json!({"tariffId": mine_id, "validFrom": "2029-12-31T00:00:00Z"})),
+        )
+        .await
+        .problem(400, "VALIDATION_FAILED");
+        s.req("PUT", &assign(w.s2), Some(&w.bo_a), Some(json!({"tariff": mine_id})))
+            .await
+            .problem(400, "VALIDATION_FAILED");
+        let history = s
+            .req(
+                "GET",
+                &format!("/api/v1/stations/{}/tariffs", w.s1),
+                Some(&w.bo_a),
+                None,
+            )
+            .await
+            .expect(200);
+        let got: Vec<(i64, Value)> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["tariffId"].as_i64().unwrap(), a["connectorType"].clone()))
+            .collect();
+        assert_eq!(got, vec![(mine_id, Value::Null), (shared_id, json!("CCS2"))]);
+        s.stop().await;
+    }
+}
