@@ -310,3 +310,200 @@ async fn create_validate_version_and_assign_per_role() {
         s.stop().await;
     }
 }
+
+fn envelope(station: &str, occurred: chrono::DateTime<chrono::Utc>, event: evcs_bus::Event) -> evcs_bus::EventEnvelope {
+    evcs_bus::EventEnvelope::new(evcs_bus::StationId::parse(station).unwrap(), occurred, event)
+}
+
+fn connector1() -> evcs_bus::Location {
+    evcs_bus::Location {
+        evse_id: None,
+        connector_id: Some(1),
+    }
+}
+
+async fn deliver(s: &TestServer, events: Vec<evcs_bus::EventEnvelope>) {
+    let last = events.last().map(|e| e.event_id.clone());
+    for e in events {
+        s.state.bus.publish(e).await.expect("publish");
+    }
+    if let Some(last) = last {
+        s.wait_processed(&last).await;
+    }
+}
+
+/// Charges 20 kWh on connector 1 of `station` (Asia/Colombo, UTC+05:30) from `start` for an
+/// hour (10 kWh reported at half time); `end`: the charger reports the end.
+async fn charge(s: &TestServer, station: &str, tx: &str, start: chrono::DateTime<chrono::Utc>, end: bool) {
+    use evcs_bus::Event;
+    let mut events = vec![envelope(
+        station,
+        start,
+        Event::TransactionStarted {
+            transaction_id: tx.into(),
+            id_token: None,
+            location: connector1(),
+            meter_start_wh: Some(1_000),
+            remote_start_id: None,
+        },
+    )];
+    let half = start + chrono::Duration::minutes(30);
+    events.push(envelope(
+        station,
+        half,
+        Event::MeterSummary {
+            transaction_id: tx.into(),
+            location: connector1(),
+            energy_wh: Some(11_000),
+            power_w: Some(20_000.0),
+            soc_percent: None,
+            current_a: None,
+            at: half,
+        },
+    ));
+    if end {
+        events.push(envelope(
+            station,
+            start + chrono::Duration::hours(1),
+            Event::TransactionEnded {
+                transaction_id: tx.into(),
+                id_token: None,
+                location: connector1(),
+                meter_stop_wh: Some(21_000),
+                stop_reason: Some("EVDisconnected".into()),
+            },
+        ));
+    }
+    deliver(s, events).await;
+}
+
+async fn session_of(s: &TestServer, token: &str, tx: &str) -> i64 {
+    let page = s.req("GET", "/api/v1/sessions", Some(token), None).await.expect(200);
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["transactionId"] == tx)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn receipts_and_live_cost_use_the_version_in_force_at_the_start() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let w = World::build(&s).await;
+        // Peak 06:00-22:00 Colombo at 0.50/kWh, else 0.20; 20 % VAT.
+        let v1 = json!({"currency": "EUR", "elements": [
+            {"price_components": [{"type": "ENERGY", "price": 0.5, "vat": 20, "step_size": 1}],
+             "restrictions": {"start_time": "06:00", "end_time": "22:00"}},
+            {"price_components": [{"type": "ENERGY", "price": 0.2, "vat": 20, "step_size": 1}]}]});
+        let t = s
+            .req(
+                "POST",
+                "/api/v1/tariffs",
+                Some(&w.bo_a),
+                Some(json!({"name": "peak", "tariff": v1})),
+            )
+            .await
+            .expect(201);
+        let tid = t["id"].as_i64().unwrap();
+        s.req(
+            "PUT",
+            &format!("/api/v1/stations/{}/tariff", w.s1),
+            Some(&w.bo_a),
+            Some(json!({"tariffId": tid})),
+        )
+        .await
+        .expect(200);
+        // Version 2 from 02:00Z doubles the off-peak price.
+        let mut v2 = s
+            .req("GET", &format!("/api/v1/tariffs/{tid}"), Some(&w.bo_a), None)
+            .await
+            .expect(200)["versions"][0]["tariff"]
+            .clone();
+        v2["elements"][1]["price_components"][0]["price"] = json!(0.4);
+        s.req(
+            "POST",
+            &format!("/api/v1/tariffs/{tid}/versions"),
+            Some(&w.bo_a),
+            Some(json!({"validFrom": "2030-01-07T02:00:00Z", "tariff": v2})),
+        )
+        .await
+        .expect(201);
+
+        // 00:00Z-01:00Z = 05:30-06:30 local, 20 kWh: 10 kWh at 0.20 + 10 kWh at 0.50 = 7.00,
+        // VAT 1.40. Ends after version 2 took effect: still version 1 (the start counts).
+        let start = support::epoch();
+        charge(&s, "CP-A1", "T1", start, true).await;
+        s.clock.set(start + chrono::Duration::hours(3));
+        let sid = session_of(&s, &w.bo_a, "T1").await;
+        let r = s
+            .req("GET", &format!("/api/v1/sessions/{sid}/receipt"), Some(&w.bo_a), None)
+            .await
+            .expect(200);
+        let cost = &r["cost"];
+        assert_eq!(cost["tariffId"], tid);
+        assert_eq!(cost["tariffVersion"], 1);
+        assert_eq!(cost["status"], "final");
+        assert_eq!(
+            cost["totalExclVat"],
+            json!({"amount": "7.00", "minor": 700, "currency": "EUR"})
+        );
+        assert_eq!(cost["totalInclVat"]["minor"], 840);
+        let lines: Vec<(i64, i64, String)> = cost["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["element"].as_i64().unwrap(),
+                    l["amount"]["minor"].as_i64().unwrap(),
+                    l["quantity"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(lines, vec![(1, 200, "10".into()), (0, 500, "10".into())]);
+        assert_eq!(cost["lines"][1]["from"], "2030-01-07T00:30:00Z");
+        // The receipt's scope is the session's: another BackOffice gets 403.
+        s.req("GET", &format!("/api/v1/sessions/{sid}/receipt"), Some(&w.bo_b), None)
+            .await
+            .problem(403, "FORBIDDEN");
+
+        // A session started at 03:00Z (08:30 local, all peak) under version 2, still running:
+        // at 03:45Z the meter said 10 kWh at 03:30Z, so the live cost is 10 × 0.50 = 5.00.
+        let start2 = start + chrono::Duration::hours(3);
+        charge(&s, "CP-A1", "T2", start2, false).await;
+        s.clock.set(start2 + chrono::Duration::minutes(45));
+        let sid2 = session_of(&s, &w.bo_a, "T2").await;
+        let live = s
+            .req("GET", &format!("/api/v1/sessions/{sid2}"), Some(&w.bo_a), None)
+            .await
+            .expect(200);
+        assert_eq!(live["cost"]["tariffVersion"], 2);
+        assert_eq!(live["cost"]["status"], "running");
+        assert_eq!(live["cost"]["pricedUntil"], "2030-01-07T03:45:00.000Z");
+        assert_eq!(live["cost"]["totalExclVat"]["minor"], 500);
+        s.req("GET", &format!("/api/v1/sessions/{sid2}/receipt"), Some(&w.bo_a), None)
+            .await
+            .problem(409, "SESSION_ACTIVE");
+
+        // A station without a tariff (CP-A2): a receipt without a cost.
+        charge(&s, "CP-A2", "T3", start2, true).await;
+        s.clock.set(start2 + chrono::Duration::hours(2));
+        let sid3 = session_of(&s, &w.bo_a, "T3").await;
+        let r = s
+            .req("GET", &format!("/api/v1/sessions/{sid3}/receipt"), Some(&w.bo_a), None)
+            .await
+            .expect(200);
+        assert_eq!(r["cost"], Value::Null);
+        assert_eq!(r["energyWh"], 20_000);
+        let r = s
+            .req("GET", &format!("/api/v1/sessions/{sid3}"), Some(&w.bo_a), None)
+            .await
+            .expect(200);
+        assert!(r.get("cost").is_none());
+        s.stop().await;
+    }
+}

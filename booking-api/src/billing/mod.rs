@@ -9,11 +9,13 @@
 //! - [`engine`]: periods priced into explained lines, step sizes, plan discounts, min/max price,
 //!   VAT per rate and totals.
 //! - [`store`]: versioned tariffs and station assignments (migration 0007), append-only.
+//! - [`cost`]: a session's cost (receipt, live) by the tariff version in force at its start.
 //! - [`http`]: `/tariffs`, `/tariffs/{id}/versions`, `/stations/{id}/tariff(s)`.
 //!
 //! Everything here is a pure function: no clock, no database. The same call prices a session
 //! that is still running (end = now) and one that has finished.
 
+pub mod cost;
 pub mod engine;
 pub mod http;
 pub mod money;
