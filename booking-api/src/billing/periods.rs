@@ -103,6 +103,8 @@ pub enum PeriodError {
     EnergyDecreases,
     #[error("timestamp out of range")]
     TimeOutOfRange,
+    #[error("meter register out of range")]
+    EnergyOutOfRange,
 }
 
 impl PeriodError {
@@ -112,6 +114,7 @@ impl PeriodError {
             PeriodError::ReadingsOutOfOrder => "READINGS_OUT_OF_ORDER",
             PeriodError::EnergyDecreases => "METER_DECREASES",
             PeriodError::TimeOutOfRange => "TIME_OUT_OF_RANGE",
+            PeriodError::EnergyOutOfRange => "METER_OUT_OF_RANGE",
         }
     }
 }
@@ -119,9 +122,30 @@ impl PeriodError {
 /// The longest session the engine splits (a year): bounds the work on absurd input.
 const MAX_SPAN_MS: i64 = 366 * 24 * 3_600_000;
 
+/// The largest meter register accepted (10 GWh). With it, prices below 1,000,000 and a span of
+/// a year, no decimal product or minor-unit sum can overflow, whatever a charger reports.
+const MAX_REGISTER_WH: i64 = 10_000_000_000;
+
+/// Timestamps beyond ±10^15 ms (about year 33,000) are refused before any subtraction.
+const MAX_ABS_MS: i64 = 1_000_000_000_000_000;
+
 /// Splits `session` into periods at every price boundary of `tariff` in zone `tz`.
 pub fn split(session: &SessionInput, tariff: &ValidTariff, tz: Tz) -> Result<Vec<Period>, PeriodError> {
     let (start, end) = (session.start_ms, session.end_ms);
+    let times = [start, end].into_iter().chain(session.readings.iter().map(|r| r.at_ms));
+    if times
+        .chain(session.statuses.iter().map(|s| s.at_ms))
+        .any(|t| t.abs() > MAX_ABS_MS)
+    {
+        return Err(PeriodError::TimeOutOfRange);
+    }
+    if session
+        .readings
+        .iter()
+        .any(|r| !(0..=MAX_REGISTER_WH).contains(&r.energy_wh))
+    {
+        return Err(PeriodError::EnergyOutOfRange);
+    }
     if end < start {
         return Err(PeriodError::EndBeforeStart);
     }
@@ -509,6 +533,14 @@ mod tests {
         s.readings[1].at_ms = 60;
         s.readings[1].energy_wh = 5;
         assert_eq!(split(&s, &tf, chrono_tz::UTC), Err(PeriodError::EnergyDecreases));
+        s.readings[1].energy_wh = i64::MAX;
+        assert_eq!(split(&s, &tf, chrono_tz::UTC), Err(PeriodError::EnergyOutOfRange));
+        s.readings[1].energy_wh = 20;
+        s.readings[1].at_ms = i64::MAX;
+        assert_eq!(split(&s, &tf, chrono_tz::UTC), Err(PeriodError::TimeOutOfRange));
+        s.readings[1].at_ms = 60;
+        s.end_ms = 400 * 24 * 3_600_000;
+        assert_eq!(split(&s, &tf, chrono_tz::UTC), Err(PeriodError::TimeOutOfRange));
     }
 
     #[test]

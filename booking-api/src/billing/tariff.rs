@@ -341,11 +341,12 @@ fn parse_restrictions(r: &Restrictions, at: &str) -> Result<When, TariffError> {
     };
     let range = |min: Option<Decimal>, max: Option<Decimal>, name: &str| -> Result<(), TariffError> {
         for (v, side) in [(min, "min"), (max, "max")] {
-            if v.is_some_and(|v| v < Decimal::ZERO) {
+            // The upper bound keeps every product in the engine far from overflow.
+            if v.is_some_and(|v| v < Decimal::ZERO || v > Decimal::from(1_000_000_000)) {
                 return Err(TariffError::new(
                     "TARIFF_RESTRICTION_INVALID",
                     format!("{at}.{side}_{name}"),
-                    "0 or more",
+                    "from 0 to 1000000000",
                 ));
             }
         }
