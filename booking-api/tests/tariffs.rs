@@ -315,10 +315,10 @@ fn envelope(station: &str, occurred: chrono::DateTime<chrono::Utc>, event: evcs_
     evcs_bus::EventEnvelope::new(evcs_bus::StationId::parse(station).unwrap(), occurred, event)
 }
 
-fn connector1() -> evcs_bus::Location {
+fn connector(id: u32) -> evcs_bus::Location {
     evcs_bus::Location {
         evse_id: None,
-        connector_id: Some(1),
+        connector_id: Some(id),
     }
 }
 
@@ -335,6 +335,10 @@ async fn deliver(s: &TestServer, events: Vec<evcs_bus::EventEnvelope>) {
 /// Charges 20 kWh on connector 1 of `station` (Asia/Colombo, UTC+05:30) from `start` for an
 /// hour (10 kWh reported at half time); `end`: the charger reports the end.
 async fn charge(s: &TestServer, station: &str, tx: &str, start: chrono::DateTime<chrono::Utc>, end: bool) {
+    charge_on(s, station, 1, tx, start, end).await
+}
+
+async fn charge_on(s: &TestServer, station: &str, on: u32, tx: &str, start: chrono::DateTime<chrono::Utc>, end: bool) {
     use evcs_bus::Event;
     let mut events = vec![envelope(
         station,
@@ -342,7 +346,7 @@ async fn charge(s: &TestServer, station: &str, tx: &str, start: chrono::DateTime
         Event::TransactionStarted {
             transaction_id: tx.into(),
             id_token: None,
-            location: connector1(),
+            location: connector(on),
             meter_start_wh: Some(1_000),
             remote_start_id: None,
         },
@@ -353,7 +357,7 @@ async fn charge(s: &TestServer, station: &str, tx: &str, start: chrono::DateTime
         half,
         Event::MeterSummary {
             transaction_id: tx.into(),
-            location: connector1(),
+            location: connector(on),
             energy_wh: Some(11_000),
             power_w: Some(20_000.0),
             soc_percent: None,
@@ -368,7 +372,7 @@ async fn charge(s: &TestServer, station: &str, tx: &str, start: chrono::DateTime
             Event::TransactionEnded {
                 transaction_id: tx.into(),
                 id_token: None,
-                location: connector1(),
+                location: connector(on),
                 meter_stop_wh: Some(21_000),
                 stop_reason: Some("EVDisconnected".into()),
             },
@@ -488,6 +492,49 @@ async fn receipts_and_live_cost_use_the_version_in_force_at_the_start() {
         s.req("GET", &format!("/api/v1/sessions/{sid2}/receipt"), Some(&w.bo_a), None)
             .await
             .problem(409, "SESSION_ACTIVE");
+
+        // A tariff for CCS2 connectors only, from 05:00Z: connector 1 (CCS2) uses it, connector
+        // 2 (Type2) keeps the all-types tariff (version 2: 20 kWh of peak at 0.50 = 10.00).
+        let flat = json!({"currency": "EUR", "elements": [
+            {"price_components": [{"type": "ENERGY", "price": 1, "step_size": 1}]}]});
+        let ccs = s
+            .req(
+                "POST",
+                "/api/v1/tariffs",
+                Some(&w.bo_a),
+                Some(json!({"name": "ccs", "tariff": flat})),
+            )
+            .await
+            .expect(201)["id"]
+            .as_i64()
+            .unwrap();
+        s.req(
+            "PUT",
+            &format!("/api/v1/stations/{}/tariff", w.s1),
+            Some(&w.bo_a),
+            Some(json!({"tariffId": ccs, "connectorType": "CCS2", "validFrom": "2030-01-07T05:00:00Z"})),
+        )
+        .await
+        .expect(200);
+        let start4 = start + chrono::Duration::hours(5);
+        charge_on(&s, "CP-A1", 1, "T4", start4, true).await;
+        charge_on(&s, "CP-A1", 2, "T5", start4, true).await;
+        s.clock.set(start4 + chrono::Duration::hours(2));
+        for (tx, tariff, total) in [("T4", ccs, 2000), ("T5", tid, 1000)] {
+            let sid = session_of(&s, &w.bo_a, tx).await;
+            let r = s
+                .req("GET", &format!("/api/v1/sessions/{sid}/receipt"), Some(&w.bo_a), None)
+                .await
+                .expect(200);
+            assert_eq!(
+                (
+                    r["cost"]["tariffId"].as_i64(),
+                    r["cost"]["totalExclVat"]["minor"].as_i64()
+                ),
+                (Some(tariff), Some(total)),
+                "{tx}"
+            );
+        }
 
         // A station without a tariff (CP-A2): a receipt without a cost.
         charge(&s, "CP-A2", "T3", start2, true).await;
