@@ -18,6 +18,7 @@
 //! - [`checkin`]: QR check-in: signed single-use tokens, connector codes, RemoteStart.
 //! - [`reservations`]: bookings on the charger: the booking's id token pushed to the central
 //!   system, ReserveNow at the lead time, cancellations, operator alerts (`GET /alerts`).
+//! - [`billing`]: OCPI tariffs and the pricing engine (pure functions: money, periods, lines).
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -27,6 +28,7 @@ pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod billing;
 pub mod bookings;
 pub mod chargers;
 pub mod checkin;

@@ -11,6 +11,7 @@ pub mod store;
 
 use crate::api::auth::{Caller, Role};
 use crate::app::AppState;
+use crate::billing::cost::SessionCost;
 use crate::bookings::rules::{Action, Status};
 use crate::bookings::store::Booking;
 use crate::bookings::{self, TransitionError};
@@ -81,6 +82,11 @@ pub struct Session {
     /// `charger` or `operator` (a finalize for a charger that never reported the end).
     pub ended_by: Option<String>,
     pub updated_at: Ts,
+    /// The cost so far (running) or in full (final), priced by the tariff version in force at
+    /// the start; only on `GET /sessions/{id}`, and absent when the station has no tariff.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cost: Option<SessionCost>,
 }
 
 impl Session {
@@ -113,11 +119,12 @@ impl Session {
             stop_reason: row.stop_reason.clone(),
             ended_by: row.ended_by.clone(),
             updated_at: Ts(row.updated_at),
+            cost: None,
         }
     }
 }
 
-/// What a completed session amounts to. Billing (a later issue) adds prices.
+/// What a completed session amounts to, priced when its station has a tariff.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
@@ -143,6 +150,10 @@ pub struct Receipt {
     pub ended_by: Option<String>,
     /// The booking, as it stands; null for an ad-hoc session.
     pub booking: Option<Booking>,
+    /// Lines and totals by the tariff version in force at the start; null when the station had
+    /// no tariff then.
+    #[schema(value_type = Option<Object>)]
+    pub cost: Option<SessionCost>,
 }
 
 /// Applies a transaction event or meter summary of `envelope` inside the projection's
@@ -407,7 +418,10 @@ async fn detail(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Session>, Problem> {
     let row = load(&state, &caller, id).await?;
-    Ok(Json(Session::from_row(&row, state.clock.now_ms())))
+    let now = state.clock.now_ms();
+    let mut session = Session::from_row(&row, now);
+    session.cost = crate::billing::cost::of_session(&state.db, &row, now).await?;
+    Ok(Json(session))
 }
 
 /// `GET /bookings/{id}/session` (every role, scoped by the booking): its newest session.
@@ -460,6 +474,7 @@ async fn receipt_of(state: &AppState, row: &SessionRow) -> Result<Receipt, Probl
         stop_reason: row.stop_reason.clone(),
         ended_by: row.ended_by.clone(),
         booking,
+        cost: crate::billing::cost::of_session(&state.db, row, state.clock.now_ms()).await?,
     })
 }
 
