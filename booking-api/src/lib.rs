@@ -18,6 +18,8 @@
 //! - [`checkin`]: QR check-in: signed single-use tokens, connector codes, RemoteStart.
 //! - [`reservations`]: bookings on the charger: the booking's id token pushed to the central
 //!   system, ReserveNow at the lead time, cancellations, operator alerts (`GET /alerts`).
+//! - [`maintenance`]: maintenance windows: blocked inventory, bookings moved out of the way,
+//!   connectors set Inoperative on the charger for the window (ChangeAvailability).
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -33,6 +35,7 @@ pub mod checkin;
 pub mod clock;
 pub mod config;
 pub mod live;
+pub mod maintenance;
 pub mod metrics;
 pub mod notifications;
 pub mod reservations;
