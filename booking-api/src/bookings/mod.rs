@@ -267,7 +267,14 @@ async fn create(
     let mut tx = state.db.begin().await?;
     if !slots::reserve(&mut tx, target.slot_id).await? {
         tx.rollback().await?;
-        return Err(slot_refused(&state, req.station_id, target.starts_at, target.ends_at, "every connector of this slot is booked").await);
+        return Err(slot_refused(
+            &state,
+            req.station_id,
+            target.starts_at,
+            target.ends_at,
+            "every connector of this slot is booked",
+        )
+        .await);
     }
     let booking = store::insert(
         &mut tx,
@@ -620,7 +627,14 @@ async fn reschedule(
     let mut tx = state.db.begin().await?;
     if !slots::reserve(&mut tx, slot.id).await? {
         tx.rollback().await?;
-        return Err(slot_refused(&state, booking.station_id, slot.starts_at.0, slot.ends_at.0, "every connector of the new slot is booked").await);
+        return Err(slot_refused(
+            &state,
+            booking.station_id,
+            slot.starts_at.0,
+            slot.ends_at.0,
+            "every connector of the new slot is booked",
+        )
+        .await);
     }
     if !store::move_to(
         &mut tx,

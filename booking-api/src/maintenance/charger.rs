@@ -90,8 +90,12 @@ async fn apply(state: &AppState, work: &ChargerWork, phase: Phase) -> anyhow::Re
     )
     .await?;
     match &outcome {
-        Ok(()) => tracing::info!(window = work.id, station = %work.central_station_id, ?availability, "maintenance: charger accepted"),
-        Err(e) => tracing::info!(window = work.id, station = %work.central_station_id, ?availability, error = %e, "maintenance: charger did not take it; retried later"),
+        Ok(()) => {
+            tracing::info!(window = work.id, station = %work.central_station_id, ?availability, "maintenance: charger accepted")
+        }
+        Err(e) => {
+            tracing::info!(window = work.id, station = %work.central_station_id, ?availability, error = %e, "maintenance: charger did not take it; retried later")
+        }
     }
     Ok(outcome.is_ok())
 }
@@ -114,8 +118,10 @@ mod tests {
         assert_eq!(applied(&status("Scheduled")), Ok(()));
         assert_eq!(applied(&status("Rejected")), Err("Rejected".into()));
         assert_eq!(applied(&Ok(CommandReply::Offline)), Err("station offline".into()));
-        assert_eq!(applied(&Ok(CommandReply::Timeout)), Err("charger did not answer".into()));
-        assert!(applied(&Err(BusError::Timeout(Duration::from_secs(1))))
-            .is_err_and(|e| e.starts_with("not delivered")));
+        assert_eq!(
+            applied(&Ok(CommandReply::Timeout)),
+            Err("charger did not answer".into())
+        );
+        assert!(applied(&Err(BusError::Timeout(Duration::from_secs(1)))).is_err_and(|e| e.starts_with("not delivered")));
     }
 }

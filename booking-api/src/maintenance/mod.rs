@@ -145,7 +145,11 @@ pub struct CreatedWindow {
 
 /// The station if `caller` is its staff: admins, its BackOffice, its operators (owners and
 /// other stations' staff 403).
-async fn staff_station(state: &AppState, caller: &Caller, station_id: i64) -> Result<crate::stations::store::StationRow, Problem> {
+async fn staff_station(
+    state: &AppState,
+    caller: &Caller,
+    station_id: i64,
+) -> Result<crate::stations::store::StationRow, Problem> {
     caller.require(&[Role::Admin, Role::BackOffice, Role::Operator])?;
     crate::stations::visible(state, caller, station_id).await
 }
@@ -201,7 +205,10 @@ async fn create(
             "MAINTENANCE_WINDOW_OVERLAPS",
             format!("the window overlaps maintenance window(s) {overlapping:?} of the same station or connector"),
         )
-        .with_errors(json!(overlapping.iter().map(|id| json!({ "maintenanceWindowId": id })).collect::<Vec<_>>())));
+        .with_errors(json!(overlapping
+            .iter()
+            .map(|id| json!({ "maintenanceWindowId": id }))
+            .collect::<Vec<_>>())));
     }
     let row = store::insert(
         &mut tx,
@@ -330,7 +337,11 @@ async fn end(
     let mut tx = state.db.begin().await?;
     store::lock_station(&mut tx, row.station_id).await?;
     let action = match status(&row, now) {
-        "Scheduled" if store::cancel(&mut tx, id, now).await? => "maintenance.cancelled",
+        // At its very first instant a window is cancelled rather than ended (an end equal to
+        // the start is no window).
+        "Scheduled" | "Active" if now <= row.starts_at && store::cancel(&mut tx, id, now).await? => {
+            "maintenance.cancelled"
+        }
         "Active" if store::end_now(&mut tx, id, now).await? => "maintenance.ended_early",
         "Cancelled" => {
             return Err(Problem::conflict(
@@ -422,17 +433,29 @@ mod tests {
         let now = 1_000_000_000;
         assert!(check(&request(now, now + 1, "pump"), now).is_ok());
         // A start a few seconds old is taken as now.
-        assert_eq!(check(&request(now - 5_000, now + 1, "pump"), now).map(|r| r.0).ok(), Some(now));
+        assert_eq!(
+            check(&request(now - 5_000, now + 1, "pump"), now).map(|r| r.0).ok(),
+            Some(now)
+        );
         let codes = |r: Result<(i64, i64, String), Problem>| -> Vec<String> {
             r.err()
                 .and_then(|p| p.errors)
                 .and_then(|e| e.as_array().cloned())
                 .unwrap_or_default()
                 .iter()
-                .map(|e| format!("{}:{}", e["field"].as_str().unwrap_or(""), e["code"].as_str().unwrap_or("")))
+                .map(|e| {
+                    format!(
+                        "{}:{}",
+                        e["field"].as_str().unwrap_or(""),
+                        e["code"].as_str().unwrap_or("")
+                    )
+                })
                 .collect()
         };
-        assert_eq!(codes(check(&request(now - 120_000, now + 1, "pump"), now)), ["startsAt:in_past"]);
+        assert_eq!(
+            codes(check(&request(now - 120_000, now + 1, "pump"), now)),
+            ["startsAt:in_past"]
+        );
         assert_eq!(codes(check(&request(now, now, "pump"), now)), ["endsAt:before_start"]);
         assert_eq!(
             codes(check(&request(now, now + 32 * 86_400_000, "pump"), now)),

@@ -121,7 +121,8 @@ pub async fn resolve(
                 // The cancellation notifies the owner (BookingCancelled) and is audited with
                 // the window that caused it.
                 let extra = json!({ "maintenanceWindowId": window.id, "reason": window.reason });
-                let updated = bookings::transition_in(tx, booking.clone(), Action::Cancel, Some(caller), extra, now).await?;
+                let updated =
+                    bookings::transition_in(tx, booking.clone(), Action::Cancel, Some(caller), extra, now).await?;
                 affected.push(Affected {
                     booking_id: booking.id,
                     outcome: "Cancelled".into(),

@@ -26,7 +26,8 @@ pub struct WindowRow {
     pub due_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, station_id, connector_id, starts_at, ends_at, reason, created_by, created_at, cancelled_at, \
+const COLUMNS: &str =
+    "id, station_id, connector_id, starts_at, ends_at, reason, created_by, created_at, cancelled_at, \
      ended_early_at, inoperative_applied_at, operative_applied_at, attempts, last_error, due_at";
 
 /// The units of slot `slot` (a table name or alias of `slots`) that maintenance windows take:
@@ -220,7 +221,10 @@ pub async fn blocking(db: &Db, station_id: i64, starts_at: i64, ends_at: i64) ->
 /// One window.
 pub async fn get(db: &Db, id: i64) -> Result<Option<WindowRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM maintenance_windows WHERE id = $1");
-    Ok(on_db!(db, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// The station's windows ending after `from` (all of them with `from` None), by start.
@@ -236,11 +240,13 @@ pub async fn list(db: &Db, station_id: i64, from: Option<i64>) -> Result<Vec<Win
         .await)?)
 }
 
-/// Cancels a window that has not started by `now`; false when it has (or was cancelled).
+/// Cancels a window that has not started before `now`; false when it has (or was cancelled).
+/// A window cancelled at its very start may have reached the charger: the Operative follows
+/// then as after any window that was tried ([`due_condition`]).
 pub async fn cancel(tx: &mut Tx, id: i64, now: i64) -> Result<bool, sqlx::Error> {
     let n = on_tx!(tx, |conn| {
         sqlx::query(
-            "UPDATE maintenance_windows SET cancelled_at = $2 WHERE id = $1 AND cancelled_at IS NULL AND starts_at > $2",
+            "UPDATE maintenance_windows SET cancelled_at = $2 WHERE id = $1 AND cancelled_at IS NULL AND starts_at >= $2",
         )
         .bind(id)
         .bind(now)
@@ -289,8 +295,9 @@ pub struct ChargerWork {
 }
 
 /// The condition of a window needing `phase` at `$1` (now), on `maintenance_windows w`. An
-/// Operative command follows only an Inoperative one that was applied or tried (a window that
-/// passed while the service was down, never tried, changed nothing on the charger).
+/// Operative command follows the end (or a cancellation) only of a window whose Inoperative was
+/// applied or tried (a window that passed while the service was down, never tried, changed
+/// nothing on the charger).
 fn due_condition(phase: Phase) -> &'static str {
     match phase {
         Phase::Inoperative => {
@@ -298,7 +305,7 @@ fn due_condition(phase: Phase) -> &'static str {
              AND COALESCE(w.due_at, 0) <= $1"
         }
         Phase::Operative => {
-            "w.cancelled_at IS NULL AND w.operative_applied_at IS NULL AND w.ends_at <= $1 \
+            "w.operative_applied_at IS NULL AND (w.ends_at <= $1 OR w.cancelled_at IS NOT NULL) \
              AND (w.inoperative_applied_at IS NOT NULL OR w.attempts > 0) AND COALESCE(w.due_at, 0) <= $1"
         }
     }
