@@ -418,3 +418,68 @@ async fn a_window_over_bookings_is_refused_unless_they_move_and_their_owners_are
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_booking_holding_the_windows_connector_gets_another_one() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let w = World::build(&s).await;
+        // A charger that accepts every command.
+        let mut server = s.state.bus.serve_commands("test-node").await.unwrap();
+        server
+            .serve(&evcs_bus::StationId::parse("CP-A2").unwrap())
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            while let Some(incoming) = server.next().await {
+                let _ = incoming
+                    .reply(evcs_bus::CommandReply::Status {
+                        status: "Accepted".into(),
+                        payload: None,
+                    })
+                    .await;
+            }
+        });
+        // 06:00 Colombo is within the reservation lead time of the start clock: the charger
+        // round assigns connector 1 and reserves it.
+        let id = book(&s, &w.owner1, w.s2, &slot(0, 6)).await.expect(201)["id"].as_i64().unwrap();
+        booking_api::reservations::run(&s.state).await.unwrap();
+        let b = s
+            .req("GET", &format!("/api/v1/bookings/{id}"), Some(&w.owner1), None)
+            .await
+            .expect(200);
+        assert_eq!(b["connectorId"], 1, "{b}");
+        assert_eq!(b["reservationStatus"], "Accepted", "{b}");
+        let mut one = window(&slot(0, 6), &slot(0, 7));
+        one["connectorId"] = json!(1);
+        let problem = create(&s, &w.op_a, w.s2, one.clone())
+            .await
+            .problem(409, "MAINTENANCE_CONFLICTS_BOOKINGS");
+        assert_eq!(problem["errors"][0]["bookingId"], id, "{problem}");
+        assert_eq!(problem["errors"][0]["connectorId"], 1, "{problem}");
+        one["moveBookings"] = json!(true);
+        let created = create(&s, &w.op_a, w.s2, one).await.expect(201);
+        assert_eq!(created["affectedBookings"][0]["outcome"], "Reassigned", "{created}");
+        assert_eq!(
+            created["affectedBookings"][0]["startsAt"].as_str(),
+            Some(slot(0, 6).as_str()),
+            "{created}"
+        );
+        assert!(notifications(&s, &w.owner1)
+            .await
+            .iter()
+            .any(|n| n["kind"] == "BookingReassigned"));
+        // The next rounds cancel the reservation on connector 1 and reserve the connector the
+        // window leaves.
+        booking_api::reservations::run(&s.state).await.unwrap();
+        booking_api::reservations::run(&s.state).await.unwrap();
+        let b = s
+            .req("GET", &format!("/api/v1/bookings/{id}"), Some(&w.owner1), None)
+            .await
+            .expect(200);
+        assert_eq!(b["connectorId"], 2, "{b}");
+        assert_eq!(b["reservationStatus"], "Accepted", "{b}");
+        assert_eq!(b["startsAt"].as_str(), Some(slot(0, 6).as_str()), "{b}");
+        s.stop().await;
+    }
+}
