@@ -442,7 +442,9 @@ async fn a_booking_holding_the_windows_connector_gets_another_one() {
         });
         // 06:00 Colombo is within the reservation lead time of the start clock: the charger
         // round assigns connector 1 and reserves it.
-        let id = book(&s, &w.owner1, w.s2, &slot(0, 6)).await.expect(201)["id"].as_i64().unwrap();
+        let id = book(&s, &w.owner1, w.s2, &slot(0, 6)).await.expect(201)["id"]
+            .as_i64()
+            .unwrap();
         booking_api::reservations::run(&s.state).await.unwrap();
         let b = s
             .req("GET", &format!("/api/v1/bookings/{id}"), Some(&w.owner1), None)
