@@ -19,6 +19,8 @@
 //! - [`reservations`]: bookings on the charger: the booking's id token pushed to the central
 //!   system, ReserveNow at the lead time, cancellations, operator alerts (`GET /alerts`).
 //! - [`billing`]: OCPI tariffs and the pricing engine (pure functions: money, periods, lines).
+//! - [`maintenance`]: maintenance windows: blocked inventory, bookings moved out of the way,
+//!   connectors set Inoperative on the charger for the window (ChangeAvailability).
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -35,6 +37,7 @@ pub mod checkin;
 pub mod clock;
 pub mod config;
 pub mod live;
+pub mod maintenance;
 pub mod metrics;
 pub mod notifications;
 pub mod reservations;

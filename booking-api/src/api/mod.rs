@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit::router())
         .merge(crate::notifications::router())
         .merge(crate::reservations::alerts::router())
+        .merge(crate::maintenance::router())
         .merge(openapi::router());
     let mut router = Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))

@@ -99,6 +99,16 @@ fn slot_missing() -> Problem {
     )
 }
 
+/// Why a slot had no unit left: a maintenance window (`SLOT_IN_MAINTENANCE`) or other bookings
+/// (`SLOT_FULL`).
+async fn slot_refused(state: &AppState, station_id: i64, starts_at: i64, ends_at: i64, full: &str) -> Problem {
+    match crate::maintenance::store::blocking(&state.db, station_id, starts_at, ends_at).await {
+        Ok(Some(window)) => crate::maintenance::slot_in_maintenance(window),
+        Ok(None) => Problem::conflict("SLOT_FULL", full),
+        Err(e) => e.into(),
+    }
+}
+
 fn changed_meanwhile() -> Problem {
     Problem::conflict(
         "CONCURRENT_MODIFICATION",
@@ -259,7 +269,15 @@ async fn create(
     };
     let mut tx = state.db.begin().await?;
     if !slots::reserve(&mut tx, target.slot_id).await? {
-        return Err(Problem::conflict("SLOT_FULL", "every connector of this slot is booked"));
+        tx.rollback().await?;
+        return Err(slot_refused(
+            &state,
+            req.station_id,
+            target.starts_at,
+            target.ends_at,
+            "every connector of this slot is booked",
+        )
+        .await);
     }
     let booking = store::insert(
         &mut tx,
@@ -614,10 +632,15 @@ async fn reschedule(
     }
     let mut tx = state.db.begin().await?;
     if !slots::reserve(&mut tx, slot.id).await? {
-        return Err(Problem::conflict(
-            "SLOT_FULL",
+        tx.rollback().await?;
+        return Err(slot_refused(
+            &state,
+            booking.station_id,
+            slot.starts_at.0,
+            slot.ends_at.0,
             "every connector of the new slot is booked",
-        ));
+        )
+        .await);
     }
     if !store::move_to(
         &mut tx,

@@ -165,8 +165,8 @@ pub async fn for_transaction(
 
 /// The booking's connector: the one assigned before, or else the lowest-numbered bookable
 /// connector of its station that no other Approved or CheckedIn booking holds during an
-/// overlapping window, now assigned. `None` when every connector is taken (or the booking is
-/// gone). A moved booking (reschedule) loses its connector and gets one here again.
+/// overlapping window and no maintenance window covers then, now assigned. `None` when every
+/// connector is taken (or the booking is gone). A moved booking (reschedule) loses its connector and gets one here again.
 pub async fn assign_connector(tx: &mut Tx, id: i64) -> Result<Option<i64>, sqlx::Error> {
     on_tx!(tx, |conn| {
         sqlx::query(
@@ -176,6 +176,10 @@ pub async fn assign_connector(tx: &mut Tx, id: i64) -> Result<Option<i64>, sqlx:
                  SELECT 1 FROM bookings b2 WHERE b2.station_id = sc.station_id AND b2.connector_id = sc.connector_id \
                  AND b2.id <> bookings.id AND b2.status IN ('Approved', 'CheckedIn') \
                  AND b2.starts_at < bookings.ends_at AND b2.ends_at > bookings.starts_at) \
+               AND NOT EXISTS ( \
+                 SELECT 1 FROM maintenance_windows mw WHERE mw.station_id = sc.station_id AND mw.cancelled_at IS NULL \
+                 AND (mw.connector_id IS NULL OR mw.connector_id = sc.connector_id) \
+                 AND mw.starts_at < bookings.ends_at AND mw.ends_at > bookings.starts_at) \
                ORDER BY sc.connector_id LIMIT 1) \
              WHERE id = $1 AND connector_id IS NULL",
         )

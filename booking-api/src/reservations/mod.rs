@@ -71,11 +71,11 @@ impl Settings {
 
     /// How long a claim holds: the command's timeout and a margin, after which a replica that
     /// died mid-command is presumed gone.
-    fn lease_ms(&self) -> i64 {
+    pub(crate) fn lease_ms(&self) -> i64 {
         i64::try_from(self.charger_command_timeout_secs.max(1).saturating_mul(2_000)).unwrap_or(i64::MAX)
     }
 
-    fn retry_ms(&self) -> i64 {
+    pub(crate) fn retry_ms(&self) -> i64 {
         i64::try_from(self.charger_retry_secs.max(1).saturating_mul(1_000)).unwrap_or(i64::MAX)
     }
 }
@@ -89,10 +89,13 @@ pub struct Round {
     pub tokens: usize,
     pub reservations: usize,
     pub cancellations: usize,
+    /// Maintenance windows' ChangeAvailability commands the chargers accepted.
+    pub availability: usize,
 }
 
 /// One round: token pushes first (a reservation is useless without the token), then due
-/// reservations, then cancellations. Each piece of work is claimed before it is sent.
+/// reservations, then cancellations, then maintenance windows' ChangeAvailability
+/// ([`crate::maintenance::charger`]). Each piece of work is claimed before it is sent.
 pub async fn run(state: &AppState) -> anyhow::Result<Round> {
     let settings = &state.config.reservations;
     let mut round = Round::default();
@@ -115,6 +118,7 @@ pub async fn run(state: &AppState) -> anyhow::Result<Round> {
             round.cancellations += 1;
         }
     }
+    round.availability = crate::maintenance::charger::run(state).await?;
     Ok(round)
 }
 
@@ -134,7 +138,7 @@ pub async fn worker(state: AppState) {
     }
 }
 
-async fn send(state: &AppState, station: &str, command: Command) -> Result<CommandReply, BusError> {
+pub(crate) async fn send(state: &AppState, station: &str, command: Command) -> Result<CommandReply, BusError> {
     let station = StationId::parse(station).map_err(|e| BusError::Malformed(e.to_string()))?;
     let timeout = state.config.reservations.timeout();
     state

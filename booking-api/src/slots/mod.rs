@@ -71,7 +71,8 @@ pub struct StationInventory {
 
 /// Brings one station's future inventory in line with its schedule inside `tx`: adds missing
 /// slots, removes unbooked slots the schedule no longer has (booked ones stay, their bookings
-/// are honoured) and sets the capacity of unbooked future slots.
+/// are honoured) and sets the capacity of future slots booked within it: the bookable
+/// connectors less those maintenance windows block.
 pub async fn sync_station(
     tx: &mut Tx,
     inv: &StationInventory,
@@ -103,15 +104,6 @@ pub async fn sync_station(
             })?;
         }
     }
-    on_tx!(tx, |conn| {
-        sqlx::query("UPDATE slots SET capacity = $1 WHERE station_id = $2 AND starts_at >= $3 AND booked <= $1")
-            .bind(inv.capacity)
-            .bind(inv.station_id)
-            .bind(now_ms)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
     let mut added = 0;
     for (start, end) in wanted.into_iter().filter(|(s, _)| !have.contains(s)) {
         let r = on_tx!(tx, |conn| {
@@ -129,6 +121,21 @@ pub async fn sync_station(
         })?;
         added += r as usize;
     }
+    // Capacities last, so new slots get theirs too: the bookable connectors less what
+    // maintenance windows block (maintenance::store::blocked_units).
+    let sql = format!(
+        "UPDATE slots SET capacity = $1 - {blocked} WHERE station_id = $2 AND starts_at >= $3 AND booked <= $1 - {blocked}",
+        blocked = crate::maintenance::store::blocked_units("slots")
+    );
+    on_tx!(tx, |conn| {
+        sqlx::query(&sql)
+            .bind(inv.capacity)
+            .bind(inv.station_id)
+            .bind(now_ms)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
     Ok(added)
 }
 
