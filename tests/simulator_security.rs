@@ -224,8 +224,6 @@ async fn a02_simulator_gets_its_certificate_signed_and_moves_to_profile_3() {
             .await;
             let profile = eventually(|| async { profile_of(&server, &id).await.filter(|p| *p == 3) }).await;
             assert_eq!(profile, 3, "{what}");
-            let a = station_call(&server, &id, "Heartbeat", json!({})).await;
-            drop(a);
             station.shutdown().await.unwrap();
 
             // A restart keeps the certificate and the profile (the state directory).
@@ -348,7 +346,7 @@ async fn a01_simulator_takes_a_rotated_password_and_reconnects_with_it() {
                 (d["passwordRotationPending"] == false).then_some(d)
             })
             .await;
-            assert_eq!(detail["online"], true, "{what}: {detail}");
+            assert!(detail["connectedAt"].is_string(), "{what}: {detail}");
             // The old password is dropped by the central system, the new one opens the door.
             let old = connect(&server.ws_url(&id), version.subprotocol(), Some((&id, PASSWORD))).await;
             assert_eq!(old.as_ref().err().and_then(refused_status), Some(401), "{what}");
@@ -358,7 +356,8 @@ async fn a01_simulator_takes_a_rotated_password_and_reconnects_with_it() {
             let (station, _) = boot(s).await;
             station.shutdown().await.unwrap();
             let saved = std::fs::read_to_string(state.path().join("network.json")).unwrap();
-            assert!(saved.contains(&new_password), "{what}");
+            let saved: Value = serde_json::from_str(&saved).unwrap();
+            assert_eq!(saved["password"], new_password.as_str(), "{what}");
 
             // A password the version cannot carry is refused by the station itself.
             let mut s = spec(&ws_base(&server), &id, version);
