@@ -19,9 +19,10 @@ use tokio::sync::{broadcast, mpsc};
 /// Options of `firmware-sim run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Central-system OCPP URL without the station id.
-    #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp")]
-    pub url: String,
+    /// Central-system OCPP URL without the station id. Repeated (or comma-separated), the
+    /// stations of a `--stations` file that name no URL spread over them round robin.
+    #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp", value_delimiter = ',')]
+    pub url: Vec<String>,
     /// Station id (ignored with --stations).
     #[arg(long, default_value = "SIM-0001")]
     pub id: String,
@@ -49,6 +50,10 @@ pub struct RunArgs {
     /// PEM key of the client certificate.
     #[arg(long)]
     pub client_key: Option<PathBuf>,
+    /// Organization (O) of the station's certificate requests (1.6 CpoName, 2.0.1
+    /// SecurityCtrlr.OrganizationName).
+    #[arg(long)]
+    pub organization: Option<String>,
     /// Directory for the offline queue and meter registers (a subdirectory per station).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -78,10 +83,11 @@ pub struct RunArgs {
 impl RunArgs {
     fn specs(&self) -> anyhow::Result<Vec<StationSpec>> {
         let mut specs = match &self.stations {
-            Some(file) => spec::load_file(file, Some(&self.url))?,
+            Some(file) => spec::load_file(file, &self.url)?,
             None => {
                 let version = Version::from_label(&self.version).unwrap_or(Version::V16);
-                let mut s = StationSpec::new(&self.id, version, &self.url);
+                let url = spec::round_robin(&self.url, 0).unwrap_or_default();
+                let mut s = StationSpec::new(&self.id, version, url);
                 s.connectors = (0..self.connectors.max(1))
                     .map(|_| ConnectorSpec {
                         connector_type: "cType2".into(),
@@ -94,6 +100,8 @@ impl RunArgs {
                     ca: self.ca.clone(),
                     client_cert: self.client_cert.clone(),
                     client_key: self.client_key.clone(),
+                    organization: self.organization.clone(),
+                    cert_renew_days: None,
                 };
                 s.timing.meter_interval = self.meter_interval;
                 s.timing.heartbeat = self.heartbeat;
@@ -260,6 +268,7 @@ pub fn describe(e: &Event) -> String {
         Event::Violation(v) => format!("violation: {v}"),
         Event::Refused(c, why) => format!("refused on {c}: {why}"),
         Event::Rebooting => "rebooting".into(),
+        Event::Security(what) => format!("security: {what}"),
         Event::Frame(out, t) => format!("{} {t}", if *out { "->" } else { "<-" }),
     }
 }

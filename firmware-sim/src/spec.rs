@@ -144,6 +144,11 @@ pub struct SecuritySpec {
     pub client_cert: Option<PathBuf>,
     /// PEM private key of the client certificate (profile 3).
     pub client_key: Option<PathBuf>,
+    /// The organization (O) the station's certificate requests name: 1.6 `CpoName`, 2.0.1
+    /// `SecurityCtrlr.OrganizationName` (default `EVCS`, the central system's embedded CA).
+    pub organization: Option<String>,
+    /// Days before its certificate ends that the station asks for a new one (default 30).
+    pub cert_renew_days: Option<u32>,
 }
 
 /// Timing knobs, in seconds unless named otherwise.
@@ -204,26 +209,43 @@ struct StationFile {
     station: Vec<StationSpec>,
 }
 
-/// Reads a station file; stations without a `url` get the file's, then `default_url`.
-pub fn load_file(path: &Path, default_url: Option<&str>) -> anyhow::Result<Vec<StationSpec>> {
+/// Reads a station file; stations without a `url` get the file's, then one of `default_urls`
+/// (round robin by the station's position in the file).
+pub fn load_file(path: &Path, default_urls: &[String]) -> anyhow::Result<Vec<StationSpec>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_file(&text, default_url).with_context(|| format!("in {}", path.display()))
+    parse_file(&text, default_urls).with_context(|| format!("in {}", path.display()))
 }
 
 /// Parses the text of a station file.
-pub fn parse_file(text: &str, default_url: Option<&str>) -> anyhow::Result<Vec<StationSpec>> {
+pub fn parse_file(text: &str, default_urls: &[String]) -> anyhow::Result<Vec<StationSpec>> {
     let file: StationFile = toml::from_str(text)?;
     if file.station.is_empty() {
         bail!("no [[station]] table");
     }
     let mut stations = file.station;
-    for s in &mut stations {
+    for (i, s) in stations.iter_mut().enumerate() {
         if s.url.is_none() {
-            s.url = file.url.clone().or_else(|| default_url.map(str::to_string));
+            s.url = file
+                .url
+                .clone()
+                .or_else(|| round_robin(default_urls, i).map(str::to_string));
         }
         s.check()?;
     }
     Ok(stations)
+}
+
+/// Station `index`'s URL from a list of central-system URLs, round robin (each entry may
+/// itself hold several separated by commas); `None` for an empty list. This is how a fleet
+/// spreads over several central-system nodes for multi-node tests, without a load balancer.
+pub fn round_robin(urls: &[String], index: usize) -> Option<&str> {
+    let all: Vec<&str> = urls
+        .iter()
+        .flat_map(|u| u.split(','))
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    (!all.is_empty()).then(|| all[index % all.len()])
 }
 
 impl StationSpec {
@@ -353,7 +375,7 @@ mod tests {
             timing = { meter-interval = 5, heartbeat = 60, reconnect-min-ms = 100, reconnect-max-ms = 1000,
                        call-timeout = 10, step-secs = 0.5, reboot-ms = 100, aligned-interval = 0, time-scale = 1.0 }
         "#;
-        let stations = parse_file(text, None).unwrap();
+        let stations = parse_file(text, &[]).unwrap();
         assert_eq!(stations[0].station_url(), "ws://cs:9000/ocpp/CP-1");
         assert_eq!(stations[0].version, Version::V16);
         assert_eq!(stations[1].version, Version::V201);
@@ -366,10 +388,28 @@ mod tests {
     }
 
     #[test]
+    fn stations_without_a_url_spread_over_the_default_urls() {
+        let text = "[[station]]\nid = \"A\"\n[[station]]\nid = \"B\"\n[[station]]\nid = \"C\"\n\
+                    [[station]]\nid = \"D\"\nurl = \"ws://own/ocpp\"";
+        let urls = vec!["ws://a/ocpp".to_string(), "ws://b/ocpp".to_string()];
+        let stations = parse_file(text, &urls).unwrap();
+        let picked: Vec<String> = stations.iter().map(StationSpec::station_url).collect();
+        assert_eq!(
+            picked,
+            ["ws://a/ocpp/A", "ws://b/ocpp/B", "ws://a/ocpp/C", "ws://own/ocpp/D"]
+        );
+        // A file-wide url wins over the flag's list.
+        let text = format!("url = \"ws://file/ocpp\"\n{text}");
+        assert_eq!(parse_file(&text, &urls).unwrap()[1].station_url(), "ws://file/ocpp/B");
+        assert_eq!(round_robin(&["ws://x, ws://y".to_string()], 3), Some("ws://y"));
+        assert_eq!(round_robin(&[], 0), None);
+    }
+
+    #[test]
     fn iso15118_table_with_defaults() {
         let text = "url = \"ws://x\"\n[[station]]\nid = \"A\"\nversion = \"2.0.1\"\n\
                     iso15118 = { schedule = \"exceed-once\", departure-mins = 60 }";
-        let stations = parse_file(text, None).unwrap();
+        let stations = parse_file(text, &[]).unwrap();
         let iso = stations[0].iso15118.clone().unwrap();
         assert_eq!(iso.schedule, EvSchedulePolicy::ExceedOnce);
         assert_eq!((iso.departure_mins, iso.min_current), (60, 6));
@@ -400,7 +440,7 @@ mod tests {
                 "unknown iso15118 energy-transfer",
             ),
         ] {
-            let err = format!("{:#}", parse_file(text, None).unwrap_err());
+            let err = format!("{:#}", parse_file(text, &[]).unwrap_err());
             assert!(err.contains(why), "{text:?}: {err}");
         }
     }

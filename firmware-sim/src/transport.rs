@@ -1,6 +1,8 @@
-//! The station's WebSocket: `ws://` or `wss://` (rustls with a custom CA and an optional client
-//! certificate), HTTP Basic credentials, and the OCPP subprotocol, which the server must accept.
+//! The station's WebSocket: `ws://` or `wss://` (rustls with a custom CA and, under security
+//! profile 3, the installed client certificate), HTTP Basic credentials (profiles 1 and 2), and
+//! the OCPP subprotocol, which the server must accept.
 
+use crate::charger::network::{Identity, Network};
 use crate::spec::StationSpec;
 use anyhow::{bail, Context};
 use base64::Engine;
@@ -24,15 +26,28 @@ pub type Ws = WebSocketStream<Box<dyn Io>>;
 /// Where the operating system keeps its CA bundle, used for `wss://` when no CA is configured.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// Opens the station's WebSocket and checks the negotiated subprotocol.
-pub async fn connect(spec: &StationSpec) -> anyhow::Result<Ws> {
-    let url = spec.station_url();
+/// Opens the station's WebSocket with the network profile in use and checks the negotiated
+/// subprotocol.
+pub async fn connect(spec: &StationSpec, network: &Network) -> anyhow::Result<Ws> {
+    let profile = network.current().context("no network profile in the active slot")?;
+    let url = format!("{}/{}", profile.url.trim_end_matches('/'), spec.id);
     let mut request = url.as_str().into_client_request().context("bad central-system url")?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(spec.version.subprotocol()),
     );
-    if let Some(password) = &spec.security.password {
+    // Profile 3 authenticates with the certificate alone.
+    let client_identity = if profile.security_profile >= 3 {
+        Some(
+            network
+                .identity
+                .as_ref()
+                .context("security profile 3 needs a client certificate")?,
+        )
+    } else {
+        None
+    };
+    if let (Some(password), None) = (&network.password, client_identity) {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", spec.id));
         request
             .headers_mut()
@@ -55,7 +70,7 @@ pub async fn connect(spec: &StationSpec) -> anyhow::Result<Ws> {
         .with_context(|| format!("connecting to {host}:{port}"))?;
     tcp.set_nodelay(true)?;
     let stream: Box<dyn Io> = if tls {
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(spec)?));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(spec, client_identity)?));
         let name = ServerName::try_from(host.clone()).context("bad TLS server name")?;
         Box::new(connector.connect(name, tcp).await.context("TLS handshake")?)
     } else {
@@ -79,7 +94,7 @@ pub async fn connect(spec: &StationSpec) -> anyhow::Result<Ws> {
     Ok(ws)
 }
 
-fn tls_config(spec: &StationSpec) -> anyhow::Result<rustls::ClientConfig> {
+fn tls_config(spec: &StationSpec, identity: Option<&Identity>) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let ca = spec
         .security
@@ -93,14 +108,14 @@ fn tls_config(spec: &StationSpec) -> anyhow::Result<rustls::ClientConfig> {
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    Ok(match (&spec.security.client_cert, &spec.security.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .with_context(|| format!("reading {}", cert.display()))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    Ok(match identity {
+        Some(identity) => {
+            let chain = CertificateDer::pem_slice_iter(identity.chain_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .context("reading the client certificate")?;
+            let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).context("reading the client key")?;
             builder.with_client_auth_cert(chain, key)?
         }
-        _ => builder.with_no_client_auth(),
+        None => builder.with_no_client_auth(),
     })
 }

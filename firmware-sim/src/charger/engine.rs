@@ -8,8 +8,10 @@
 
 use super::connector::{Availability, Connector};
 use super::local_auth::LocalAuth;
+use super::network::Network;
 use super::outbox::{Outbox, Purpose, Queued};
 use super::profiles::Profiles;
+use super::security::{PendingCsr, Trial, DEFAULT_ORGANIZATION};
 use super::session::StopReason;
 use super::settings::Settings;
 use super::{Control, Event};
@@ -101,6 +103,16 @@ pub(super) struct Charger {
     pub diagnostics_status: &'static str,
     pub next_ev_soc: f64,
     pub next_ev_max_w: Option<f64>,
+    /// URL, security profile, password and certificate, as the central system changed them.
+    pub network: Network,
+    /// The SignCertificate waiting for its CertificateSigned (and the key it is for).
+    pub pending_csr: Option<PendingCsr>,
+    /// When the station last started a renewal by itself.
+    pub last_auto_renewal: Option<Instant>,
+    /// Reconnect with new credentials once the answer went out (the reason).
+    pub relink: Option<String>,
+    /// New credentials not yet proven by a connection.
+    pub trial: Option<Trial>,
 }
 
 async fn next_message(ws: &mut Option<Ws>) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
@@ -127,12 +139,19 @@ impl Charger {
                 Connector::new(i as u32 + 1, &c.connector_type, c.max_kw * 1000.0, c.phases, register)
             })
             .collect::<Vec<_>>();
+        let network = Network::open(&spec)?;
+        let organization = spec
+            .security
+            .organization
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ORGANIZATION.to_string());
         let settings = Settings::new(
             connectors.len(),
             spec.timing.heartbeat,
             spec.timing.meter_interval,
             spec.timing.aligned_interval,
-        );
+        )
+        .with_security(&organization, network.security_profile(), &network.priority_text());
         let now = Instant::now();
         Ok(Charger {
             version: spec.version,
@@ -165,6 +184,11 @@ impl Charger {
             message_counter: 0,
             firmware_status: "Idle",
             diagnostics_status: "Idle",
+            network,
+            pending_csr: None,
+            last_auto_renewal: None,
+            relink: None,
+            trial: None,
         })
     }
 
@@ -727,6 +751,15 @@ impl Charger {
     async fn on_time(&mut self) {
         let now = Instant::now();
         self.advance();
+        if let Some(why) = self.relink.take() {
+            // New credentials: the answer that accepted them went out; reconnect with them now.
+            if self.ws.is_some() {
+                self.close_socket(Some("new credentials")).await;
+                self.lost_link(&format!("reconnecting: {why}"));
+            }
+            self.attempt = 0;
+            self.reconnect_at = now;
+        }
         if self.ws.is_none() && self.online_wanted && now >= self.reconnect_at {
             self.connect().await;
         }
@@ -739,6 +772,7 @@ impl Charger {
             self.close_socket(None).await;
             self.lost_link("call timed out");
         }
+        self.certificate_due(now);
         self.sample_due(now);
         self.aligned_due(now);
         self.expire(now);
@@ -786,8 +820,11 @@ impl Charger {
     }
 
     async fn connect(&mut self) {
-        match tokio::time::timeout(Duration::from_secs(15), transport::connect(&self.spec)).await {
+        match tokio::time::timeout(Duration::from_secs(15), transport::connect(&self.spec, &self.network)).await {
             Ok(Ok(ws)) => {
+                if let Some(trial) = self.trial.take() {
+                    self.emit(Event::Security(format!("connected with {}", trial.what)));
+                }
                 self.ws = Some(ws);
                 self.in_flight = None;
                 self.last_sent = Instant::now();
@@ -800,10 +837,12 @@ impl Charger {
             }
             Ok(Err(e)) => {
                 self.emit(Event::Disconnected(format!("connect failed: {e:#}")));
+                self.trial_failed();
                 self.schedule_reconnect();
             }
             Err(_) => {
                 self.emit(Event::Disconnected("connect timed out".into()));
+                self.trial_failed();
                 self.schedule_reconnect();
             }
         }
@@ -816,6 +855,7 @@ impl Charger {
         self.lost_link("rebooting");
         self.registration = Registration::Unbooted;
         self.boot_reason = reboot.reason;
+        self.apply_network_priority();
         self.auth.clear_cache();
         self.profiles
             .installed

@@ -33,6 +33,20 @@ impl LocalAuth {
         self.cache.insert(token.to_string(), status.to_string());
     }
 
+    /// What the list and the cache hold for `token`: (list status, cache status).
+    pub fn entries(&self, token: &str) -> (Option<&str>, Option<&str>) {
+        (
+            self.list.get(token).map(String::as_str),
+            self.cache.get(token).map(String::as_str),
+        )
+    }
+
+    /// Drops `token` from the cache (CustomerInformation clear). The local list stays: it is
+    /// the central system's, versioned, and only SendLocalList changes it.
+    pub fn forget(&mut self, token: &str) -> bool {
+        self.cache.remove(token).is_some()
+    }
+
     /// Empties the cache (ClearCache).
     pub fn clear_cache(&mut self) {
         self.cache.clear();

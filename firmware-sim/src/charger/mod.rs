@@ -7,6 +7,10 @@
 //!   versions; `v16` and `v201` write its messages and answer the central system's calls,
 //!   through `operations` where both versions do the same thing.
 //! - `iso15118`: the EV's side of ISO 15118 smart charging (2.0.1 K15-K17).
+//! - `security`: the station side of OCPP security: its certificate (CSR, CertificateSigned,
+//!   renewal), password and security/network profile changes with reconnects, and
+//!   CustomerInformation; over [`certificate`] (key pair, CSR, chain checks) and [`network`]
+//!   (slots, priority, credentials, persisted in the state directory).
 //! - [`connector`], [`ev`], [`profiles`], [`settings`], [`local_auth`], [`outbox`]: plain state
 //!   and rules, unit-tested without a socket.
 //!
@@ -14,14 +18,17 @@
 //! broadcast of [`Event`]s out (every frame, status change, transaction and schema violation),
 //! which is how `run` logs, how scenarios assert, and how the end-to-end tests watch it.
 
+pub mod certificate;
 pub mod connector;
 mod engine;
 pub mod ev;
 mod iso15118;
 pub mod local_auth;
+pub mod network;
 mod operations;
 pub mod outbox;
 pub mod profiles;
+mod security;
 mod session;
 pub mod settings;
 mod v16;
@@ -92,6 +99,8 @@ pub enum Event {
     Refused(u32, String),
     /// The station is rebooting (Reset, firmware update).
     Rebooting,
+    /// Certificates, passwords, security and network profiles: what changed or was refused.
+    Security(String),
 }
 
 /// The handle of a running station.

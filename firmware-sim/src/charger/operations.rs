@@ -194,6 +194,12 @@ impl Charger {
     /// A setting changed: apply what takes effect at once.
     pub(super) fn setting_changed(&mut self, key: &str) {
         match key {
+            "AuthorizationKey" => {
+                let hex = self.settings.get(key).map(|s| s.value.clone()).unwrap_or_default();
+                if let Some(password) = super::settings::password_from_hex(&hex) {
+                    self.password_changed(password);
+                }
+            }
             "HeartbeatInterval" => {
                 self.heartbeat_every = Duration::from_secs(self.settings.int("HeartbeatInterval").max(1));
             }

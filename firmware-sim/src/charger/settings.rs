@@ -13,6 +13,10 @@ pub enum Kind {
     Measurands,
     /// Free text.
     Text,
+    /// A 2.0.1 BasicAuthPassword: 16 to 40 printable ASCII characters (A00.FR.205).
+    Password,
+    /// A 1.6 AuthorizationKey: the hex of a 16 to 20 byte printable password.
+    HexPassword,
 }
 
 impl Kind {
@@ -22,7 +26,7 @@ impl Kind {
             Kind::Integer => "integer",
             Kind::Boolean => "boolean",
             Kind::Measurands => "MemberList",
-            Kind::Text => "string",
+            Kind::Text | Kind::Password | Kind::HexPassword => "string",
         }
     }
 }
@@ -38,6 +42,8 @@ pub struct Setting {
     pub value: String,
     /// Whether the central system may not change it.
     pub readonly: bool,
+    /// Whether the central system may set it but never read it back (passwords).
+    pub write_only: bool,
     /// Value type.
     pub kind: Kind,
 }
@@ -77,6 +83,7 @@ impl Settings {
                     variable: var,
                     value,
                     readonly: ro,
+                    write_only: false,
                     kind,
                 }
             };
@@ -321,6 +328,87 @@ impl Settings {
         Settings { items }
     }
 
+    /// Adds the security settings (1.6 security whitepaper, 2.0.1 SecurityCtrlr and the
+    /// network priority): the organization a CSR names, the security profile in force, the
+    /// write-only password, CSR retry timing.
+    pub fn with_security(mut self, organization: &str, profile: u8, priority: &str) -> Settings {
+        let s = |key, variable, value: &str, readonly, write_only, kind| Setting {
+            key,
+            variable,
+            value: value.to_string(),
+            readonly,
+            write_only,
+            kind,
+        };
+        let profile = profile.to_string();
+        self.items.extend([
+            s(Some("AuthorizationKey"), None, "", false, true, Kind::HexPassword),
+            s(
+                None,
+                Some(("SecurityCtrlr", "BasicAuthPassword")),
+                "",
+                false,
+                true,
+                Kind::Password,
+            ),
+            // 1.6 raises the profile with ChangeConfiguration; 2.0.1 only with SetNetworkProfile.
+            s(Some("SecurityProfile"), None, &profile, false, false, Kind::Integer),
+            s(
+                None,
+                Some(("SecurityCtrlr", "SecurityProfile")),
+                &profile,
+                true,
+                false,
+                Kind::Integer,
+            ),
+            s(
+                Some("CpoName"),
+                Some(("SecurityCtrlr", "OrganizationName")),
+                organization,
+                false,
+                false,
+                Kind::Text,
+            ),
+            s(
+                Some("CertSigningWaitMinimum"),
+                Some(("SecurityCtrlr", "CertSigningWaitMinimum")),
+                "30",
+                false,
+                false,
+                Kind::Integer,
+            ),
+            s(
+                Some("CertSigningRepeatTimes"),
+                Some(("SecurityCtrlr", "CertSigningRepeatTimes")),
+                "3",
+                false,
+                false,
+                Kind::Integer,
+            ),
+            s(
+                None,
+                Some(("OCPPCommCtrlr", "NetworkConfigurationPriority")),
+                priority,
+                false,
+                false,
+                Kind::Text,
+            ),
+        ]);
+        self
+    }
+
+    /// Sets a value the station itself maintains (read-only to the central system), by 1.6 key
+    /// or 2.0.1 variable.
+    pub fn force(&mut self, key: Option<&str>, variable: Option<(&str, &str)>, value: &str) {
+        for s in &mut self.items {
+            let by_key = key.is_some_and(|k| s.key == Some(k));
+            let by_variable = variable.is_some_and(|v| s.variable == Some(v));
+            if by_key || by_variable {
+                s.value = value.to_string();
+            }
+        }
+    }
+
     /// Every setting.
     pub fn all(&self) -> &[Setting] {
         &self.items
@@ -411,7 +499,25 @@ fn valid(kind: Kind, value: &str) -> bool {
             .filter(|m| !m.is_empty())
             .all(|m| MEASURANDS.contains(&m)),
         Kind::Text => value.len() <= 500,
+        Kind::Password => (16..=40).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()),
+        Kind::HexPassword => password_from_hex(value).is_some(),
     }
+}
+
+/// The password a 1.6 AuthorizationKey carries: hex digits (either case) of 16 to 20 printable
+/// ASCII bytes.
+pub fn password_from_hex(hex: &str) -> Option<String> {
+    if !hex.len().is_multiple_of(2) || !(32..=40).contains(&hex.len()) {
+        return None;
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    bytes
+        .iter()
+        .all(u8::is_ascii_graphic)
+        .then(|| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -449,5 +555,44 @@ mod tests {
             vec!["Power.Active.Import", "SoC"]
         );
         assert_eq!(s.set_variable("TxCtrlr", "Nope", "1"), Err(Refusal::Unknown));
+    }
+
+    #[test]
+    fn passwords_are_checked_by_version() {
+        let mut s = Settings::new(1, 300, 60, 0).with_security("EVCS", 1, "0");
+        let hex: String = "an0ther-Station-p#20".bytes().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(password_from_hex(&hex).as_deref(), Some("an0ther-Station-p#20"));
+        assert_eq!(
+            password_from_hex(&hex.to_lowercase()).as_deref(),
+            Some("an0ther-Station-p#20")
+        );
+        s.set("AuthorizationKey", &hex).unwrap();
+        for bad in [
+            "",
+            "4142",
+            &hex[1..],
+            "ZZ".repeat(16).as_str(),
+            "20".repeat(16).as_str(),
+        ] {
+            assert_eq!(s.set("AuthorizationKey", bad), Err(Refusal::Rejected), "{bad:?}");
+        }
+        s.set_variable("SecurityCtrlr", "BasicAuthPassword", "a-password-of-16")
+            .unwrap();
+        for bad in ["short", "with space in the password", &"x".repeat(41)] {
+            assert_eq!(
+                s.set_variable("SecurityCtrlr", "BasicAuthPassword", bad),
+                Err(Refusal::Rejected),
+                "{bad:?}"
+            );
+        }
+        assert!(s.variable("SecurityCtrlr", "BasicAuthPassword").unwrap().write_only);
+        assert_eq!(
+            s.set_variable("SecurityCtrlr", "SecurityProfile", "3"),
+            Err(Refusal::Rejected),
+            "2.0.1 raises the profile with SetNetworkProfile only"
+        );
+        s.force(None, Some(("SecurityCtrlr", "SecurityProfile")), "3");
+        assert_eq!(s.variable("SecurityCtrlr", "SecurityProfile").unwrap().value, "3");
+        assert_eq!(s.get("CpoName").unwrap().value, "EVCS");
     }
 }

@@ -85,7 +85,14 @@ impl Charger {
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect());
                 let max = self.settings.int("GetConfigurationMaxKeys") as usize;
-                let entry = |s: &super::settings::Setting| json!({"key": s.key.unwrap_or_default(), "readonly": s.readonly, "value": s.value});
+                let entry = |s: &super::settings::Setting| {
+                    let mut e = json!({"key": s.key.unwrap_or_default(), "readonly": s.readonly});
+                    // A write-only key (AuthorizationKey) is listed without its value.
+                    if !s.write_only {
+                        e["value"] = json!(s.value);
+                    }
+                    e
+                };
                 match wanted {
                     Some(keys) if !keys.is_empty() => {
                         let known: Vec<Value> = keys.iter().filter_map(|k| self.settings.get(k)).map(entry).collect();
@@ -116,6 +123,9 @@ impl Charger {
             "ChangeConfiguration" => {
                 let key = p["key"].as_str().unwrap_or_default();
                 let value = p["value"].as_str().unwrap_or_default();
+                if key == "SecurityProfile" {
+                    return status(self.raise_security_profile(value));
+                }
                 match self.settings.set(key, value) {
                     Ok(()) => {
                         self.setting_changed(key);
@@ -131,6 +141,8 @@ impl Charger {
             }
             "DataTransfer" => Ok(data_transfer(p)),
             "TriggerMessage" => self.trigger_v16(p),
+            "ExtendedTriggerMessage" => self.extended_trigger_v16(p),
+            "CertificateSigned" => self.certificate_signed(p["certificateChain"].as_str().unwrap_or_default()),
             "ReserveNow" => self.reserve_v16(p),
             "CancelReservation" => status(self.cancel_reservation(p["reservationId"].as_i64())),
             "SetChargingProfile" => {
@@ -299,6 +311,33 @@ impl Charger {
             _ => return status("NotImplemented"),
         }
         status("Accepted")
+    }
+
+    /// The 1.6 security whitepaper's ExtendedTriggerMessage: the messages of TriggerMessage
+    /// plus SignChargePointCertificate and LogStatusNotification.
+    fn extended_trigger_v16(&mut self, p: &Value) -> Answer {
+        match p["requestedMessage"].as_str().unwrap_or_default() {
+            "SignChargePointCertificate" => {
+                self.request_certificate("triggered");
+                status("Accepted")
+            }
+            "LogStatusNotification" => {
+                let s = if self.diagnostics_status == "Uploading" {
+                    "Uploading"
+                } else {
+                    "Idle"
+                };
+                self.queue(
+                    "LogStatusNotification",
+                    json!({ "status": s }),
+                    false,
+                    None,
+                    Purpose::Plain,
+                );
+                status("Accepted")
+            }
+            _ => self.trigger_v16(p),
+        }
     }
 
     fn reserve_v16(&mut self, p: &Value) -> Answer {

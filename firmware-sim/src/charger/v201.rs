@@ -116,6 +116,21 @@ impl Charger {
                 status("Accepted")
             }
             "TriggerMessage" => self.trigger_v201(p),
+            "CertificateSigned" => {
+                if p["certificateType"]
+                    .as_str()
+                    .is_some_and(|t| t != "ChargingStationCertificate")
+                {
+                    // No ISO 15118 (V2G) certificate was requested by this station.
+                    return Ok(json!({"status": "Rejected", "statusInfo": {"reasonCode": "NotRequested"}}));
+                }
+                self.certificate_signed(p["certificateChain"].as_str().unwrap_or_default())
+            }
+            "SetNetworkProfile" => {
+                let slot = p["configurationSlot"].as_i64().unwrap_or(-1);
+                self.set_network_profile(slot, &p["connectionData"])
+            }
+            "CustomerInformation" => self.customer_information(p),
             "ClearCache" => {
                 self.auth.clear_cache();
                 status("Accepted")
@@ -275,6 +290,7 @@ impl Charger {
             // F06.FR.17: a station whose boot was already accepted refuses to boot again on
             // request (1.6 has no such rule and keeps answering Accepted).
             "BootNotification" if self.registration == Registration::Accepted => return status("Rejected"),
+            "SignChargingStationCertificate" => self.request_certificate("triggered"),
             "BootNotification" => {
                 let mut payload = self.boot_payload_for_trigger();
                 payload["reason"] = json!("Triggered");
@@ -372,6 +388,8 @@ impl Charger {
             }
         }
         match self.settings.variable(component, variable) {
+            // B06: a write-only variable (the password) is never read back.
+            Some(s) if s.write_only => r["attributeStatus"] = json!("Rejected"),
             Some(s) => {
                 r["attributeStatus"] = json!("Accepted");
                 r["attributeValue"] = json!(s.value);
@@ -394,11 +412,19 @@ impl Charger {
                 return r;
             }
         }
+        if (component, variable) == ("OCPPCommCtrlr", "NetworkConfigurationPriority") {
+            r["attributeStatus"] = json!(self.set_network_priority(value));
+            return r;
+        }
         let known_component = self.settings.has_component(component);
         r["attributeStatus"] = json!(match self.settings.set_variable(component, variable, value) {
             Ok(()) => {
-                if let Some(key) = self.settings.variable(component, variable).and_then(|s| s.key) {
-                    self.setting_changed(key);
+                match self.settings.variable(component, variable).and_then(|s| s.key) {
+                    Some(key) => self.setting_changed(key),
+                    None if (component, variable) == ("SecurityCtrlr", "BasicAuthPassword") => {
+                        self.password_changed(value.to_string())
+                    }
+                    None => {}
                 }
                 "Accepted"
             }
@@ -422,8 +448,12 @@ impl Charger {
                 Some(json!({
                     "component": {"name": component},
                     "variable": {"name": variable},
-                    "variableAttribute": [{"type": "Actual", "value": s.value,
-                        "mutability": if s.readonly { "ReadOnly" } else { "ReadWrite" }}],
+                    "variableAttribute": [if s.write_only {
+                        json!({"type": "Actual", "mutability": "WriteOnly"})
+                    } else {
+                        json!({"type": "Actual", "value": s.value,
+                            "mutability": if s.readonly { "ReadOnly" } else { "ReadWrite" }})
+                    }],
                     "variableCharacteristics": {"dataType": s.kind.data_type(), "supportsMonitoring": false},
                 }))
             })

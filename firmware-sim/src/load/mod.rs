@@ -34,10 +34,11 @@ pub enum Pattern {
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
     /// Central-system OCPP URL without the station id, e.g. ws://127.0.0.1:9000/ocpp. Several
-    /// URLs separated by commas spread the stations over several central-system nodes, round
-    /// robin by station index (so `--processes` and `--first` keep the same assignment).
-    #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp")]
-    pub url: String,
+    /// URLs (the flag repeated, or separated by commas) spread the stations over several
+    /// central-system nodes, round robin by station index (so `--processes` and `--first` keep
+    /// the same assignment).
+    #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp", value_delimiter = ',')]
+    pub url: Vec<String>,
     /// Number of stations.
     #[arg(long, default_value_t = 100)]
     pub stations: usize,
@@ -101,11 +102,7 @@ impl LoadArgs {
     /// The central-system URL of the station with this index: round robin over `--url`'s
     /// comma-separated list.
     pub fn url_for(&self, index: usize) -> &str {
-        let urls: Vec<&str> = self.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
-        if urls.is_empty() {
-            return &self.url;
-        }
-        urls[index % urls.len()]
+        crate::spec::round_robin(&self.url, index).unwrap_or_default()
     }
 }
 
@@ -266,6 +263,7 @@ mod tests {
 
     #[test]
     fn stations_spread_round_robin_over_several_urls() {
+        use clap::Parser;
         let a = args("ws://a/ocpp, ws://b/ocpp,ws://c/ocpp");
         let picked: Vec<&str> = (0..7).map(|i| a.url_for(i)).collect();
         assert_eq!(
@@ -281,5 +279,10 @@ mod tests {
             ]
         );
         assert_eq!(args("ws://only/ocpp").url_for(5), "ws://only/ocpp");
+        let repeated = Cli::parse_from(["load", "--url", "ws://a/ocpp", "--url", "ws://b/ocpp"]).load;
+        assert_eq!(
+            (repeated.url_for(0), repeated.url_for(3)),
+            ("ws://a/ocpp", "ws://b/ocpp")
+        );
     }
 }

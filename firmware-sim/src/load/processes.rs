@@ -19,7 +19,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let count = if i + 1 == n { args.stations - per * (n - 1) } else { per };
         let mut cmd = Command::new(&exe);
         cmd.arg("load")
-            .args(["--url", &args.url, "--prefix", &args.prefix, "--version", &args.version])
+            .args([
+                "--url",
+                &args.url.join(","),
+                "--prefix",
+                &args.prefix,
+                "--version",
+                &args.version,
+            ])
             .args(["--stations", &count.to_string(), "--first", &first.to_string()])
             // Each child ramps its share so the fleet ramps at the requested rate.
             .args(["--ramp", &(args.ramp / n as f64).to_string()])
