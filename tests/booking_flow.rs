@@ -269,6 +269,25 @@ async fn flow(server: &TestServer, b: &Booking, version: Version) {
     .await;
 
     let (backoffice, operator, owner, station) = people(b, &central_id).await;
+    // The station prices energy at 0.30 EUR/kWh (per Wh), 20 % VAT.
+    let tariff = b
+        .call(
+            "POST",
+            "/api/v1/tariffs",
+            Some(&backoffice),
+            Some(json!({"name": "energy", "tariff": {"currency": "EUR", "elements": [
+                {"price_components": [{"type": "ENERGY", "price": 0.3, "vat": 20, "step_size": 1}]}]}})),
+            201,
+        )
+        .await;
+    b.call(
+        "PUT",
+        &format!("/api/v1/stations/{station}/tariff"),
+        Some(&backoffice),
+        Some(json!({"tariffId": tariff["id"]})),
+        200,
+    )
+    .await;
     let slot = next_slot(b, &owner, station).await;
     let booking = b
         .call(
@@ -366,6 +385,16 @@ async fn flow(server: &TestServer, b: &Booking, version: Version) {
     .await;
     assert_eq!(session["status"], "Active", "{session}");
     assert_eq!(session["idToken"], id_token.as_str(), "{session}");
+    let live = b
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{}", session["id"]),
+            Some(&owner),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(live["cost"]["status"], "running", "a live cost while charging: {live}");
 
     // The charger stops; the booking completes and the receipt's energy is the metered one.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -397,6 +426,31 @@ async fn flow(server: &TestServer, b: &Booking, version: Version) {
     assert_eq!(receipt["energyWh"].as_i64(), Some(energy), "{receipt} vs {metered}");
     assert_eq!(receipt["meterStartWh"], metered["meterStartWh"], "{receipt}");
     assert_eq!(receipt["meterStopWh"], metered["meterStopWh"], "{receipt}");
+
+    // The invoice bills the energy the charger reported at the tariff, computed here on its
+    // own: 0.03 cents per Wh rounded half up once, then 20 % VAT rounded once.
+    let issued = booking_api::billing::invoices::run(&b.state)
+        .await
+        .expect("billing round");
+    assert_eq!(issued, 1);
+    let invoices = b
+        .call(
+            "GET",
+            &format!("/api/v1/invoices?sessionId={session_id}"),
+            Some(&owner),
+            None,
+            200,
+        )
+        .await;
+    let invoice = &invoices["items"][0];
+    let excl = (energy * 3 + 50) / 100;
+    let vat = (excl * 20 + 50) / 100;
+    assert_eq!(invoice["totalExclVat"]["minor"].as_i64(), Some(excl), "{invoice}");
+    assert_eq!(invoice["totalInclVat"]["minor"].as_i64(), Some(excl + vat), "{invoice}");
+    assert_eq!(invoice["session"]["energyWh"].as_i64(), Some(energy), "{invoice}");
+    // The live cost, final now, ends at the invoice's total.
+    assert_eq!(receipt["cost"]["status"], "final", "{receipt}");
+    assert_eq!(receipt["cost"]["totalInclVat"], invoice["totalInclVat"], "{receipt}");
     let done = b
         .call("GET", &format!("/api/v1/bookings/{id}"), Some(&owner), None, 200)
         .await;
@@ -450,6 +504,87 @@ async fn book_approve_check_in_charge_and_receipt_over_mqtt_on_postgres() {
     for version in [Version::V16, Version::V201] {
         flow(&server, &b, version).await;
     }
+    b.state.shutdown.cancel();
+    server.stop_and_clean().await;
+}
+
+/// A check-in right after the approval, before any reservation round has pushed the booking's
+/// token: the check-in grants the token itself before RemoteStart, so the charger's start meets
+/// a token the central system knows (it was refused, DeAuthorized, when the push came later).
+#[tokio::test]
+async fn a_check_in_right_after_the_approval_starts_with_the_token_in_place() {
+    let bus: Arc<dyn evcs_bus::Bus> = Arc::new(evcs_bus::InProcBus::new());
+    let server = TestServer::start_on_bus("sqlite", None, bus.clone(), |_| {}).await;
+    let b = booking_api(None, bus).await;
+    let central_id = "QUICK-201";
+    let (charger, mut rx) = charger::spawn(charger_spec(&server, central_id, Version::V201)).expect("simulator");
+    expect(&mut rx, "boot", |e| matches!(e, Event::Booted(s) if s == "Accepted")).await;
+    within("charger projected", || async {
+        let (_, chargers) = http(b.addr, "GET", "/api/v1/chargers", Some(&b.admin), None).await;
+        chargers.as_array().and_then(|cs| {
+            cs.iter()
+                .find(|c| c["centralStationId"] == central_id && c["online"] == true)
+                .filter(|c| c["connectors"].as_array().is_some_and(|cs| !cs.is_empty()))
+                .cloned()
+        })
+    })
+    .await;
+    let (backoffice, operator, owner, station) = people(&b, central_id).await;
+    let slot = next_slot(&b, &owner, station).await;
+    let id = b
+        .call(
+            "POST",
+            "/api/v1/bookings",
+            Some(&owner),
+            Some(json!({ "stationId": station, "slotStart": slot })),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    b.call(
+        "POST",
+        &format!("/api/v1/bookings/{id}/approve"),
+        Some(&backoffice),
+        None,
+        200,
+    )
+    .await;
+    let token = b
+        .call(
+            "POST",
+            &format!("/api/v1/bookings/{id}/checkin-token"),
+            Some(&owner),
+            None,
+            201,
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    charger.send(Control::Plug(1));
+    let handle = b
+        .call(
+            "POST",
+            "/api/v1/checkin",
+            Some(&operator),
+            Some(json!({ "token": token })),
+            200,
+        )
+        .await;
+    assert_eq!(handle["remoteStart"]["code"], "ACCEPTED", "{handle}");
+    expect(&mut rx, "charger starts", |e| {
+        matches!(e, Event::TransactionStarted(1, _))
+    })
+    .await;
+    // Give a refusal time to arrive: the start's answer comes within a round trip.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.flush().await;
+    let started = transactions(&server, central_id).await;
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["status"], "Active", "{started:?}");
+    assert!(started[0]["stopReason"].is_null(), "{started:?}");
+    charger.shutdown().await.expect("simulator shutdown");
     b.state.shutdown.cancel();
     server.stop_and_clean().await;
 }

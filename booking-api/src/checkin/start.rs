@@ -122,6 +122,15 @@ async fn send(state: &AppState, booking: &Booking, connector_id: i64, remote_sta
         Ok(l) => l,
         Err(e) => return not_sent(format!("reading the charger failed: {e}")),
     };
+    // The worker pushes an approved booking's token in the background; a check-in right after
+    // the approval can overtake that push, and the charger's start would then meet a token the
+    // central system does not know yet (refused, DeAuthorized). Granting again here is
+    // idempotent and puts the token in place before the start can arrive.
+    let grant = crate::reservations::grant(state, id_token.clone(), booking.starts_at.0, booking.ends_at.0);
+    let granted = commands::send(state, &central, grant).await;
+    if !matches!(&granted, Ok(r) if commands::accepted(r)) {
+        tracing::info!(booking = booking.id, reply = ?granted, "granting the booking's token before RemoteStart failed");
+    }
     let reply = commands::send(
         state,
         &central,

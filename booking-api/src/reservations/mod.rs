@@ -151,6 +151,16 @@ fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// The grant of a booking's token for its window: from the earliest check-in to the slot's end.
+pub(crate) fn grant(state: &AppState, id_token: String, starts_at: i64, ends_at: i64) -> Command {
+    let early_ms = state.config.policy.early_checkin_minutes.max(0).saturating_mul(60_000);
+    Command::AuthorizeToken {
+        id_token,
+        valid_from: at(starts_at.saturating_sub(early_ms)),
+        valid_until: at(ends_at),
+    }
+}
+
 /// Grants or revokes one booking's token; true when the central system took it.
 async fn push_token(state: &AppState, work: &store::TokenWork) -> anyhow::Result<bool> {
     let settings = &state.config.reservations;
@@ -165,12 +175,7 @@ async fn push_token(state: &AppState, work: &store::TokenWork) -> anyhow::Result
         return Ok(false);
     }
     let command = if work.token_push == "grant" {
-        let early_ms = state.config.policy.early_checkin_minutes.max(0).saturating_mul(60_000);
-        Command::AuthorizeToken {
-            id_token: token,
-            valid_from: at(work.starts_at.saturating_sub(early_ms)),
-            valid_until: at(work.ends_at),
-        }
+        grant(state, token, work.starts_at, work.ends_at)
     } else {
         Command::RevokeToken { id_token: token }
     };
