@@ -3,10 +3,12 @@
 //! station's staff through the booking API's own HTTP endpoints on loopback: book the next
 //! 15-minute slot, approve it, scan the owner's QR check-in token; the charger starts on the
 //! connector the booking holds, meters for about a minute, stops; the session and its receipt
-//! appear. Then again, on the next free slot.
+//! appear, priced by the demo station's tariff, and the session's invoice is issued. Then again,
+//! on the next free slot.
 //!
 //! The demo accounts (password [`PASSWORD`]) are printed at start, so a newcomer can log in and
-//! watch: `GET /api/v1/sessions`, the live socket `/api/v1/live`, `GET /api/v1/bookings`.
+//! watch: `GET /api/v1/sessions`, the live socket `/api/v1/live`, `GET /api/v1/bookings`,
+//! `GET /api/v1/invoices`.
 
 use anyhow::{bail, Context};
 use booking_api::accounts::store as accounts;
@@ -170,6 +172,25 @@ async fn setup(state: &BookingState, api: &Api, admin: &str) -> anyhow::Result<(
                 &format!("/api/v1/stations/{id}/claim"),
                 Some(admin),
                 json!({ "decision": "Approved", "note": "demo" }),
+                200,
+            )
+            .await?;
+            // Energy at 70 LKR/kWh with 18 % VAT, so every demo session ends in an invoice.
+            let tariff = api
+                .call(
+                    "POST",
+                    "/api/v1/tariffs",
+                    Some(&backoffice),
+                    json!({ "name": "Demo energy", "tariff": { "currency": "LKR", "elements": [
+                        { "price_components": [{ "type": "ENERGY", "price": 70, "vat": 18, "step_size": 1 }] }] } }),
+                    201,
+                )
+                .await?;
+            api.call(
+                "PUT",
+                &format!("/api/v1/stations/{id}/tariff"),
+                Some(&backoffice),
+                json!({ "tariffId": tariff["id"] }),
                 200,
             )
             .await?;

@@ -52,6 +52,8 @@ pub struct Shared {
     pub dispatch_wakeup: Notify,
     /// Wakes the charger reservation worker after a booking change that asks for charger work.
     pub charger_wakeup: Notify,
+    /// Wakes the billing worker after a session completed.
+    pub billing_wakeup: Notify,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
     /// Cancelled when the service shuts down.
@@ -97,6 +99,11 @@ impl AppState {
     /// Asks the reservation worker ([`crate::reservations::worker`]) for a round now.
     pub fn wake_charger_work(&self) {
         self.charger_wakeup.notify_one();
+    }
+
+    /// Asks the billing worker ([`crate::billing::invoices::worker`]) to invoice now.
+    pub fn wake_billing(&self) {
+        self.billing_wakeup.notify_one();
     }
 }
 
@@ -245,6 +252,7 @@ impl Application {
             notifier: parts.notifier,
             dispatch_wakeup: Notify::new(),
             charger_wakeup: Notify::new(),
+            billing_wakeup: Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             shutdown: CancellationToken::new(),
             bus,
@@ -316,14 +324,15 @@ impl Application {
             backend = state.db.backend(),
             "booking API listening"
         );
-        let (workers, dispatcher, reservations) = if background {
+        let (workers, dispatcher, reservations, billing) = if background {
             (
                 Some(tokio::spawn(run_workers(state.clone()))),
                 Some(tokio::spawn(run_dispatcher(state.clone()))),
                 Some(tokio::spawn(crate::reservations::worker(state.clone()))),
+                Some(tokio::spawn(crate::billing::invoices::worker(state.clone()))),
             )
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
         let tracker = TaskTracker::new();
         service_kit::server::serve(
@@ -339,9 +348,16 @@ impl Application {
         // In-flight requests finish (each connection closes gracefully within 5 s).
         tracker.close();
         tracker.wait().await;
-        for task in [workers, dispatcher, reservations, metrics_server, Some(consumer)]
-            .into_iter()
-            .flatten()
+        for task in [
+            workers,
+            dispatcher,
+            reservations,
+            billing,
+            metrics_server,
+            Some(consumer),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = task.await;
         }

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::bookings::router())
         .merge(crate::sessions::router())
         .merge(crate::billing::http::router())
+        .merge(crate::billing::invoices::http::router())
         .merge(crate::live::socket::router())
         .merge(crate::checkin::router())
         .merge(crate::audit::router())

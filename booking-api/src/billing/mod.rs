@@ -11,13 +11,16 @@
 //! - [`store`]: versioned tariffs and station assignments (migration 0007), append-only.
 //! - [`cost`]: a session's cost (receipt, live) by the tariff version in force at its start.
 //! - [`http`]: `/tariffs`, `/tariffs/{id}/versions`, `/stations/{id}/tariff(s)`.
+//! - [`invoices`]: an invoice per completed session, credit notes, gap-free numbering per
+//!   BackOffice, `/invoices` (JSON and printable HTML); a worker issues them.
 //!
-//! Everything here is a pure function: no clock, no database. The same call prices a session
+//! Money, tariff, periods and engine are pure functions: no clock, no database. The same call prices a session
 //! that is still running (end = now) and one that has finished.
 
 pub mod cost;
 pub mod engine;
 pub mod http;
+pub mod invoices;
 pub mod money;
 pub mod periods;
 pub mod store;

@@ -22,6 +22,9 @@ use std::str::FromStr;
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    /// ISO 4217's "no currency": what a stored code that no longer parses is served as.
+    pub const NONE: Currency = Currency(*b"XXX");
+
     /// Parses a three-letter upper-case code. Any such code is accepted; its minor unit comes
     /// from [`Currency::exponent`].
     pub fn parse(code: &str) -> Option<Currency> {

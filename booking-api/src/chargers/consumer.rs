@@ -36,6 +36,12 @@ async fn handle(state: &AppState, event: &EventEnvelope) {
                 // Published after the commit, so the live socket never reports a change that
                 // rolled back.
                 if !changes.is_empty() {
+                    let completed = changes
+                        .iter()
+                        .any(|c| matches!(c, crate::live::Change::Session(s) if s.status == "Completed"));
+                    if completed {
+                        state.wake_billing();
+                    }
                     state.wake_dispatcher();
                     state.live.publish_changes(changes, now);
                 }

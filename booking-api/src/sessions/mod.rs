@@ -502,6 +502,7 @@ async fn finalize(
     let changes = finalize_in(&mut tx, id, &caller, now).await?;
     tx.commit().await?;
     state.wake_dispatcher();
+    state.wake_billing();
     state.live.publish_changes(changes, now);
     let row = store::get(&state.db, id)
         .await?

@@ -30,6 +30,8 @@ pub struct SessionRow {
     pub ended_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Counts the row's saved changes (billing prices each revision once).
+    pub revision: i64,
     /// The booking's owner (joined), when the session has a booking.
     pub owner_id: Option<i64>,
 }
@@ -81,11 +83,12 @@ impl SessionRow {
     }
 }
 
-const SELECT: &str = "SELECT cs.id, cs.central_station_id, cs.transaction_id, cs.station_id, cs.connector_id, \
+pub(crate) const SELECT: &str =
+    "SELECT cs.id, cs.central_station_id, cs.transaction_id, cs.station_id, cs.connector_id, \
      cs.booking_id, cs.id_token, cs.remote_start_id, cs.status, cs.started_at, cs.meter_start_wh, \
      cs.first_register_wh, cs.register_wh, cs.summary_at, cs.power_w, cs.soc_percent, cs.current_a, \
      cs.ended_at, cs.meter_stop_wh, cs.stop_reason, cs.ended_by, cs.created_at, cs.updated_at, \
-     b.owner_id AS owner_id \
+     cs.revision, b.owner_id AS owner_id \
      FROM charging_sessions cs LEFT JOIN bookings b ON b.id = cs.booking_id";
 
 /// The session of a charger's transaction, created (Active, nothing known) if new, and locked
@@ -145,7 +148,8 @@ pub async fn save(tx: &mut Tx, row: &SessionRow) -> Result<(), sqlx::Error> {
             "UPDATE charging_sessions SET connector_id = $2, booking_id = $3, id_token = $4, remote_start_id = $5, \
              status = $6, started_at = $7, meter_start_wh = $8, first_register_wh = $9, register_wh = $10, \
              summary_at = $11, power_w = $12, soc_percent = $13, current_a = $14, ended_at = $15, \
-             meter_stop_wh = $16, stop_reason = $17, ended_by = $18, updated_at = $19 WHERE id = $1",
+             meter_stop_wh = $16, stop_reason = $17, ended_by = $18, updated_at = $19, revision = revision + 1 \
+             WHERE id = $1",
         )
         .bind(row.id)
         .bind(row.connector_id)
