@@ -377,7 +377,8 @@ pub async fn run_maintenance(state: &AppState) -> anyhow::Result<()> {
     let added = crate::stations::sync_all(state).await?;
     let no_shows = crate::bookings::sweep_no_shows(state).await?;
     let purged = crate::bookings::store::purge_idempotency(&state.db, state.clock.now_ms()).await?;
-    tracing::debug!(added, no_shows, purged, "maintenance round");
+    let offline = crate::alerts::charger::sweep_offline(state).await?.len();
+    tracing::debug!(added, no_shows, purged, offline, "maintenance round");
     Ok(())
 }
 

@@ -146,6 +146,11 @@ pub struct Policy {
     /// Days a booking response is kept for its Idempotency-Key.
     #[arg(long, env = "EVCS_BOOKING_IDEMPOTENCY_DAYS", default_value_t = 7)]
     pub idempotency_days: i64,
+
+    /// Minutes a linked charger may stay disconnected before a CHARGER_OFFLINE alert is raised
+    /// (checked by the maintenance worker; 0: never).
+    #[arg(long, env = "EVCS_BOOKING_ALERT_OFFLINE_MINUTES", default_value_t = 10)]
+    pub alert_offline_minutes: i64,
 }
 
 impl Default for Policy {
@@ -163,6 +168,7 @@ impl Default for Policy {
             login_max_failures_per_address: 30,
             login_window_secs: 900,
             idempotency_days: 7,
+            alert_offline_minutes: 10,
         }
     }
 }

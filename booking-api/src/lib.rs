@@ -27,6 +27,7 @@
 //!   [`metrics`]: Prometheus metrics, with a request id on every request (service-kit).
 
 pub mod accounts;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod audit;

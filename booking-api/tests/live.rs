@@ -185,6 +185,12 @@ fn what(m: &Value) -> (String, String) {
             data["connectorId"],
             data["status"].as_str().unwrap()
         ),
+        "alert" if data["code"].is_string() => format!(
+            "alert {} station {} {}",
+            data["code"].as_str().unwrap(),
+            data["stationId"],
+            data["status"].as_str().unwrap()
+        ),
         other => other.to_string(),
     };
     (m["type"].as_str().unwrap().to_string(), key)
@@ -250,11 +256,19 @@ async fn each_role_sees_only_its_own_and_resumes_or_resyncs() {
             assert_eq!(what(&next(staff).await), session("2", "Active"));
             assert_eq!(what(&next(staff).await), session("1", "Active"));
         }
+        // The Faulted connector also raises an alert, sent to that station's staff only.
+        let alert = |station: i64| {
+            (
+                "alert".to_string(),
+                format!("alert CONNECTOR_FAULTED station {station} Open"),
+            )
+        };
         for staff in [&mut op_b, &mut bo_b] {
             assert_eq!(what(&next(staff).await), connector(w.s3, "Faulted"));
+            assert_eq!(what(&next(staff).await), alert(w.s3));
         }
         let mut seen = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..7 {
             seen.push(what(&next(&mut admin).await));
         }
         assert_eq!(
@@ -263,6 +277,7 @@ async fn each_role_sees_only_its_own_and_resumes_or_resyncs() {
                 booking(b1, "CheckedIn"),
                 session("1", "Active"),
                 connector(w.s3, "Faulted"),
+                alert(w.s3),
                 booking(b2, "CheckedIn"),
                 session("2", "Active"),
                 session("1", "Active"),

@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::checkin::router())
         .merge(crate::audit::router())
         .merge(crate::notifications::router())
-        .merge(crate::reservations::alerts::router())
+        .merge(crate::alerts::http::router())
         .merge(crate::maintenance::router())
         .merge(openapi::router());
     let mut router = Router::new()

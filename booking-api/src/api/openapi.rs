@@ -70,7 +70,8 @@ use utoipa::OpenApi;
         crate::checkin::start::StartCode,
         crate::audit::AuditEventView,
         crate::notifications::Notification,
-        crate::reservations::alerts::Alert,
+        crate::alerts::Alert,
+        crate::alerts::http::ResolveRequest,
         crate::maintenance::CreateWindow,
         crate::maintenance::MaintenanceWindow,
         crate::maintenance::CreatedWindow,
@@ -162,7 +163,10 @@ pub const ROUTES: &[Route] = &[
     (HttpMethod::Get, "/stations/{id}/maintenance-windows", "The station's current and future maintenance windows (?past=true: all)", STAFF, None, Some("Vec<MaintenanceWindow>")),
     (HttpMethod::Get, "/maintenance-windows/{id}", "A maintenance window with its charger state (applied times, attempts, last error)", STAFF, None, Some("MaintenanceWindow")),
     (HttpMethod::Delete, "/maintenance-windows/{id}", "Cancel a window before its start, or end a running one now (Operative sent at once) (409 MAINTENANCE_WINDOW_ENDED, MAINTENANCE_WINDOW_CANCELLED)", STAFF, None, Some("MaintenanceWindow")),
-    (HttpMethod::Get, "/alerts", "Operator alerts: chargers that refused or could not be reached for a booking's reservation (?stationId)", STAFF, None, Some("Page<Alert>")),
+    (HttpMethod::Get, "/alerts", "Operator alerts: reservations refused or unreachable, booking tokens refused, Faulted connectors, charger faults, security events, chargers offline too long (?stationId &status=Open|Acknowledged|Resolved)", STAFF, None, Some("Page<Alert>")),
+    (HttpMethod::Get, "/alerts/{id}", "One alert with its lifecycle (who acknowledged and resolved it, when)", STAFF, None, Some("Alert")),
+    (HttpMethod::Post, "/alerts/{id}/acknowledge", "Acknowledge an open alert (409 ALERT_ALREADY_ACKNOWLEDGED, ALERT_RESOLVED)", STAFF, None, Some("Alert")),
+    (HttpMethod::Post, "/alerts/{id}/resolve", "Resolve an alert, with an optional note (409 ALERT_RESOLVED)", STAFF, Some("ResolveRequest"), Some("Alert")),
 ];
 
 /// The document.

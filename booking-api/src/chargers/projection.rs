@@ -136,9 +136,11 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
         Event::ReservationStatus { reservation_id, status } => {
             crate::reservations::on_charger_status(&mut tx, station, *reservation_id, status).await?;
         }
-        // Updates carry nothing a session keeps; security events and faults only count as
-        // "seen" here.
+        // Updates carry nothing a session keeps; security events and faults raise alerts below.
         _ => {}
+    }
+    if let Some(alert) = crate::alerts::charger::on_event(&mut tx, station, &event.event, now_ms).await? {
+        changes.push(Change::Alert(Box::new(alert)));
     }
     tx.commit().await?;
     Ok((Applied::Applied, changes))

@@ -76,6 +76,8 @@ pub enum Change {
         status: String,
         at: i64,
     },
+    /// An alert raised (or moved along its lifecycle) at a station.
+    Alert(Box<crate::alerts::Alert>),
 }
 
 /// The live side of the shared state.
@@ -159,6 +161,17 @@ impl Live {
                         Audience {
                             owner_id: None,
                             station_id: Some(station_id),
+                        },
+                        &data,
+                    );
+                }
+                Change::Alert(alert) => {
+                    let data = serde_json::to_value(&alert).unwrap_or_default();
+                    self.publish(
+                        Kind::Alert,
+                        Audience {
+                            owner_id: None,
+                            station_id: Some(alert.station_id),
                         },
                         &data,
                     );

@@ -22,10 +22,10 @@
 //! expires; the command is then sent again, which OCPP makes harmless (a ReserveNow with the same
 //! id replaces the reservation; the token commands are idempotent).
 
-pub mod alerts;
 pub mod outcome;
 pub mod store;
 
+use crate::alerts;
 use crate::app::AppState;
 use crate::chargers::commands;
 use crate::notifications;
