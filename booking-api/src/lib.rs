@@ -15,12 +15,15 @@
 //! - [`sessions`]: charging sessions kept from the charger's transaction events and meter
 //!   summaries (reconciled in any order), their receipts, the operator's finalize.
 //! - [`live`]: the live WebSocket (`/api/v1/live`): sequence numbers, resume buffer, bounds.
+//! - [`inbox`]: the operator's day (`GET /inbox`): each station's bookings of one local day.
 //! - [`checkin`]: QR check-in: signed single-use tokens, connector codes, RemoteStart.
 //! - [`reservations`]: bookings on the charger: the booking's id token pushed to the central
 //!   system, ReserveNow at the lead time, cancellations, operator alerts (`GET /alerts`).
 //! - [`billing`]: OCPI tariffs and the pricing engine (pure functions: money, periods, lines).
 //! - [`maintenance`]: maintenance windows: blocked inventory, bookings moved out of the way,
 //!   connectors set Inoperative on the charger for the window (ChangeAvailability).
+//! - [`reports`]: KPIs, time series, utilization and the occupancy heatmap for staff, per
+//!   station time zone, as JSON or CSV, from bookings, sessions, invoices and the status history.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
 //! - [`api`]: routing, roles and claims ([`api::auth`]), OpenAPI; [`validate`]: domain newtypes.
 //! - [`app`]: builds the state, runs the server and the background workers; [`config`]; [`clock`];
@@ -37,10 +40,12 @@ pub mod chargers;
 pub mod checkin;
 pub mod clock;
 pub mod config;
+pub mod inbox;
 pub mod live;
 pub mod maintenance;
 pub mod metrics;
 pub mod notifications;
+pub mod reports;
 pub mod reservations;
 pub mod sessions;
 pub mod slots;

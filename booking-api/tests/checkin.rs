@@ -10,56 +10,9 @@ mod support;
 use booking_api::checkin::tokens::Keyring;
 use booking_api::clock::Clock;
 use chrono::{DateTime, Duration, Utc};
-use evcs_bus::{Command, CommandReply, Location, StationId};
+use evcs_bus::{Command, CommandReply, Location};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-use support::{backends, slot, TestServer, World};
-
-/// A charger on the test bus: records the commands it gets and answers each with `answer`.
-struct FakeCharger {
-    seen: Arc<Mutex<Vec<Command>>>,
-    answer: Arc<Mutex<CommandReply>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FakeCharger {
-    async fn start(s: &TestServer, central_id: &str, answer: &str) -> FakeCharger {
-        let mut server = s.state.bus.serve_commands("test-node").await.unwrap();
-        server.serve(&StationId::parse(central_id).unwrap()).await.unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let answer = Arc::new(Mutex::new(CommandReply::Status {
-            status: answer.into(),
-            payload: None,
-        }));
-        let (seen2, answer2) = (seen.clone(), answer.clone());
-        let task = tokio::spawn(async move {
-            while let Some(cmd) = server.next().await {
-                seen2.lock().unwrap().push(cmd.envelope.command.clone());
-                let reply = answer2.lock().unwrap().clone();
-                let _ = cmd.reply(reply).await;
-            }
-        });
-        FakeCharger { seen, answer, task }
-    }
-
-    fn commands(&self) -> Vec<Command> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// The RemoteStarts received (each check-in grants the booking's token first).
-    fn remote_starts(&self) -> usize {
-        self.commands()
-            .iter()
-            .filter(|c| matches!(c, Command::RemoteStart { .. }))
-            .count()
-    }
-}
-
-impl Drop for FakeCharger {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use support::{backends, slot, FakeCharger, TestServer, World};
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc)

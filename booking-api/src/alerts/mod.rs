@@ -165,6 +165,16 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Alert>, StoreError> {
         .await)?)
 }
 
+/// How many alerts of a station are unresolved (Open or Acknowledged).
+pub async fn unresolved_count(db: &Db, station_id: i64) -> Result<i64, StoreError> {
+    Ok(on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM alerts WHERE station_id = $1 AND status <> 'Resolved'"
+    )
+    .bind(station_id)
+    .fetch_one(pool)
+    .await)?)
+}
+
 /// Why a lifecycle step was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {

@@ -31,6 +31,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit::router())
         .merge(crate::notifications::router())
         .merge(crate::alerts::http::router())
+        .merge(crate::inbox::router())
+        .merge(crate::reports::router())
         .merge(crate::maintenance::router())
         .merge(openapi::router());
     let mut router = Router::new()

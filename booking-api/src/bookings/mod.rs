@@ -3,6 +3,7 @@
 //! check-in, completion, abort and no-show by the station's staff; every change audited, key
 //! transitions notified. Slot units are reserved and released in the same transaction.
 
+pub mod exceptions;
 pub mod rules;
 pub mod store;
 
@@ -23,7 +24,7 @@ use rules::{Action, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::db::{StoreError, Tx};
-use service_kit::extract::ApiPath;
+use service_kit::extract::{ApiBody, ApiPath};
 use service_kit::extract::{ApiJson, ApiQuery};
 use service_kit::page::{Page, PageQuery};
 use service_kit::problem::Problem;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/bookings/{id}/complete", post(complete))
         .route("/bookings/{id}/abort", post(abort))
         .route("/bookings/{id}/no-show", post(no_show))
+        .route("/bookings/{id}/exceptions", post(exception))
 }
 
 /// Body of `POST /bookings`.
@@ -68,7 +70,7 @@ async fn authorize(state: &AppState, caller: &Caller, booking: &Booking, action:
     let staff = [Role::Admin, Role::BackOffice, Role::Operator];
     let allowed: &[Role] = match action {
         Action::Approve | Action::Reject => &[Role::Admin, Role::BackOffice],
-        Action::CheckIn | Action::Complete | Action::Abort | Action::NoShow => &staff,
+        Action::CheckIn | Action::Complete | Action::Abort | Action::NoShow | Action::CancelOnSite => &staff,
         Action::Cancel => &[Role::Owner, Role::Admin],
         Action::Reschedule => &[Role::Owner],
     };
@@ -125,6 +127,7 @@ fn notification(action: Action) -> Option<(&'static str, &'static str)> {
         Action::Complete => Some(("Completed", "Your charging session is complete")),
         Action::NoShow => Some(("NoShow", "Your booking was marked as a no-show")),
         Action::Abort => Some(("Aborted", "Your charging session was aborted")),
+        Action::CancelOnSite => Some(("BookingCancelled", "Your booking was cancelled at the station")),
         Action::Reschedule => None,
     }
 }
@@ -138,6 +141,7 @@ async fn record(
     extra: serde_json::Value,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let reason = extra.get("reason").and_then(|r| r.as_str()).map(str::to_string);
     let payload = json!({
         "status": booking.status,
         "stationId": booking.station_id,
@@ -155,20 +159,29 @@ async fn record(
         now,
     )
     .await?;
-    notify(tx, booking, action, now).await
+    notify(tx, booking, action, reason.as_deref(), now).await
 }
 
 /// Queues the owner's notification of `action`, if it has one.
-async fn notify(tx: &mut Tx, booking: &Booking, action: Action, now: i64) -> Result<(), sqlx::Error> {
+async fn notify(
+    tx: &mut Tx,
+    booking: &Booking,
+    action: Action,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let Some((kind, subject)) = notification(action) else {
         return Ok(());
     };
-    let message = format!(
+    let mut message = format!(
         "{subject}: booking {} at station {} starting {}",
         booking.id,
         booking.station_id,
         booking.starts_at.to_datetime().to_rfc3339()
     );
+    if let Some(reason) = reason {
+        message.push_str(&format!(" (reason: {reason})"));
+    }
     notifications::enqueue(
         tx,
         kind,
@@ -307,7 +320,7 @@ async fn create(
     )
     .await?;
     if status == Status::Approved {
-        notify(&mut tx, &booking, Action::Approve, now).await?;
+        notify(&mut tx, &booking, Action::Approve, None, now).await?;
         crate::reservations::store::after_change(&mut tx, booking.id, status, false).await?;
     }
     let body = serde_json::to_string(&booking).map_err(Problem::internal)?;
@@ -497,6 +510,19 @@ pub async fn apply_in(
     action: Action,
     now: i64,
 ) -> Result<Booking, Problem> {
+    apply_with(tx, policy, actor, booking, action, json!({}), now).await
+}
+
+/// [`apply_in`] with `extra` details for the audit record (an exception's reason).
+pub async fn apply_with(
+    tx: &mut Tx,
+    policy: &crate::config::Policy,
+    actor: Option<&Caller>,
+    booking: Booking,
+    action: Action,
+    extra: serde_json::Value,
+    now: i64,
+) -> Result<Booking, Problem> {
     rules::next(booking.status(), action, false)?;
     match action {
         Action::Cancel if actor.is_some_and(|a| a.role == Role::Owner) => {
@@ -506,7 +532,7 @@ pub async fn apply_in(
         Action::NoShow => rules::check_no_show(policy, now, booking.starts_at.0)?,
         _ => {}
     }
-    Ok(transition_in(tx, booking, action, actor, json!({}), now).await?)
+    Ok(transition_in(tx, booking, action, actor, extra, now).await?)
 }
 
 /// [`apply_in`] in a transaction of its own.
@@ -568,22 +594,51 @@ async fn complete(
     act(state, caller, id, Action::Complete).await
 }
 
-/// `POST /bookings/{id}/abort` (the station's operators and BackOffice, admin).
+/// `POST /bookings/{id}/abort` (the station's operators and BackOffice, admin), the body
+/// `{"reason": ...}` optional: the [`exceptions`] `Aborted`.
 async fn abort(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Booking>, Problem> {
-    act(state, caller, id, Action::Abort).await
+    ApiBody(body): ApiBody,
+) -> Result<Json<exceptions::ExceptionOutcome>, Problem> {
+    let booking = load(&state, id).await?;
+    authorize(&state, &caller, &booking, Action::Abort).await?;
+    let reason = exceptions::parse_optional_reason(&body)?;
+    let kind = exceptions::ExceptionKind::Aborted;
+    Ok(Json(exceptions::record(&state, &caller, booking, kind, reason).await?))
 }
 
-/// `POST /bookings/{id}/no-show` (the station's operators and BackOffice, admin).
+/// `POST /bookings/{id}/no-show` (the station's operators and BackOffice, admin), the body
+/// `{"reason": ...}` optional: the [`exceptions`] `NoShow`.
 async fn no_show(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Booking>, Problem> {
-    act(state, caller, id, Action::NoShow).await
+    ApiBody(body): ApiBody,
+) -> Result<Json<exceptions::ExceptionOutcome>, Problem> {
+    let booking = load(&state, id).await?;
+    authorize(&state, &caller, &booking, Action::NoShow).await?;
+    let reason = exceptions::parse_optional_reason(&body)?;
+    let kind = exceptions::ExceptionKind::NoShow;
+    Ok(Json(exceptions::record(&state, &caller, booking, kind, reason).await?))
+}
+
+/// `POST /bookings/{id}/exceptions` `{"kind": "NoShow"|"Aborted"|"CancelOnSite", "reason": ...}`
+/// (the station's operators and BackOffice, admin): see [`exceptions`].
+async fn exception(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiBody(body): ApiBody,
+) -> Result<Json<exceptions::ExceptionOutcome>, Problem> {
+    let booking = load(&state, id).await?;
+    // Every kind is staff-only; authorizing first gives another role 403 whatever it sent.
+    authorize(&state, &caller, &booking, Action::CancelOnSite).await?;
+    let (kind, reason) = exceptions::parse_request(&body)?;
+    Ok(Json(
+        exceptions::record(&state, &caller, booking, kind, Some(reason)).await?,
+    ))
 }
 
 /// `DELETE /bookings/{id}` (the owner until the cutoff; admin any time): cancels and frees the slot.
@@ -684,12 +739,33 @@ async fn reschedule(
 pub async fn sweep_no_shows(state: &AppState) -> anyhow::Result<usize> {
     let cutoff = state.clock.now_ms() - state.config.policy.no_show_grace_minutes * 60_000;
     let mut marked = 0;
+    let reason = format!(
+        "not checked in by {} minutes after the end of the slot",
+        state.config.policy.no_show_grace_minutes
+    );
     for booking in store::overdue(&state.db, cutoff).await? {
-        match transition(state, None, booking, Action::NoShow).await {
+        match sweep_one(state, booking, &reason).await {
             Ok(_) => marked += 1,
             Err(p) if p.status == 409 => {}
             Err(p) => anyhow::bail!("no-show sweep: {}", p.detail),
         }
     }
     Ok(marked)
+}
+
+/// One swept no-show, recorded as the system's exception with its reason.
+async fn sweep_one(state: &AppState, booking: Booking, reason: &str) -> Result<Booking, Problem> {
+    let now = state.clock.now_ms();
+    let kind = exceptions::ExceptionKind::NoShow;
+    let mut tx = state.db.begin().await?;
+    let extra = json!({ "exception": kind.as_str(), "reason": reason });
+    let mut updated = apply_with(&mut tx, &state.config.policy, None, booking, Action::NoShow, extra, now).await?;
+    store::set_exception(&mut tx, updated.id, kind.as_str(), Some(reason)).await?;
+    tx.commit().await?;
+    updated.exception = Some(kind.as_str().into());
+    updated.exception_reason = Some(reason.into());
+    state.wake_dispatcher();
+    state.wake_charger_work();
+    state.live.booking_changed(&updated);
+    Ok(updated)
 }

@@ -75,6 +75,8 @@ pub enum Action {
     Complete,
     Abort,
     NoShow,
+    /// Staff cancel at the station (the driver came but cannot or will not charge).
+    CancelOnSite,
 }
 
 impl Action {
@@ -89,6 +91,7 @@ impl Action {
             Action::Complete => "booking.completed",
             Action::Abort => "booking.aborted",
             Action::NoShow => "booking.no_show",
+            Action::CancelOnSite => "booking.cancelled_on_site",
         }
     }
 }
@@ -108,6 +111,7 @@ pub fn next(from: Status, action: Action, auto_approve: bool) -> Result<Status, 
         (S::Approved, A::NoShow) => Some(S::NoShow),
         (S::CheckedIn, A::Complete) => Some(S::Completed),
         (S::CheckedIn, A::Abort) => Some(S::Aborted),
+        (S::Approved | S::CheckedIn, A::CancelOnSite) => Some(S::Cancelled),
         _ => None,
     };
     to.ok_or_else(|| {
@@ -183,7 +187,7 @@ pub fn check_no_show(policy: &Policy, now_ms: i64, start_ms: i64) -> Result<(), 
 mod tests {
     use super::*;
 
-    const ACTIONS: [Action; 8] = [
+    const ACTIONS: [Action; 9] = [
         Action::Approve,
         Action::Reject,
         Action::Cancel,
@@ -192,6 +196,7 @@ mod tests {
         Action::Complete,
         Action::Abort,
         Action::NoShow,
+        Action::CancelOnSite,
     ];
 
     #[test]
@@ -220,6 +225,10 @@ mod tests {
             Status::Completed
         );
         assert_eq!(next(Status::CheckedIn, Action::Abort, false).unwrap(), Status::Aborted);
+        for from in [Status::Approved, Status::CheckedIn] {
+            assert_eq!(next(from, Action::CancelOnSite, false).unwrap(), Status::Cancelled);
+        }
+        assert!(next(Status::Pending, Action::CancelOnSite, false).is_err());
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct Booking {
     pub reservation_status: Option<String>,
     /// Why the reservation did not go as planned, in words.
     pub reservation_note: Option<String>,
+    /// The exception that closed the booking: `NoShow`, `Aborted` or `CancelOnSite`.
+    pub exception: Option<String>,
+    /// Why, in the words of the staff member (or the no-show sweeper) who recorded it.
+    pub exception_reason: Option<String>,
 }
 
 impl Booking {
@@ -47,7 +51,8 @@ impl Booking {
 
 const COLUMNS: &str =
     "id, owner_id, station_id, slot_id, vehicle_id, status, starts_at, ends_at, created_at, updated_at, \
-                       id_token, connector_id, remote_start_id, reservation_status, reservation_note";
+                       id_token, connector_id, remote_start_id, reservation_status, reservation_note, \
+                       exception, exception_reason";
 
 /// A fresh booking id token: `BK` and 18 random upper-case hex digits, 20 characters, the most
 /// a 1.6 idTag (CiString20) holds, and unguessable (72 random bits).
@@ -280,6 +285,34 @@ pub async fn list(
             .fetch_all(pool)
             .await
     })?)
+}
+
+/// A station's Approved and CheckedIn bookings starting in `[from, to)`, by start (the
+/// operator's day).
+pub async fn day_list(db: &Db, station_id: i64, from: i64, to: i64) -> Result<Vec<Booking>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM bookings WHERE station_id = $1 AND status IN ('Approved', 'CheckedIn') \
+         AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at, id"
+    );
+    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(station_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Records the exception that closed a booking, inside the transaction that moved it.
+pub async fn set_exception(tx: &mut Tx, id: i64, kind: &str, reason: Option<&str>) -> Result<(), sqlx::Error> {
+    on_tx!(tx, |conn| sqlx::query(
+        "UPDATE bookings SET exception = $2, exception_reason = $3 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map(|_| ()))
 }
 
 /// Approved bookings whose end lies before `cutoff` (no-show candidates).

@@ -99,6 +99,7 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
         }
         Event::ConnectorStatus { location, status } => {
             if let Some(key) = connector_key(location) {
+                remember(&mut tx, station, key, status, at).await?;
                 // The WHERE keeps a newer status when an older one arrives late.
                 let applied = on_tx!(&mut tx, |conn| {
                     sqlx::query(
@@ -153,6 +154,7 @@ async fn set_online(
     at: i64,
     ocpp_version: Option<&str>,
 ) -> Result<(), StoreError> {
+    remember(tx, station, 0, if online { "Online" } else { "Offline" }, at).await?;
     on_tx!(tx, |conn| {
         sqlx::query(
             "UPDATE chargers SET online = $2, online_changed_at = $3, ocpp_version = COALESCE($4, ocpp_version) \
@@ -162,6 +164,30 @@ async fn set_online(
         .bind(i64::from(online))
         .bind(at)
         .bind(ocpp_version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Appends a status to the history the reports read (`connector_key` 0: the charger's
+/// `Online`/`Offline`). Inside the event's transaction, so a redelivered event adds nothing.
+async fn remember(
+    tx: &mut service_kit::db::Tx,
+    station: &str,
+    connector_key: i64,
+    status: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO status_history (central_station_id, connector_key, status, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(station)
+        .bind(connector_key)
+        .bind(status)
+        .bind(at)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())

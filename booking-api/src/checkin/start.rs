@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 /// How a RemoteStart went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum StartCode {
+pub enum CommandCode {
     /// The charger accepted: it will start when the vehicle is plugged in.
     Accepted,
     /// The charger answered with another status (Rejected, ...).
@@ -40,7 +40,7 @@ pub enum StartCode {
 pub struct StartAnswer {
     /// `ACCEPTED`, `CHARGER_REJECTED`, `CHARGER_OFFLINE`, `CHARGER_TIMEOUT`, `CHARGER_ERROR`
     /// or `NOT_SENT`.
-    pub code: StartCode,
+    pub code: CommandCode,
     pub accepted: bool,
     /// The charger's status or the reason, in words.
     pub detail: String,
@@ -50,16 +50,16 @@ pub struct StartAnswer {
 }
 
 /// The code of a reply.
-pub fn classify(reply: &Result<CommandReply, BusError>) -> StartCode {
+pub fn classify(reply: &Result<CommandReply, BusError>) -> CommandCode {
     match reply {
-        Ok(r) if commands::accepted(r) => StartCode::Accepted,
-        Ok(CommandReply::Status { .. }) => StartCode::ChargerRejected,
-        Ok(CommandReply::Offline) | Err(BusError::Timeout(_)) => StartCode::ChargerOffline,
-        Ok(CommandReply::Timeout) => StartCode::ChargerTimeout,
+        Ok(r) if commands::accepted(r) => CommandCode::Accepted,
+        Ok(CommandReply::Status { .. }) => CommandCode::ChargerRejected,
+        Ok(CommandReply::Offline) | Err(BusError::Timeout(_)) => CommandCode::ChargerOffline,
+        Ok(CommandReply::Timeout) => CommandCode::ChargerTimeout,
         Ok(CommandReply::CallError { .. } | CommandReply::Invalid { .. } | CommandReply::Unknown) => {
-            StartCode::ChargerError
+            CommandCode::ChargerError
         }
-        Err(_) => StartCode::NotSent,
+        Err(_) => CommandCode::NotSent,
     }
 }
 
@@ -102,7 +102,7 @@ pub async fn remote_start(
 
 async fn send(state: &AppState, booking: &Booking, connector_id: i64, remote_start_id: i64) -> StartAnswer {
     let not_sent = |detail: String| StartAnswer {
-        code: StartCode::NotSent,
+        code: CommandCode::NotSent,
         accepted: false,
         detail,
         location: None,
@@ -147,12 +147,12 @@ async fn send(state: &AppState, booking: &Booking, connector_id: i64, remote_sta
         Err(BusError::Timeout(_)) => "station offline".into(),
         Err(e) => e.to_string(),
     };
-    if code != StartCode::Accepted {
+    if code != CommandCode::Accepted {
         tracing::info!(booking = booking.id, %detail, "the charger did not accept the check-in's RemoteStart");
     }
     StartAnswer {
         code,
-        accepted: code == StartCode::Accepted,
+        accepted: code == CommandCode::Accepted,
         detail,
         location: Some(location),
     }
@@ -171,21 +171,21 @@ mod tests {
                 payload: None,
             })
         };
-        assert_eq!(classify(&status("Accepted")), StartCode::Accepted);
-        assert_eq!(classify(&status("Rejected")), StartCode::ChargerRejected);
-        assert_eq!(classify(&Ok(CommandReply::Offline)), StartCode::ChargerOffline);
+        assert_eq!(classify(&status("Accepted")), CommandCode::Accepted);
+        assert_eq!(classify(&status("Rejected")), CommandCode::ChargerRejected);
+        assert_eq!(classify(&Ok(CommandReply::Offline)), CommandCode::ChargerOffline);
         assert_eq!(
             classify(&Err(BusError::Timeout(Duration::from_secs(1)))),
-            StartCode::ChargerOffline
+            CommandCode::ChargerOffline
         );
-        assert_eq!(classify(&Ok(CommandReply::Timeout)), StartCode::ChargerTimeout);
+        assert_eq!(classify(&Ok(CommandReply::Timeout)), CommandCode::ChargerTimeout);
         assert_eq!(
             classify(&Ok(CommandReply::CallError {
                 code: "InternalError".into(),
                 description: None
             })),
-            StartCode::ChargerError
+            CommandCode::ChargerError
         );
-        assert_eq!(classify(&Err(BusError::Closed)), StartCode::NotSent);
+        assert_eq!(classify(&Err(BusError::Closed)), CommandCode::NotSent);
     }
 }

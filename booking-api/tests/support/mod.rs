@@ -9,9 +9,11 @@
 use booking_api::clock::{Clock, ManualClock};
 use booking_api::{AppState, Application, Config, Parts};
 use chrono::{DateTime, TimeZone, Utc};
+use evcs_bus::{Command, CommandReply, StationId};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The instant every test starts at: Monday 2030-01-07 00:00 UTC (05:30 in Colombo).
@@ -539,5 +541,51 @@ impl World {
             s2,
             s3,
         }
+    }
+}
+
+/// A charger on the test bus: records the commands it gets and answers each with `answer`.
+pub struct FakeCharger {
+    pub seen: Arc<Mutex<Vec<Command>>>,
+    pub answer: Arc<Mutex<CommandReply>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeCharger {
+    pub async fn start(s: &TestServer, central_id: &str, answer: &str) -> FakeCharger {
+        let mut server = s.state.bus.serve_commands("test-node").await.unwrap();
+        server.serve(&StationId::parse(central_id).unwrap()).await.unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(Mutex::new(CommandReply::Status {
+            status: answer.into(),
+            payload: None,
+        }));
+        let (seen2, answer2) = (seen.clone(), answer.clone());
+        let task = tokio::spawn(async move {
+            while let Some(cmd) = server.next().await {
+                seen2.lock().unwrap().push(cmd.envelope.command.clone());
+                let reply = answer2.lock().unwrap().clone();
+                let _ = cmd.reply(reply).await;
+            }
+        });
+        FakeCharger { seen, answer, task }
+    }
+
+    pub fn commands(&self) -> Vec<Command> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The RemoteStarts received (each check-in grants the booking's token first).
+    pub fn remote_starts(&self) -> usize {
+        self.commands()
+            .iter()
+            .filter(|c| matches!(c, Command::RemoteStart { .. }))
+            .count()
+    }
+}
+
+impl Drop for FakeCharger {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -1,0 +1,12 @@
+-- Every connector status and every charger online/offline change the central system reported,
+-- kept in the order they occurred, for reports (charger availability, actual occupancy).
+-- connector_key 0 is the charger itself, its status 'Online' or 'Offline'. Rows are only ever
+-- inserted: a late event is history too (reports sort by at).
+CREATE TABLE status_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    central_station_id TEXT NOT NULL,
+    connector_key BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX status_history_by_charger ON status_history (central_station_id, at);
