@@ -22,6 +22,8 @@
 //! - [`billing`]: OCPI tariffs and the pricing engine (pure functions: money, periods, lines).
 //! - [`maintenance`]: maintenance windows: blocked inventory, bookings moved out of the way,
 //!   connectors set Inoperative on the charger for the window (ChangeAvailability).
+//! - [`recommendations`]: free slots for an owner's vehicle nearby, ranked by predicted
+//!   availability (the station's history at that local hour) and distance, with reasons.
 //! - [`reports`]: KPIs, time series, utilization and the occupancy heatmap for staff, per
 //!   station time zone, as JSON or CSV, from bookings, sessions, invoices and the status history.
 //! - [`audit`], [`notifications`]: the trail of every change and the notification outbox.
@@ -45,6 +47,7 @@ pub mod live;
 pub mod maintenance;
 pub mod metrics;
 pub mod notifications;
+pub mod recommendations;
 pub mod reports;
 pub mod reservations;
 pub mod sessions;

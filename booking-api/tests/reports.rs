@@ -2,7 +2,7 @@
 //! expected figures worked out here by hand: KPIs and series per station time zone (a Berlin
 //! station beside Colombo ones), an empty period, scope per role, revenue from real invoices,
 //! availability and occupancy from the status history across a daylight-saving change, the
-//! heatmap in local hours, CSV.
+//! heatmap in local hours, CSV; and an owner's recommendations ranked from that history.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -425,4 +425,104 @@ async fn availability_occupancy_and_the_heatmap_follow_local_time_across_dayligh
         assert!(text.contains("\r\n7,10,1,100\r\n"), "{text}");
         s.stop().await;
     }
+}
+
+#[tokio::test]
+async fn recommendations_rank_by_the_station_s_history_at_that_hour_then_distance() {
+    for backend in backends() {
+        let s = TestServer::start(backend).await;
+        let w = World::build(&s).await;
+        // A station next to s2 whose only bookable connector is Type2.
+        let mut body = support::station_body("CP-A5", 1, true, 6.951, 79.871);
+        body["connectors"] = json!([{ "connectorId": 1, "type": "Type2", "maxPowerKw": 22 }]);
+        let type2 = support::station(&s, &w.bo_a, body).await;
+        // Monday 2030-01-07 10:00 in Colombo: s2 full (2 of 2), s1 empty.
+        book(&s, &w.owner1, w.s2, &slot(0, 10)).await;
+        book(&s, &w.owner2, w.s2, &slot(0, 10)).await;
+
+        // A week later, Sunday evening: next Monday 10:00 at both.
+        s.clock.set(utc(2030, 1, 13, 12, 0));
+        booking_api::app::run_maintenance(&s.state).await.unwrap();
+        let owner = s.login(&w.owner1_nic, support::PASSWORD).await;
+        let vehicle = s
+            .req(
+                "POST",
+                "/api/v1/vehicles",
+                Some(&owner),
+                Some(json!({"make": "Nissan", "model": "Leaf", "plate": "cab-1234", "batteryKwh": 40, "connectorTypes": ["CCS2"]})),
+            )
+            .await
+            .expect(201)["id"]
+            .as_i64()
+            .unwrap();
+        let monday = slot(7, 10);
+        // Standing at s2: it is nearer, but it was full last Monday at 10:00.
+        let q = format!("lat=6.95&lon=79.87&vehicleId={vehicle}&after={monday}&hours=1");
+        let list = s
+            .req("GET", &format!("/api/v1/recommendations?{q}"), Some(&owner), None)
+            .await
+            .expect(200);
+        let list = list.as_array().unwrap();
+        let stations: Vec<i64> = list.iter().map(|r| r["stationId"].as_i64().unwrap()).collect();
+        assert_eq!(
+            stations,
+            vec![w.s1, w.s2],
+            "the Type2 station does not fit, s3 is too far: {list:?}"
+        );
+        let (first, second) = (&list[0], &list[1]);
+        assert_eq!(
+            (first["rank"].as_i64(), first["predictedAvailability"].as_f64()),
+            (Some(1), Some(1.0))
+        );
+        assert_eq!(first["basis"], json!({"pastSlots": 1, "reservedShare": 0.0}));
+        assert_eq!(second["predictedAvailability"], 0.0);
+        assert_eq!(second["basis"], json!({"pastSlots": 1, "reservedShare": 1.0}));
+        assert_eq!(second["distanceKm"], 0.0);
+        // 0.7 × 0 + 0.3 × (1 - 0 / 25).
+        assert_eq!(second["score"], 0.3);
+        let reason = second["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("on Mondays at 10:00 the last 1 slots were 100% booked on average"),
+            "{reason}"
+        );
+        assert_eq!(instant(&first["slotStart"]), instant(&json!(monday)));
+        assert_eq!(first["connectorTypes"], json!(["CCS2"]));
+
+        // Without a vehicle every connector type counts.
+        let any = s
+            .req(
+                "GET",
+                &format!("/api/v1/recommendations?lat=6.95&lon=79.87&after={monday}&hours=1"),
+                Some(&owner),
+                None,
+            )
+            .await
+            .expect(200);
+        assert!(any.as_array().unwrap().iter().any(|r| r["stationId"] == type2), "{any}");
+
+        // Owners only; another owner's vehicle is not found; bad input is named.
+        let other = s.login("199012345678", support::PASSWORD).await;
+        s.req("GET", &format!("/api/v1/recommendations?{q}"), Some(&other), None)
+            .await
+            .problem(404, "NOT_FOUND");
+        let bo = s.login("a@biz.lk", support::PASSWORD).await;
+        s.req("GET", "/api/v1/recommendations?lat=6.95&lon=79.87", Some(&bo), None)
+            .await
+            .problem(403, "FORBIDDEN");
+        for bad in [
+            "lat=95&lon=79.87",
+            "lat=6.95&lon=79.87&hours=0",
+            "lat=6.95&lon=79.87&radiusKm=500",
+            "lon=79.87",
+        ] {
+            s.req("GET", &format!("/api/v1/recommendations?{bad}"), Some(&owner), None)
+                .await
+                .problem(400, "VALIDATION_FAILED");
+        }
+        s.stop().await;
+    }
+}
+
+fn instant(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().into()
 }

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::alerts::http::router())
         .merge(crate::inbox::router())
         .merge(crate::reports::router())
+        .merge(crate::recommendations::router())
         .merge(crate::maintenance::router())
         .merge(openapi::router());
     let mut router = Router::new()

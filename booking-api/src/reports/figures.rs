@@ -213,6 +213,14 @@ impl Heatmap {
         }
     }
 
+    /// Slots, booked units and capacity counted in the cell of `start`'s local weekday and hour.
+    pub fn at(&self, start: DateTime<Tz>) -> (i64, i64, i64) {
+        let d = start.weekday().num_days_from_monday() as usize;
+        let h = start.hour() as usize;
+        let get = |m: &[[i64; 24]; 7]| m.get(d).and_then(|r| r.get(h)).copied().unwrap_or(0);
+        (get(&self.slots), get(&self.booked), get(&self.capacity))
+    }
+
     /// The 168 cells, Monday 00 first.
     pub fn cells(&self) -> Vec<Cell> {
         let mut out = Vec::with_capacity(168);

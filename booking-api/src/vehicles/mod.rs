@@ -99,6 +99,17 @@ pub async fn belongs(db: &Db, vehicle_id: i64, owner_id: i64) -> Result<bool, St
     Ok(n > 0)
 }
 
+/// Vehicle `vehicle_id` if it belongs to `owner_id`.
+pub async fn owned(db: &Db, vehicle_id: i64, owner_id: i64) -> Result<Option<Vehicle>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM vehicles WHERE id = $1 AND owner_id = $2");
+    let row: Option<Row> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(vehicle_id)
+        .bind(owner_id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(Vehicle::from))
+}
+
 /// `GET /vehicles` (owner): the caller's vehicles.
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Vehicle>>, Problem> {
     caller.require(&[Role::Owner])?;
