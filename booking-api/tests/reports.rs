@@ -423,6 +423,40 @@ async fn availability_occupancy_and_the_heatmap_follow_local_time_across_dayligh
         let text = csv.body.as_str().unwrap().to_string();
         assert_eq!(text.lines().count(), 169);
         assert!(text.contains("\r\n7,10,1,100\r\n"), "{text}");
+        // Charts of the heatmap and a series; the summary has none.
+        let base = format!("/api/v1/reports/occupancy-heatmap?stationId={s4}&from=2030-03-31&to=2030-03-31");
+        let svg = s.req("GET", &format!("{base}&format=svg"), Some(&bo_a), None).await;
+        assert_eq!(
+            (svg.status, svg.headers["content-type"].to_str().unwrap()),
+            (200, "image/svg+xml")
+        );
+        let svg = svg.body.as_str().unwrap().to_string();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("#C81E1E"),
+            "the full cell is drawn"
+        );
+        let png = s
+            .req(
+                "GET",
+                &format!("/api/v1/reports/timeseries?metric=bookings&stationId={s4}&from=2030-03-25&to=2030-03-31&format=png"),
+                Some(&bo_a),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (png.status, png.headers["content-type"].to_str().unwrap()),
+            (200, "image/png")
+        );
+        // The harness keeps a non-JSON body as lossy text: the signature's 0x89 is replaced.
+        assert!(png.body.as_str().unwrap()[..12].contains("PNG\r\n\u{1a}\n"));
+        s.req(
+            "GET",
+            &format!("/api/v1/reports/summary?stationId={s4}&format=png"),
+            Some(&bo_a),
+            None,
+        )
+        .await
+        .problem(400, "VALIDATION_FAILED");
         s.stop().await;
     }
 }

@@ -11,9 +11,11 @@
 //!   actual occupancy from connector statuses;
 //! - `GET /reports/occupancy-heatmap`: reserved share of capacity by local weekday and hour.
 //!
-//! Every report also comes as CSV (`?format=csv`). The arithmetic is in [`figures`] and
+//! Every report also comes as CSV (`?format=csv`), the time series and the heatmap also as chart
+//! images (`?format=svg|png`, [`charts`]). The arithmetic is in [`figures`] and
 //! [`timeline`], pure and unit-tested; [`store`] reads the rows.
 
+pub mod charts;
 pub mod csv;
 pub mod figures;
 pub mod store;
@@ -47,13 +49,33 @@ pub fn router() -> Router<AppState> {
         .route("/reports/occupancy-heatmap", get(heatmap))
 }
 
-/// JSON (the default) or CSV.
+/// JSON (the default), CSV, or a chart (SVG, PNG: the time series and the heatmap).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]
     Json,
     Csv,
+    Svg,
+    Png,
+}
+
+fn no_chart() -> Problem {
+    Problem::invalid_field(
+        "format",
+        "no_chart",
+        "this report comes as json or csv; charts are of the time series and the heatmap",
+    )
+}
+
+/// A chart as the response.
+fn image(bytes: Result<Vec<u8>, charts::ChartError>, format: charts::Image) -> Result<Response, Problem> {
+    let bytes = bytes.map_err(|e| Problem::internal(e.to_string()))?;
+    let kind = match format {
+        charts::Image::Svg => "image/svg+xml",
+        charts::Image::Png => "image/png",
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, kind)], bytes).into_response())
 }
 
 /// Query of the summary, utilization and heatmap reports.
@@ -251,6 +273,7 @@ async fn summary(
     Ok(match q.format {
         Format::Json => Json(report).into_response(),
         Format::Csv => csv::summary(&report),
+        Format::Svg | Format::Png => return Err(no_chart()),
     })
 }
 
@@ -419,6 +442,8 @@ async fn timeseries(
     Ok(match q.format {
         Format::Json => Json(report).into_response(),
         Format::Csv => csv::series(&report),
+        Format::Svg => image(charts::series(&report, charts::Image::Svg), charts::Image::Svg)?,
+        Format::Png => image(charts::series(&report, charts::Image::Png), charts::Image::Png)?,
     })
 }
 
@@ -538,6 +563,7 @@ async fn utilization(
     Ok(match q.format {
         Format::Json => Json(report).into_response(),
         Format::Csv => csv::utilization(&report),
+        Format::Svg | Format::Png => return Err(no_chart()),
     })
 }
 
@@ -583,5 +609,7 @@ async fn heatmap(
     Ok(match q.format {
         Format::Json => Json(report).into_response(),
         Format::Csv => csv::heatmap(&report),
+        Format::Svg => image(charts::heatmap(&report, charts::Image::Svg), charts::Image::Svg)?,
+        Format::Png => image(charts::heatmap(&report, charts::Image::Png), charts::Image::Png)?,
     })
 }
