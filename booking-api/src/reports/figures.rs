@@ -40,22 +40,6 @@ impl Range {
         Ok(Range { from, to })
     }
 
-    /// UTC milliseconds covering the range in every time zone (UTC-12 to UTC+14): rows read in
-    /// this window are then kept or dropped by [`Range::local_date`].
-    pub fn utc_window(&self) -> (i64, i64) {
-        let start = self.from.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp_millis());
-        let end = self
-            .to
-            .succ_opt()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|d| d.and_utc().timestamp_millis());
-        let margin = 15 * 3_600_000;
-        (
-            start.unwrap_or(i64::MIN / 2) - margin,
-            end.unwrap_or(i64::MAX / 2) + margin,
-        )
-    }
-
     /// The local date of `at_ms` in `tz`, if it falls inside the range.
     pub fn local_date(&self, at_ms: i64, tz: Tz) -> Option<NaiveDate> {
         let date = local(at_ms, tz)?.date_naive();
@@ -127,19 +111,25 @@ pub struct StatusCounts {
 impl StatusCounts {
     /// Counts one booking.
     pub fn add(&mut self, status: &str, exception: Option<&str>) {
-        self.total += 1;
-        match (status, exception) {
-            ("Pending", _) => self.pending += 1,
-            ("Approved", _) => self.approved += 1,
-            ("CheckedIn", _) => self.checked_in += 1,
-            ("Completed", _) => self.completed += 1,
-            ("Cancelled", Some("CancelOnSite")) => self.cancelled_on_site += 1,
-            ("Cancelled", _) => self.cancelled += 1,
-            ("Rejected", _) => self.rejected += 1,
-            ("NoShow", _) => self.no_show += 1,
-            ("Aborted", _) => self.aborted += 1,
-            _ => {}
-        }
+        self.add_n(status, exception, 1);
+    }
+
+    /// Counts `n` bookings of one status.
+    pub fn add_n(&mut self, status: &str, exception: Option<&str>, n: i64) {
+        self.total += n;
+        let field = match (status, exception) {
+            ("Pending", _) => &mut self.pending,
+            ("Approved", _) => &mut self.approved,
+            ("CheckedIn", _) => &mut self.checked_in,
+            ("Completed", _) => &mut self.completed,
+            ("Cancelled", Some("CancelOnSite")) => &mut self.cancelled_on_site,
+            ("Cancelled", _) => &mut self.cancelled,
+            ("Rejected", _) => &mut self.rejected,
+            ("NoShow", _) => &mut self.no_show,
+            ("Aborted", _) => &mut self.aborted,
+            _ => return,
+        };
+        *field += n;
     }
 
     /// Bookings that were approved at some point and not cancelled before the day: still
@@ -200,6 +190,11 @@ pub struct Cell {
 impl Heatmap {
     /// Counts a slot starting at `start` (local).
     pub fn add(&mut self, start: DateTime<Tz>, booked: i64, capacity: i64) {
+        self.add_n(start, 1, booked, capacity);
+    }
+
+    /// Counts `slots` slots starting at `start` (local) with their booked units and capacity.
+    pub fn add_n(&mut self, start: DateTime<Tz>, slots: i64, booked: i64, capacity: i64) {
         let d = start.weekday().num_days_from_monday() as usize;
         let h = start.hour() as usize;
         if let (Some(row_b), Some(row_c), Some(row_s)) =
@@ -208,7 +203,7 @@ impl Heatmap {
             if let (Some(b), Some(c), Some(s)) = (row_b.get_mut(h), row_c.get_mut(h), row_s.get_mut(h)) {
                 *b += booked;
                 *c += capacity;
-                *s += 1;
+                *s += slots;
             }
         }
     }
@@ -275,9 +270,6 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2030, 1, 7, 20, 0, 0).unwrap().timestamp_millis();
         assert_eq!(r.local_date(at, colombo), None);
         assert_eq!(r.local_date(at, la), Some(date(2030, 1, 7)));
-        let (lo, hi) = r.utc_window();
-        assert!(lo <= Utc.with_ymd_and_hms(2030, 1, 6, 9, 0, 0).unwrap().timestamp_millis());
-        assert!(hi >= Utc.with_ymd_and_hms(2030, 1, 8, 12, 0, 0).unwrap().timestamp_millis());
     }
 
     #[test]

@@ -24,7 +24,6 @@ pub mod timeline;
 use crate::api::auth::{Caller, Role};
 use crate::app::AppState;
 use crate::billing::money::{Currency, Money};
-use crate::sessions::reconcile;
 use crate::stations::store::StationRow;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -148,8 +147,38 @@ async fn prepare(
     Ok((range, stations))
 }
 
-fn zones(stations: &[StationRow]) -> HashMap<i64, Tz> {
-    stations.iter().map(|s| (s.id, s.tz())).collect()
+/// One time zone of the scope: its name as stored, the zone, and the UTC bounds of the range's
+/// local dates there.
+struct Zone {
+    name: String,
+    tz: Tz,
+    lo: i64,
+    hi: i64,
+}
+
+/// The scope's time zones (stations of one zone share the range's UTC bounds, so each report
+/// runs one aggregate query per zone rather than per station).
+fn zones(stations: &[StationRow], range: &Range) -> Vec<Zone> {
+    let names: std::collections::BTreeSet<&str> = stations.iter().map(|s| s.time_zone.as_str()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let tz: Tz = name.parse().unwrap_or(chrono_tz::UTC);
+            let lo = crate::inbox::day_start(tz, range.from)?;
+            let hi = crate::inbox::day_start(tz, range.to.succ_opt()?)?;
+            Some(Zone {
+                name: name.to_string(),
+                tz,
+                lo: lo.timestamp_millis(),
+                hi: hi.timestamp_millis(),
+            })
+        })
+        .collect()
+}
+
+/// The local date and time a bucket starts at.
+fn bucket_local(bucket: i64, tz: Tz) -> Option<chrono::DateTime<Tz>> {
+    figures::local(bucket * store::BUCKET_MS, tz)
 }
 
 /// An amount per currency.
@@ -205,47 +234,21 @@ async fn summary(
         caller: &caller,
         station_id: q.station_id,
     };
-    let tz = zones(&stations);
-    let (lo, hi) = range.utc_window();
     let mut counts = StatusCounts::default();
-    for b in store::bookings(&state.db, scope, lo, hi).await? {
-        if tz
-            .get(&b.station_id)
-            .and_then(|z| range.local_date(b.starts_at, *z))
-            .is_some()
-        {
-            counts.add(&b.status, b.exception.as_deref());
-        }
-    }
     let mut revenue: BTreeMap<String, i64> = BTreeMap::new();
-    for r in store::revenue(&state.db, scope, lo, hi).await? {
-        if tz
-            .get(&r.station_id)
-            .and_then(|z| range.local_date(r.issued_at, *z))
-            .is_some()
-        {
-            *revenue.entry(r.currency).or_default() += r.total_incl_vat;
+    let mut sums = store::SessionSum::default();
+    for z in zones(&stations, &range) {
+        for b in store::booking_counts(&state.db, scope, &z.name, z.lo, z.hi).await? {
+            counts.add_n(&b.status, b.exception.as_deref(), b.n);
         }
-    }
-    let (mut sessions, mut energy, mut ended, mut seconds) = (0i64, 0i64, 0i64, 0i64);
-    for s in store::sessions(&state.db, scope, lo, hi).await? {
-        let inside = s
-            .station_id
-            .and_then(|id| tz.get(&id))
-            .zip(s.started_at)
-            .and_then(|(z, at)| range.local_date(at, *z))
-            .is_some();
-        if !inside {
-            continue;
+        for r in store::revenue_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+            *revenue.entry(r.currency).or_default() += r.total;
         }
-        let facts = s.facts();
-        sessions += 1;
-        energy += reconcile::energy(&facts).map(|(wh, _)| wh).unwrap_or(0);
-        if facts.ended_at.is_some() {
-            if let Some(secs) = reconcile::duration_secs(&facts, 0) {
-                ended += 1;
-                seconds += secs;
-            }
+        for x in store::session_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+            sums.sessions += x.sessions;
+            sums.energy_wh += x.energy_wh;
+            sums.ended += x.ended;
+            sums.seconds += x.seconds;
         }
     }
     let now = state.clock.now_ms();
@@ -265,9 +268,9 @@ async fn summary(
         no_show_rate: counts.no_show_rate(),
         bookings: counts,
         revenue: revenue.iter().map(|(c, m)| money(c, *m)).collect(),
-        sessions,
-        energy_wh: energy,
-        average_session_seconds: (ended > 0).then(|| seconds / ended),
+        sessions: sums.sessions,
+        energy_wh: sums.energy_wh,
+        average_session_seconds: (sums.ended > 0).then(|| sums.seconds / sums.ended),
         availability: figures::ratio(available, observed),
     };
     Ok(match q.format {
@@ -292,7 +295,7 @@ async fn availability(state: &AppState, station: &StationRow, range: &Range, now
         return Ok((0, 0));
     }
     let connectors = store::bookable_connectors(&state.db, station.id).await?;
-    let history = store::status_history(&state.db, &station.central_station_id, start, end).await?;
+    let history = store::status_history(&state.db, &station.central_station_id, station.id, start, end).await?;
     let timelines = timelines(&history, &connectors);
     let available: i64 = timelines
         .iter()
@@ -368,38 +371,31 @@ async fn timeseries(
         caller: &caller,
         station_id: q.station_id,
     };
-    let tz = zones(&stations);
-    let (lo, hi) = range.utc_window();
     // (currency, period) -> value; currency None except for revenue.
     let mut sums: BTreeMap<(Option<String>, NaiveDate), i64> = BTreeMap::new();
-    let mut add = |currency: Option<String>, date: Option<NaiveDate>, v: i64| {
-        if let Some(d) = date {
-            *sums.entry((currency, q.interval.period_of(d))).or_default() += v;
-        }
-    };
-    let local = |station: Option<i64>, at: Option<i64>| {
-        let z = station.and_then(|id| tz.get(&id))?;
-        range.local_date(at?, *z)
-    };
-    match q.metric {
-        Metric::Bookings => {
-            for b in store::bookings(&state.db, scope, lo, hi).await? {
-                add(None, local(Some(b.station_id), Some(b.starts_at)), 1);
+    for z in zones(&stations, &range) {
+        let mut add = |currency: Option<String>, bucket: i64, v: i64| {
+            if let Some(local) = bucket_local(bucket, z.tz) {
+                *sums
+                    .entry((currency, q.interval.period_of(local.date_naive())))
+                    .or_default() += v;
             }
-        }
-        Metric::Energy => {
-            for s in store::sessions(&state.db, scope, lo, hi).await? {
-                let wh = reconcile::energy(&s.facts()).map(|(wh, _)| wh).unwrap_or(0);
-                add(None, local(s.station_id, s.started_at), wh);
+        };
+        match q.metric {
+            Metric::Bookings => {
+                for b in store::booking_counts(&state.db, scope, &z.name, z.lo, z.hi).await? {
+                    add(None, b.bucket, b.n);
+                }
             }
-        }
-        Metric::Revenue => {
-            for r in store::revenue(&state.db, scope, lo, hi).await? {
-                add(
-                    Some(r.currency),
-                    local(Some(r.station_id), Some(r.issued_at)),
-                    r.total_incl_vat,
-                );
+            Metric::Energy => {
+                for x in store::session_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+                    add(None, x.bucket, x.energy_wh);
+                }
+            }
+            Metric::Revenue => {
+                for r in store::revenue_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+                    add(Some(r.currency), r.bucket, r.total);
+                }
             }
         }
     }
@@ -505,15 +501,15 @@ async fn utilization(
         caller: &caller,
         station_id: q.station_id,
     };
-    let (lo, hi) = range.utc_window();
     let mut by_day: HashMap<(i64, NaiveDate), (i64, i64, i64)> = HashMap::new();
-    let tz = zones(&stations);
-    for s in store::slots(&state.db, scope, lo, hi).await? {
-        if let Some(d) = tz.get(&s.station_id).and_then(|z| range.local_date(s.starts_at, *z)) {
-            let e = by_day.entry((s.station_id, d)).or_default();
-            e.0 += 1;
-            e.1 += s.capacity;
-            e.2 += s.booked;
+    for z in zones(&stations, &range) {
+        for s in store::slot_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+            if let Some(local) = bucket_local(s.bucket, z.tz) {
+                let e = by_day.entry((s.station_id, local.date_naive())).or_default();
+                e.0 += s.slots;
+                e.1 += s.capacity;
+                e.2 += s.booked;
+            }
         }
     }
     let now = state.clock.now_ms();
@@ -521,7 +517,20 @@ async fn utilization(
     for station in stations {
         let zone = station.tz();
         let connectors = store::bookable_connectors(&state.db, station.id).await?;
-        let history = store::status_history(&state.db, &station.central_station_id, lo, hi).await?;
+        let (Some(lo), Some(hi)) = (
+            crate::inbox::day_start(zone, range.from),
+            range.to.succ_opt().and_then(|d| crate::inbox::day_start(zone, d)),
+        ) else {
+            continue;
+        };
+        let history = store::status_history(
+            &state.db,
+            &station.central_station_id,
+            station.id,
+            lo.timestamp_millis(),
+            hi.timestamp_millis(),
+        )
+        .await?;
         let timelines = timelines(&history, &connectors);
         let mut days = Vec::new();
         for date in range.dates() {
@@ -590,14 +599,11 @@ async fn heatmap(
         caller: &caller,
         station_id: q.station_id,
     };
-    let tz = zones(&stations);
-    let (lo, hi) = range.utc_window();
     let mut map = Heatmap::default();
-    for s in store::slots(&state.db, scope, lo, hi).await? {
-        let Some(z) = tz.get(&s.station_id) else { continue };
-        if range.local_date(s.starts_at, *z).is_some() {
-            if let Some(start) = figures::local(s.starts_at, *z) {
-                map.add(start, s.booked, s.capacity);
+    for z in zones(&stations, &range) {
+        for s in store::slot_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+            if let Some(start) = bucket_local(s.bucket, z.tz) {
+                map.add_n(start, s.slots, s.booked, s.capacity);
             }
         }
     }

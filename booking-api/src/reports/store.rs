@@ -3,7 +3,6 @@
 //! [`super::figures::Range::local_date`]'s.
 
 use crate::api::auth::Caller;
-use crate::sessions::store::SessionRow;
 use crate::stations::store::StationRow;
 use service_kit::db::{on_db, Db, StoreError};
 
@@ -34,91 +33,145 @@ pub async fn stations(db: &Db, scope: Scope<'_>) -> Result<Vec<StationRow>, Stor
         .await)?)
 }
 
-/// A booking as the reports count it.
+/// Rows are summed per 15 minutes of UTC time: every time zone's offset is a multiple of 15
+/// minutes, so one bucket never straddles a local midnight or hour, and the service places each
+/// bucket on its local date and hour.
+pub const BUCKET_MS: i64 = 900_000;
+
+/// The stations of the caller's scope in one time zone (`$4`).
+fn in_zone() -> String {
+    format!("{SCOPE} AND time_zone = $4")
+}
+
+/// Bookings whose slot starts in one 15-minute bucket, by status.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct BookingRow {
-    pub station_id: i64,
+pub struct BookingCount {
+    pub bucket: i64,
     pub status: String,
     pub exception: Option<String>,
-    pub starts_at: i64,
+    pub n: i64,
 }
 
-/// Bookings of the scope whose slot starts in `[lo, hi)`.
-pub async fn bookings(db: &Db, scope: Scope<'_>, lo: i64, hi: i64) -> Result<Vec<BookingRow>, StoreError> {
+/// Bookings of the scope's stations in `zone` whose slot starts in `[lo, hi)`, counted.
+pub async fn booking_counts(
+    db: &Db,
+    scope: Scope<'_>,
+    zone: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<BookingCount>, StoreError> {
     let sql = format!(
-        "SELECT station_id, status, exception, starts_at FROM bookings \
-         WHERE station_id IN ({SCOPE}) AND starts_at >= $4 AND starts_at < $5"
+        "SELECT starts_at / {BUCKET_MS} AS bucket, status, exception, COUNT(*) AS n FROM bookings \
+         WHERE station_id IN ({}) AND starts_at >= $5 AND starts_at < $6 GROUP BY 1, 2, 3",
+        in_zone()
     );
     Ok(on_db!(db, |pool| sqlx::query_as(&sql)
         .bind(scope.caller.role.as_str())
         .bind(scope.caller.id)
         .bind(scope.station_id)
+        .bind(zone)
         .bind(lo)
         .bind(hi)
         .fetch_all(pool)
         .await)?)
 }
 
-/// Sessions at the scope's stations that started in `[lo, hi)`.
-pub async fn sessions(db: &Db, scope: Scope<'_>, lo: i64, hi: i64) -> Result<Vec<SessionRow>, StoreError> {
+/// Sessions that started in one bucket: how many, their energy, and the length of those ended.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct SessionSum {
+    pub bucket: i64,
+    pub sessions: i64,
+    pub energy_wh: i64,
+    pub ended: i64,
+    pub seconds: i64,
+}
+
+/// Sessions at the scope's stations in `zone` that started in `[lo, hi)`, summed. The energy is
+/// the receipt's rule ([`crate::sessions::reconcile::energy`]) written in SQL: the stop (or the
+/// latest register) less the start (or the first register), a negative difference or a missing
+/// reading counting 0.
+pub async fn session_sums(
+    db: &Db,
+    scope: Scope<'_>,
+    zone: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<SessionSum>, StoreError> {
     let sql = format!(
-        "{} WHERE cs.station_id IN ({SCOPE}) AND cs.started_at >= $4 AND cs.started_at < $5",
-        crate::sessions::store::SELECT
+        "SELECT started_at / {BUCKET_MS} AS bucket, COUNT(*) AS sessions, \
+         CAST(COALESCE(SUM(CASE WHEN COALESCE(meter_stop_wh, register_wh) - COALESCE(meter_start_wh, first_register_wh) >= 0 \
+              THEN COALESCE(meter_stop_wh, register_wh) - COALESCE(meter_start_wh, first_register_wh) ELSE 0 END), 0) AS BIGINT) AS energy_wh, \
+         CAST(COALESCE(SUM(CASE WHEN ended_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS ended, \
+         CAST(COALESCE(SUM(CASE WHEN ended_at > started_at THEN (ended_at - started_at) / 1000 ELSE 0 END), 0) AS BIGINT) AS seconds \
+         FROM charging_sessions WHERE station_id IN ({}) AND started_at >= $5 AND started_at < $6 GROUP BY 1",
+        in_zone()
     );
     Ok(on_db!(db, |pool| sqlx::query_as(&sql)
         .bind(scope.caller.role.as_str())
         .bind(scope.caller.id)
         .bind(scope.station_id)
+        .bind(zone)
         .bind(lo)
         .bind(hi)
         .fetch_all(pool)
         .await)?)
 }
 
-/// An invoice or credit note (negative) as revenue.
+/// Invoices less credit notes (negative) issued in one bucket, per currency.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RevenueRow {
-    pub station_id: i64,
+pub struct RevenueSum {
+    pub bucket: i64,
     pub currency: String,
-    pub total_incl_vat: i64,
-    pub issued_at: i64,
+    pub total: i64,
 }
 
-/// Invoices and credit notes of the scope's stations issued in `[lo, hi)`.
-pub async fn revenue(db: &Db, scope: Scope<'_>, lo: i64, hi: i64) -> Result<Vec<RevenueRow>, StoreError> {
+/// Revenue of the scope's stations in `zone` issued in `[lo, hi)`.
+pub async fn revenue_sums(
+    db: &Db,
+    scope: Scope<'_>,
+    zone: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<RevenueSum>, StoreError> {
     let sql = format!(
-        "SELECT station_id, currency, total_incl_vat, issued_at FROM invoices \
-         WHERE station_id IN ({SCOPE}) AND issued_at >= $4 AND issued_at < $5"
+        "SELECT issued_at / {BUCKET_MS} AS bucket, currency, CAST(SUM(total_incl_vat) AS BIGINT) AS total FROM invoices \
+         WHERE station_id IN ({}) AND issued_at >= $5 AND issued_at < $6 GROUP BY 1, 2",
+        in_zone()
     );
     Ok(on_db!(db, |pool| sqlx::query_as(&sql)
         .bind(scope.caller.role.as_str())
         .bind(scope.caller.id)
         .bind(scope.station_id)
+        .bind(zone)
         .bind(lo)
         .bind(hi)
         .fetch_all(pool)
         .await)?)
 }
 
-/// A slot's capacity and bookings.
+/// A station's slots starting in one bucket: how many, their capacity and booked units.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SlotRow {
+pub struct SlotSum {
     pub station_id: i64,
-    pub starts_at: i64,
+    pub bucket: i64,
+    pub slots: i64,
     pub capacity: i64,
     pub booked: i64,
 }
 
-/// Slots of the scope's stations starting in `[lo, hi)`.
-pub async fn slots(db: &Db, scope: Scope<'_>, lo: i64, hi: i64) -> Result<Vec<SlotRow>, StoreError> {
+/// Slots of the scope's stations in `zone` starting in `[lo, hi)`, per station and bucket.
+pub async fn slot_sums(db: &Db, scope: Scope<'_>, zone: &str, lo: i64, hi: i64) -> Result<Vec<SlotSum>, StoreError> {
     let sql = format!(
-        "SELECT station_id, starts_at, capacity, booked FROM slots \
-         WHERE station_id IN ({SCOPE}) AND starts_at >= $4 AND starts_at < $5"
+        "SELECT station_id, starts_at / {BUCKET_MS} AS bucket, COUNT(*) AS slots, \
+         CAST(SUM(capacity) AS BIGINT) AS capacity, CAST(SUM(booked) AS BIGINT) AS booked FROM slots \
+         WHERE station_id IN ({}) AND starts_at >= $5 AND starts_at < $6 GROUP BY 1, 2",
+        in_zone()
     );
     Ok(on_db!(db, |pool| sqlx::query_as(&sql)
         .bind(scope.caller.role.as_str())
         .bind(scope.caller.id)
         .bind(scope.station_id)
+        .bind(zone)
         .bind(lo)
         .bind(hi)
         .fetch_all(pool)
@@ -143,22 +196,40 @@ pub struct StatusRow {
     pub at: i64,
 }
 
-/// A charger's status history relevant to `[lo, hi)`: the last change of each connector (and of
-/// the charger) before `lo`, then every change up to `hi`, in time order.
-pub async fn status_history(db: &Db, central_station_id: &str, lo: i64, hi: i64) -> Result<Vec<StatusRow>, StoreError> {
-    Ok(on_db!(db, |pool| sqlx::query_as(
+/// A charger's status history relevant to `[lo, hi)` for the station's bookable connectors and
+/// the charger itself (key 0): the last change of each before `lo` (one indexed lookup per key),
+/// then every change up to `hi`, in time order.
+pub async fn status_history(
+    db: &Db,
+    central_station_id: &str,
+    station_id: i64,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<StatusRow>, StoreError> {
+    let latest = |column: &str| {
+        format!(
+            "(SELECT h.{column} FROM status_history h WHERE h.central_station_id = $1 AND h.connector_key = k.connector_key \
+             AND h.at < $2 ORDER BY h.at DESC, h.id DESC LIMIT 1)"
+        )
+    };
+    let sql = format!(
         "SELECT connector_key, status, at FROM ( \
-           SELECT connector_key, status, at, id, \
-                  ROW_NUMBER() OVER (PARTITION BY connector_key ORDER BY at DESC, id DESC) AS n \
-           FROM status_history WHERE central_station_id = $1 AND at < $2 \
-         ) earlier WHERE n = 1 \
+           SELECT k.connector_key, {} AS status, {} AS at FROM ( \
+             SELECT connector_id AS connector_key FROM station_connectors WHERE station_id = $4 AND bookable = 1 \
+             UNION SELECT 0 \
+           ) k \
+         ) earlier WHERE status IS NOT NULL \
          UNION ALL \
          SELECT connector_key, status, at FROM status_history WHERE central_station_id = $1 AND at >= $2 AND at < $3 \
-         ORDER BY at"
-    )
-    .bind(central_station_id)
-    .bind(lo)
-    .bind(hi)
-    .fetch_all(pool)
-    .await)?)
+         ORDER BY at",
+        latest("status"),
+        latest("at")
+    );
+    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(central_station_id)
+        .bind(lo)
+        .bind(hi)
+        .bind(station_id)
+        .fetch_all(pool)
+        .await)?)
 }

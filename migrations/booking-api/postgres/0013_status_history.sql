@@ -10,3 +10,9 @@ CREATE TABLE status_history (
     at BIGINT NOT NULL
 );
 CREATE INDEX status_history_by_charger ON status_history (central_station_id, at);
+-- The last status of one connector before a report's range.
+CREATE INDEX status_history_by_connector ON status_history (central_station_id, connector_key, at);
+
+-- Reports read sessions by start and invoices by issue, per station.
+CREATE INDEX charging_sessions_station_start ON charging_sessions (station_id, started_at);
+CREATE INDEX invoices_station_issued ON invoices (station_id, issued_at);
