@@ -356,9 +356,21 @@ async fn a_refusing_charger_raises_one_alert_and_notifies_the_owner() {
         let b = book(&s, &sc, 1, 10).await;
         let id = b["id"].as_i64().unwrap();
         s.clock.set(ts(&b["startsAt"]) - Duration::minutes(30));
+        let (_, _, mut live) = s.state.live.sequencer().subscribe(None, None);
         assert_eq!(round(&s).await.reservations, 0);
         let shown = booking(&s, &sc.owner, id).await;
         assert_eq!(shown["reservationStatus"], "Occupied");
+        // The new alert reaches the station's staff on the live socket.
+        let mut published = Vec::new();
+        while let Ok(m) = live.try_recv() {
+            published.push(m.json.clone());
+        }
+        assert!(
+            published
+                .iter()
+                .any(|j| j.contains("\"type\":\"alert\"") && j.contains("RESERVATION_REFUSED")),
+            "{published:?}"
+        );
         assert!(
             shown["reservationNote"].as_str().unwrap().contains("Occupied"),
             "{shown}"

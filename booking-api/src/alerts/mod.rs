@@ -93,8 +93,8 @@ pub struct Alert {
 pub(crate) const SELECT: &str = "SELECT id, station_id, booking_id, connector_id, code, message, status, created_at, \
      acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_note FROM alerts";
 
-/// Raises a booking's alert inside `tx`; false (nothing written) when this booking already has
-/// one with this code.
+/// Raises a booking's alert inside `tx`; None (nothing written) when this booking already has
+/// one with this code. The caller publishes the new alert once committed ([`publish`]).
 pub async fn raise(
     tx: &mut Tx,
     station_id: i64,
@@ -102,22 +102,22 @@ pub async fn raise(
     code: &str,
     message: &str,
     now: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = on_tx!(tx, |conn| {
-        sqlx::query(
+) -> Result<Option<Alert>, sqlx::Error> {
+    on_tx!(tx, |conn| {
+        sqlx::query_as(
             "INSERT INTO alerts (station_id, booking_id, code, message, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (booking_id, code) DO NOTHING",
+             ON CONFLICT (booking_id, code) DO NOTHING \
+             RETURNING id, station_id, booking_id, connector_id, code, message, status, created_at, \
+             acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_note",
         )
         .bind(station_id)
         .bind(booking_id)
         .bind(code)
         .bind(message)
         .bind(now)
-        .execute(conn)
+        .fetch_optional(conn)
         .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(n == 1)
+    })
 }
 
 /// A charger alert to raise: the station, the cause, the connector if one, the key that keeps

@@ -204,8 +204,9 @@ async fn push_token(state: &AppState, work: &store::TokenWork) -> anyhow::Result
                 "the central system refused the booking's token"
             );
             let mut tx = state.db.begin().await?;
+            let mut raised = None;
             if let Some(station_id) = station_of(state, work.id).await? {
-                alerts::raise(
+                raised = alerts::raise(
                     &mut tx,
                     station_id,
                     work.id,
@@ -216,6 +217,9 @@ async fn push_token(state: &AppState, work: &store::TokenWork) -> anyhow::Result
                 .await?;
             }
             tx.commit().await?;
+            if let Some(alert) = raised {
+                alerts::publish(state, &alert);
+            }
             false
         }
     };
@@ -341,12 +345,14 @@ async fn settle_reserve(
             (applied.then_some(alerts::RESERVATION_UNREACHABLE), Some(note.clone()))
         }
     };
+    let mut raised = None;
     if let (Some(code), Some(note)) = (alert, note) {
         let message = format!(
             "booking {}: the charger {} could not hold the reservation: {note}",
             work.id, work.central_station_id
         );
-        if alerts::raise(&mut tx, work.station_id, work.id, code, &message, now).await? {
+        raised = alerts::raise(&mut tx, work.station_id, work.id, code, &message, now).await?;
+        if raised.is_some() {
             notifications::enqueue(
                 &mut tx,
                 "ReservationFailed",
@@ -366,6 +372,9 @@ async fn settle_reserve(
     tx.commit().await?;
     if alert.is_some() {
         state.wake_dispatcher();
+    }
+    if let Some(alert) = raised {
+        alerts::publish(state, &alert);
     }
     Ok(())
 }
