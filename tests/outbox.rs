@@ -145,6 +145,9 @@ async fn expect_charge_events_within(events: &mut EventStream, station: &str, id
         );
         kinds.push(event.event.kind());
         match &event.event {
+            Event::Booted { registration, .. } => {
+                assert_eq!(registration.as_deref(), Some("Accepted"), "the boot carries its answer");
+            }
             Event::TransactionStarted {
                 transaction_id,
                 id_token,

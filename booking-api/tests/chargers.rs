@@ -229,6 +229,7 @@ async fn over_mqtt_a_charger_published_by_another_client_reaches_the_projection(
                 vendor: "V".into(),
                 model: "M".into(),
                 firmware_version: None,
+                registration: None,
             },
         );
         let connector = EventEnvelope::new(

@@ -225,6 +225,24 @@ async fn charger_troubles_raise_one_alert_each_until_resolved() {
                 ("alert.resolved".to_string(), json!(w.op_a_id)),
             ]
         );
+
+        // A boot the central system refused raises an alert (once); accepted and pending ones
+        // do not.
+        let boot = |registration: &str| Event::Booted {
+            vendor: "V".into(),
+            model: "M".into(),
+            firmware_version: None,
+            registration: Some(registration.into()),
+        };
+        deliver(
+            &s,
+            "CP-B1",
+            vec![boot("Accepted"), boot("Pending"), boot("Rejected"), boot("Rejected")],
+        )
+        .await;
+        let b = alerts(&s, &w.op_b, "").await;
+        assert_eq!(codes(&b), vec!["CHARGER_BOOT_REJECTED"], "{b:?}");
+        assert!(b[0]["message"].as_str().unwrap().contains("CP-B1"), "{b:?}");
         s.stop().await;
     }
 }

@@ -63,6 +63,10 @@ pub enum Event {
         vendor: String,
         model: String,
         firmware_version: Option<String>,
+        /// What the central system answered: `Accepted`, `Pending` or `Rejected` (absent from
+        /// publishers older than this field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        registration: Option<String>,
     },
     ConnectorStatus {
         location: Location,

@@ -3,7 +3,8 @@
 //! alerts: a station is what staff are assigned to.
 
 use super::{
-    raise_for_charger, Alert, ChargerAlert, CHARGER_FAULT, CHARGER_OFFLINE, CONNECTOR_FAULTED, SECURITY_EVENT,
+    raise_for_charger, Alert, ChargerAlert, CHARGER_BOOT_REJECTED, CHARGER_FAULT, CHARGER_OFFLINE, CONNECTOR_FAULTED,
+    SECURITY_EVENT,
 };
 use crate::app::AppState;
 use crate::chargers::projection::connector_key;
@@ -54,6 +55,19 @@ pub fn of_event(station_id: i64, central_id: &str, event: &Event) -> Option<Char
                 tech_info.as_deref().map(|i| format!(" ({i})")).unwrap_or_default()
             ),
         }),
+        // Pending is a new charger waiting for acceptance; Rejected needs someone to look.
+        Event::Booted {
+            registration: Some(r),
+            ..
+        } if r == "Rejected" => Some(ChargerAlert {
+            station_id,
+            code: CHARGER_BOOT_REJECTED,
+            connector_id: None,
+            key: format!("{CHARGER_BOOT_REJECTED}:{station_id}"),
+            message: format!(
+                "charger {central_id} booted and the central system refused its registration (Rejected): it takes no charging until accepted there"
+            ),
+        }),
         _ => None,
     }
 }
@@ -62,7 +76,7 @@ pub fn of_event(station_id: i64, central_id: &str, event: &Event) -> Option<Char
 pub async fn on_event(tx: &mut Tx, central_id: &str, event: &Event, now: i64) -> Result<Option<Alert>, StoreError> {
     if !matches!(
         event,
-        Event::ConnectorStatus { .. } | Event::Fault { .. } | Event::SecurityEvent { .. }
+        Event::ConnectorStatus { .. } | Event::Fault { .. } | Event::SecurityEvent { .. } | Event::Booted { .. }
     ) {
         return Ok(None);
     }
@@ -166,5 +180,23 @@ mod tests {
             (s.code, s.key.as_str()),
             (SECURITY_EVENT, "SECURITY_EVENT:7:TamperDetectionActivated")
         );
+    }
+
+    #[test]
+    fn only_a_rejected_boot_raises_an_alert() {
+        let boot = |registration: Option<&str>| Event::Booted {
+            vendor: "V".into(),
+            model: "M".into(),
+            firmware_version: None,
+            registration: registration.map(str::to_string),
+        };
+        let r = of_event(7, "CP", &boot(Some("Rejected"))).unwrap_or_else(|| panic!("no alert"));
+        assert_eq!(
+            (r.code, r.key.as_str()),
+            (CHARGER_BOOT_REJECTED, "CHARGER_BOOT_REJECTED:7")
+        );
+        for ok in [Some("Accepted"), Some("Pending"), None] {
+            assert!(of_event(7, "CP", &boot(ok)).is_none(), "{ok:?}");
+        }
     }
 }

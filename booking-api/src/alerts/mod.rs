@@ -39,6 +39,8 @@ pub const CHARGER_FAULT: &str = "CHARGER_FAULT";
 pub const SECURITY_EVENT: &str = "SECURITY_EVENT";
 /// The charger has been disconnected for longer than the threshold.
 pub const CHARGER_OFFLINE: &str = "CHARGER_OFFLINE";
+/// The charger booted and the central system refused its registration (`Rejected`).
+pub const CHARGER_BOOT_REJECTED: &str = "CHARGER_BOOT_REJECTED";
 
 /// Where an alert is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -77,7 +79,7 @@ pub struct Alert {
     /// The connector concerned (charger alerts about one connector).
     pub connector_id: Option<i64>,
     /// `RESERVATION_REFUSED`, `RESERVATION_UNREACHABLE`, `TOKEN_REFUSED`, `CONNECTOR_FAULTED`,
-    /// `CHARGER_FAULT`, `SECURITY_EVENT` or `CHARGER_OFFLINE`.
+    /// `CHARGER_FAULT`, `SECURITY_EVENT`, `CHARGER_OFFLINE` or `CHARGER_BOOT_REJECTED`.
     pub code: String,
     pub message: String,
     /// `Open`, `Acknowledged` or `Resolved`.

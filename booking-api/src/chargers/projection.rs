@@ -79,6 +79,7 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
             vendor,
             model,
             firmware_version,
+            ..
         } => {
             // A boot notification arrives over a live connection, so it also means online.
             set_online(&mut tx, station, true, at, None).await?;

@@ -254,6 +254,7 @@ impl TestServer {
                 vendor: "TestVendor".into(),
                 model: "TestModel".into(),
                 firmware_version: Some("1.0".into()),
+                registration: Some("Accepted".into()),
             },
         )];
         for c in connectors {

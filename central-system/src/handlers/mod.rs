@@ -317,15 +317,15 @@ pub async fn dispatch(ctx: &mut Ctx<'_>, call: &Call) -> Result<Value, Violation
 /// registration status (and the heartbeat or retry interval that goes with it).
 pub async fn boot(ctx: &mut Ctx<'_>, info: ocpp::model::BootInfo) -> Result<Value, Violation> {
     let store = &ctx.state.store;
-    store
-        .record_boot(ctx.station_id, &info, ctx.now_ts())
-        .await
-        .map_err(internal)?;
     let status = store
         .station_auth(ctx.station_id)
         .await
         .map_err(internal)?
         .map_or_else(|| "Rejected".to_string(), |a| a.registration_status);
+    store
+        .record_boot(ctx.station_id, &info, &status, ctx.now_ts())
+        .await
+        .map_err(internal)?;
     let interval = if status == "Accepted" {
         ctx.state.config.heartbeat_interval
     } else {

@@ -418,8 +418,9 @@ impl Store {
         Ok(())
     }
 
-    /// Stores what a BootNotification reported (and writes `booted`).
-    pub async fn record_boot(&self, id: &str, boot: &BootInfo, now: Ts) -> Result<(), StoreError> {
+    /// Stores what a BootNotification reported (and writes `booted` with the registration status
+    /// it was answered).
+    pub async fn record_boot(&self, id: &str, boot: &BootInfo, registration: &str, now: Ts) -> Result<(), StoreError> {
         let mut tx = self.db().begin().await?;
         on_tx!(&mut tx, |conn| {
             sqlx::query(
@@ -444,6 +445,7 @@ impl Store {
             vendor: boot.vendor.clone(),
             model: boot.model.clone(),
             firmware_version: boot.firmware_version.clone(),
+            registration: Some(registration.to_string()),
         };
         let events: Vec<_> = outbox::envelope(id, now.to_datetime(), booted).into_iter().collect();
         outbox::append(&mut tx, &events, now).await?;
