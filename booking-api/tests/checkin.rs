@@ -12,24 +12,13 @@ use booking_api::clock::Clock;
 use chrono::{DateTime, Duration, Utc};
 use evcs_bus::{Command, CommandReply, Location};
 use serde_json::{json, Value};
-use support::{backends, slot, FakeCharger, TestServer, World};
+use support::{backends, book, slot, FakeCharger, TestServer, World};
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc)
 }
 
 /// Books `slot_start` at `station` as `owner`; returns the booking.
-async fn book(s: &TestServer, owner: &str, station: i64, slot_start: &str) -> Value {
-    s.req(
-        "POST",
-        "/api/v1/bookings",
-        Some(owner),
-        Some(json!({ "stationId": station, "slotStart": slot_start })),
-    )
-    .await
-    .expect(201)
-}
-
 async fn token(s: &TestServer, owner: &str, booking: i64) -> String {
     let r = s
         .req(

@@ -13,7 +13,7 @@ use booking_api::clock::Clock;
 use chrono::Duration;
 use evcs_bus::{Command, Event, EventEnvelope, Location, StationId};
 use serde_json::{json, Value};
-use support::{backends, slot, FakeCharger, TestServer, World};
+use support::{backends, book, slot, FakeCharger, TestServer, World};
 
 async fn deliver(s: &TestServer, station: &str, events: Vec<Event>) {
     let mut last = None;
@@ -280,17 +280,6 @@ async fn a_charger_offline_longer_than_the_threshold_raises_one_alert() {
         assert_eq!(alerts(&s, &w.op_a, "?status=Open").await.len(), 1);
         s.stop().await;
     }
-}
-
-async fn book(s: &TestServer, owner: &str, station: i64, slot_start: &str) -> Value {
-    s.req(
-        "POST",
-        "/api/v1/bookings",
-        Some(owner),
-        Some(json!({ "stationId": station, "slotStart": slot_start })),
-    )
-    .await
-    .expect(201)
 }
 
 fn id(v: &Value) -> i64 {

@@ -41,14 +41,7 @@ fn status(s: &str) -> Event {
 }
 
 async fn book(s: &TestServer, owner: &str, station: i64, slot_start: &str) -> i64 {
-    s.req(
-        "POST",
-        "/api/v1/bookings",
-        Some(owner),
-        Some(json!({ "stationId": station, "slotStart": slot_start })),
-    )
-    .await
-    .expect(201)["id"]
+    support::book(s, owner, station, slot_start).await["id"]
         .as_i64()
         .unwrap()
 }

@@ -14,6 +14,27 @@ use service_kit::problem::Problem;
 use service_kit::sql_types::Ts;
 use utoipa::ToSchema;
 
+/// [`record`] in a transaction of its own, for what happened outside one (a charger's answer
+/// to a command). A failure is logged, not returned: the act it records already happened.
+pub async fn record_alone(
+    state: &crate::app::AppState,
+    entity_type: &str,
+    entity_id: &str,
+    action: &str,
+    actor: Option<&Caller>,
+    payload: &serde_json::Value,
+) {
+    let now = state.clock.now_ms();
+    let recorded = async {
+        let mut tx = state.db.begin().await?;
+        record(&mut tx, entity_type, entity_id, action, actor, payload, now).await?;
+        tx.commit().await
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(entity_type, entity_id, action, error = %e, "auditing failed");
+    }
+}
+
 /// Records one event inside `tx`.
 pub async fn record(
     tx: &mut Tx,

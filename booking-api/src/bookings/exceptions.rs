@@ -210,24 +210,15 @@ async fn stop_running_session(state: &AppState, caller: &Caller, booking: &Booki
         "code": answer.code,
         "detail": answer.detail,
     });
-    let now = state.clock.now_ms();
-    let audited = async {
-        let mut tx = state.db.begin().await?;
-        crate::audit::record(
-            &mut tx,
-            "booking",
-            &booking.id.to_string(),
-            "booking.remote_stop",
-            Some(caller),
-            &payload,
-            now,
-        )
-        .await?;
-        tx.commit().await
-    };
-    if let Err(e) = audited.await {
-        tracing::warn!(booking = booking.id, error = %e, "auditing a remote stop failed");
-    }
+    crate::audit::record_alone(
+        state,
+        "booking",
+        &booking.id.to_string(),
+        "booking.remote_stop",
+        Some(caller),
+        &payload,
+    )
+    .await;
     Some(answer)
 }
 

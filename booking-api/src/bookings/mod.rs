@@ -594,6 +594,21 @@ async fn complete(
     act(state, caller, id, Action::Complete).await
 }
 
+/// An exception whose reason is optional (`/abort`, `/no-show`): authorized first, so another
+/// role gets 403 whatever it sent.
+async fn exception_with_optional_reason(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    body: &[u8],
+    kind: exceptions::ExceptionKind,
+) -> Result<Json<exceptions::ExceptionOutcome>, Problem> {
+    let booking = load(state, id).await?;
+    authorize(state, caller, &booking, kind.action()).await?;
+    let reason = exceptions::parse_optional_reason(body)?;
+    Ok(Json(exceptions::record(state, caller, booking, kind, reason).await?))
+}
+
 /// `POST /bookings/{id}/abort` (the station's operators and BackOffice, admin), the body
 /// `{"reason": ...}` optional: the [`exceptions`] `Aborted`.
 async fn abort(
@@ -602,11 +617,7 @@ async fn abort(
     ApiPath(id): ApiPath<i64>,
     ApiBody(body): ApiBody,
 ) -> Result<Json<exceptions::ExceptionOutcome>, Problem> {
-    let booking = load(&state, id).await?;
-    authorize(&state, &caller, &booking, Action::Abort).await?;
-    let reason = exceptions::parse_optional_reason(&body)?;
-    let kind = exceptions::ExceptionKind::Aborted;
-    Ok(Json(exceptions::record(&state, &caller, booking, kind, reason).await?))
+    exception_with_optional_reason(&state, &caller, id, &body, exceptions::ExceptionKind::Aborted).await
 }
 
 /// `POST /bookings/{id}/no-show` (the station's operators and BackOffice, admin), the body
@@ -617,11 +628,7 @@ async fn no_show(
     ApiPath(id): ApiPath<i64>,
     ApiBody(body): ApiBody,
 ) -> Result<Json<exceptions::ExceptionOutcome>, Problem> {
-    let booking = load(&state, id).await?;
-    authorize(&state, &caller, &booking, Action::NoShow).await?;
-    let reason = exceptions::parse_optional_reason(&body)?;
-    let kind = exceptions::ExceptionKind::NoShow;
-    Ok(Json(exceptions::record(&state, &caller, booking, kind, reason).await?))
+    exception_with_optional_reason(&state, &caller, id, &body, exceptions::ExceptionKind::NoShow).await
 }
 
 /// `POST /bookings/{id}/exceptions` `{"kind": "NoShow"|"Aborted"|"CancelOnSite", "reason": ...}`

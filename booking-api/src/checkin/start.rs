@@ -79,24 +79,15 @@ pub async fn remote_start(
         "code": answer.code,
         "detail": answer.detail,
     });
-    let now = state.clock.now_ms();
-    let audited = async {
-        let mut tx = state.db.begin().await?;
-        audit::record(
-            &mut tx,
-            "booking",
-            &booking.id.to_string(),
-            "booking.remote_start",
-            Some(actor),
-            &payload,
-            now,
-        )
-        .await?;
-        tx.commit().await
-    };
-    if let Err(e) = audited.await {
-        tracing::warn!(booking = booking.id, error = %e, "auditing a remote start failed");
-    }
+    audit::record_alone(
+        state,
+        "booking",
+        &booking.id.to_string(),
+        "booking.remote_start",
+        Some(actor),
+        &payload,
+    )
+    .await;
     answer
 }
 

@@ -10,7 +10,7 @@ use crate::api::auth::{Caller, Role};
 use crate::app::AppState;
 use crate::bookings::rules;
 use crate::reports::figures::{self, Heatmap};
-use crate::validate::{Coordinates, Fields};
+use crate::validate::Fields;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -90,17 +90,7 @@ async fn recommend(
 ) -> Result<Json<Vec<Recommendation>>, Problem> {
     caller.require(&[Role::Owner])?;
     let mut fields = Fields::new();
-    let origin = match Coordinates::parse(q.lat, q.lon) {
-        Ok(c) => Some(c),
-        Err((field, e)) => {
-            fields.push(if field == "latitude" { "lat" } else { "lon" }, e.code, e.message);
-            None
-        }
-    };
-    let radius = q.radius_km.unwrap_or(25.0);
-    if !radius.is_finite() || radius <= 0.0 || radius > 200.0 {
-        fields.push("radiusKm", "out_of_range", "radiusKm is above 0 and at most 200");
-    }
+    let area = crate::stations::search_area(&mut fields, q.lat, q.lon, q.radius_km, 25.0);
     let hours = q.hours.unwrap_or(48);
     if !(1..=168).contains(&hours) {
         fields.push("hours", "out_of_range", "hours is 1 to 168");
@@ -110,7 +100,7 @@ async fn recommend(
         fields.push("limit", "out_of_range", "limit is 1 to 50");
     }
     fields.finish()?;
-    let origin = origin.ok_or_else(|| Problem::internal("validation passed without values"))?;
+    let (origin, radius) = area.ok_or_else(|| Problem::internal("validation passed without values"))?;
     let fits: Option<Vec<String>> = match q.vehicle_id {
         None => None,
         Some(id) => Some(
@@ -123,24 +113,9 @@ async fn recommend(
     let now = state.clock.now_ms();
     let after = q.after.map_or(now, |t| t.timestamp_millis().max(now));
     let policy = &state.config.policy;
-    let dlat = radius / 111.0;
-    let dlon = radius / (111.0 * origin.lat.to_radians().cos().abs().max(0.01));
-    let rows = crate::stations::store::in_box(
-        &state.db,
-        (origin.lat - dlat, origin.lat + dlat),
-        (origin.lon - dlon, origin.lon + dlon),
-    )
-    .await?;
     let mut candidates = Vec::new();
     let mut types_of = std::collections::HashMap::new();
-    for row in rows {
-        let distance = origin.distance_km(&Coordinates {
-            lat: row.latitude,
-            lon: row.longitude,
-        });
-        if distance > radius {
-            continue;
-        }
+    for (distance, row) in crate::stations::within(&state.db, &origin, radius).await? {
         let connectors = crate::stations::store::connectors(&state.db, row.id).await?;
         let mut types: Vec<String> = connectors
             .iter()

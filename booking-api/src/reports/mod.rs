@@ -122,13 +122,13 @@ const STAFF: &[Role] = &[Role::Admin, Role::BackOffice, Role::Operator];
 
 /// The caller's range and stations (403 for owners and for a station outside the scope, 404
 /// for an unknown one, 400 for a bad range).
-async fn prepare(
+async fn prepare<'a>(
     state: &AppState,
-    caller: &Caller,
+    caller: &'a Caller,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     station_id: Option<i64>,
-) -> Result<(Range, Vec<StationRow>), Problem> {
+) -> Result<(Range, Vec<StationRow>, Scope<'a>), Problem> {
     caller.require(STAFF)?;
     let today = state.clock.now().date_naive();
     let range = Range::new(from, to, today).map_err(|e| match e {
@@ -143,8 +143,9 @@ async fn prepare(
             return Err(Problem::forbidden("this station is outside your scope"));
         }
     }
-    let stations = store::stations(&state.db, Scope { caller, station_id }).await?;
-    Ok((range, stations))
+    let scope = Scope { caller, station_id };
+    let stations = store::stations(&state.db, scope).await?;
+    Ok((range, stations, scope))
 }
 
 /// One time zone of the scope: its name as stored, the zone, and the UTC bounds of the range's
@@ -229,11 +230,7 @@ async fn summary(
     caller: Caller,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, Problem> {
-    let (range, stations) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
-    let scope = Scope {
-        caller: &caller,
-        station_id: q.station_id,
-    };
+    let (range, stations, scope) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
     let mut counts = StatusCounts::default();
     let mut revenue: BTreeMap<String, i64> = BTreeMap::new();
     let mut sums = store::SessionSum::default();
@@ -366,11 +363,7 @@ async fn timeseries(
     caller: Caller,
     ApiQuery(q): ApiQuery<SeriesQuery>,
 ) -> Result<Response, Problem> {
-    let (range, stations) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
-    let scope = Scope {
-        caller: &caller,
-        station_id: q.station_id,
-    };
+    let (range, stations, scope) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
     // (currency, period) -> value; currency None except for revenue.
     let mut sums: BTreeMap<(Option<String>, NaiveDate), i64> = BTreeMap::new();
     for z in zones(&stations, &range) {
@@ -496,11 +489,7 @@ async fn utilization(
     caller: Caller,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, Problem> {
-    let (range, stations) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
-    let scope = Scope {
-        caller: &caller,
-        station_id: q.station_id,
-    };
+    let (range, stations, scope) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
     let mut by_day: HashMap<(i64, NaiveDate), (i64, i64, i64)> = HashMap::new();
     for z in zones(&stations, &range) {
         for s in store::slot_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
@@ -594,11 +583,7 @@ async fn heatmap(
     caller: Caller,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, Problem> {
-    let (range, stations) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
-    let scope = Scope {
-        caller: &caller,
-        station_id: q.station_id,
-    };
+    let (range, stations, scope) = prepare(&state, &caller, q.from, q.to, q.station_id).await?;
     let mut map = Heatmap::default();
     for z in zones(&stations, &range) {
         for s in store::slot_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {

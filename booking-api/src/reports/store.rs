@@ -43,6 +43,33 @@ fn in_zone() -> String {
     format!("{SCOPE} AND time_zone = $4")
 }
 
+/// Runs an aggregate `sql` over the scope's stations in one zone: `$1`-`$3` the scope, `$4`
+/// the zone, `$5` and `$6` the UTC bounds.
+async fn in_zone_query<T>(
+    db: &Db,
+    sql: &str,
+    scope: Scope<'_>,
+    zone: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<T>, StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    Ok(on_db!(db, |pool| sqlx::query_as(sql)
+        .bind(scope.caller.role.as_str())
+        .bind(scope.caller.id)
+        .bind(scope.station_id)
+        .bind(zone)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(pool)
+        .await)?)
+}
+
 /// Bookings whose slot starts in one 15-minute bucket, by status.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BookingCount {
@@ -65,15 +92,7 @@ pub async fn booking_counts(
          WHERE station_id IN ({}) AND starts_at >= $5 AND starts_at < $6 GROUP BY 1, 2, 3",
         in_zone()
     );
-    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
-        .bind(scope.caller.role.as_str())
-        .bind(scope.caller.id)
-        .bind(scope.station_id)
-        .bind(zone)
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(pool)
-        .await)?)
+    in_zone_query(db, &sql, scope, zone, lo, hi).await
 }
 
 /// Sessions that started in one bucket: how many, their energy, and the length of those ended.
@@ -106,15 +125,7 @@ pub async fn session_sums(
          FROM charging_sessions WHERE station_id IN ({}) AND started_at >= $5 AND started_at < $6 GROUP BY 1",
         in_zone()
     );
-    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
-        .bind(scope.caller.role.as_str())
-        .bind(scope.caller.id)
-        .bind(scope.station_id)
-        .bind(zone)
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(pool)
-        .await)?)
+    in_zone_query(db, &sql, scope, zone, lo, hi).await
 }
 
 /// Invoices less credit notes (negative) issued in one bucket, per currency.
@@ -138,15 +149,7 @@ pub async fn revenue_sums(
          WHERE station_id IN ({}) AND issued_at >= $5 AND issued_at < $6 GROUP BY 1, 2",
         in_zone()
     );
-    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
-        .bind(scope.caller.role.as_str())
-        .bind(scope.caller.id)
-        .bind(scope.station_id)
-        .bind(zone)
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(pool)
-        .await)?)
+    in_zone_query(db, &sql, scope, zone, lo, hi).await
 }
 
 /// A station's slots starting in one bucket: how many, their capacity and booked units.
@@ -167,15 +170,7 @@ pub async fn slot_sums(db: &Db, scope: Scope<'_>, zone: &str, lo: i64, hi: i64) 
          WHERE station_id IN ({}) AND starts_at >= $5 AND starts_at < $6 GROUP BY 1, 2",
         in_zone()
     );
-    Ok(on_db!(db, |pool| sqlx::query_as(&sql)
-        .bind(scope.caller.role.as_str())
-        .bind(scope.caller.id)
-        .bind(scope.station_id)
-        .bind(zone)
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(pool)
-        .await)?)
+    in_zone_query(db, &sql, scope, zone, lo, hi).await
 }
 
 /// A station's bookable connector ids.

@@ -682,6 +682,58 @@ pub struct NearbyStation {
     pub availability: Vec<DayAvailability>,
 }
 
+/// A search area from a query: the origin (`lat`, `lon`) and `radiusKm` (above 0, at most 200;
+/// `default` when absent), each error named in `fields`.
+pub fn search_area(
+    fields: &mut Fields,
+    lat: f64,
+    lon: f64,
+    radius_km: Option<f64>,
+    default: f64,
+) -> Option<(Coordinates, f64)> {
+    let origin = match Coordinates::parse(lat, lon) {
+        Ok(c) => Some(c),
+        Err((field, e)) => {
+            fields.push(if field == "latitude" { "lat" } else { "lon" }, e.code, e.message);
+            None
+        }
+    };
+    let radius = radius_km.unwrap_or(default);
+    if !radius.is_finite() || radius <= 0.0 || radius > 200.0 {
+        fields.push("radiusKm", "out_of_range", "radiusKm is above 0 and at most 200");
+        return None;
+    }
+    origin.map(|o| (o, radius))
+}
+
+/// Bookable stations within `radius` km of `origin`, with their distance (km), in no order.
+pub async fn within(
+    db: &service_kit::db::Db,
+    origin: &Coordinates,
+    radius: f64,
+) -> Result<Vec<(f64, StationRow)>, Problem> {
+    // A bounding box narrows the rows; the exact distance filters them.
+    let dlat = radius / 111.0;
+    let dlon = radius / (111.0 * origin.lat.to_radians().cos().abs().max(0.01));
+    let rows = store::in_box(
+        db,
+        (origin.lat - dlat, origin.lat + dlat),
+        (origin.lon - dlon, origin.lon + dlon),
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let distance = origin.distance_km(&Coordinates {
+                lat: row.latitude,
+                lon: row.longitude,
+            });
+            (distance, row)
+        })
+        .filter(|(d, _)| *d <= radius)
+        .collect())
+}
+
 /// `GET /stations/nearby?lat=&lon=&radiusKm=&connectorType=&minPowerKw=&openNow=` (every role):
 /// active stations within the radius, nearest first, with a 7-day availability summary.
 async fn nearby(
@@ -690,17 +742,7 @@ async fn nearby(
     ApiQuery(q): ApiQuery<NearbyQuery>,
 ) -> Result<Json<Vec<NearbyStation>>, Problem> {
     let mut fields = Fields::new();
-    let origin = match Coordinates::parse(q.lat, q.lon) {
-        Ok(c) => Some(c),
-        Err((field, e)) => {
-            fields.push(if field == "latitude" { "lat" } else { "lon" }, e.code, e.message);
-            None
-        }
-    };
-    let radius = q.radius_km.unwrap_or(10.0);
-    if !radius.is_finite() || radius <= 0.0 || radius > 200.0 {
-        fields.push("radiusKm", "out_of_range", "radiusKm is above 0 and at most 200");
-    }
+    let area = search_area(&mut fields, q.lat, q.lon, q.radius_km, 10.0);
     let connector_type = q
         .connector_type
         .as_deref()
@@ -710,28 +752,12 @@ async fn nearby(
         fields.push("limit", "out_of_range", "limit is 1 to 100");
     }
     fields.finish()?;
-    let origin = origin.ok_or_else(|| Problem::internal("validation passed without values"))?;
+    let (origin, radius) = area.ok_or_else(|| Problem::internal("validation passed without values"))?;
     let connector_type = connector_type.flatten();
     let min_power_w = q.min_power_kw.map(|kw| (kw * 1000.0).round() as i64);
-    // A bounding box narrows the rows; the exact distance filters them.
-    let dlat = radius / 111.0;
-    let dlon = radius / (111.0 * origin.lat.to_radians().cos().abs().max(0.01));
-    let rows = store::in_box(
-        &state.db,
-        (origin.lat - dlat, origin.lat + dlat),
-        (origin.lon - dlon, origin.lon + dlon),
-    )
-    .await?;
     let now = state.clock.now();
     let mut found: Vec<(f64, StationRow, Vec<Connector>, bool)> = Vec::new();
-    for row in rows {
-        let distance = origin.distance_km(&Coordinates {
-            lat: row.latitude,
-            lon: row.longitude,
-        });
-        if distance > radius {
-            continue;
-        }
+    for (distance, row) in within(&state.db, &origin, radius).await? {
         let connectors = store::connectors(&state.db, row.id).await?;
         let matches = connectors.iter().any(|c| {
             connector_type.as_ref().is_none_or(|t| &c.connector_type == t)

@@ -350,6 +350,18 @@ pub async fn send(
     Resp { status, headers, body }
 }
 
+/// Books the slot of `station` starting at `slot_start` (RFC 3339) as `owner`; 201 expected.
+pub async fn book(s: &TestServer, owner: &str, station: i64, slot_start: &str) -> Value {
+    s.req(
+        "POST",
+        "/api/v1/bookings",
+        Some(owner),
+        Some(json!({ "stationId": station, "slotStart": slot_start })),
+    )
+    .await
+    .expect(201)
+}
+
 /// Daily 06:00-22:00 in every weekday.
 pub fn every_day() -> Value {
     let weekly: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
