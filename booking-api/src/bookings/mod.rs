@@ -210,8 +210,8 @@ async fn why_unbookable(state: &AppState, owner_id: i64, station_id: i64, start:
         if owner.is_none_or(|o| o.status != "active") {
             return Ok(inactive_owner());
         }
-        if let Err(p) = rules::check_start(&state.config.policy, state.clock.now_ms(), start) {
-            return Ok(p);
+        if let Err(e) = rules::check_start(&state.config.policy, state.clock.now_ms(), start) {
+            return Ok(e.into());
         }
         match stations::store::get(&state.db, station_id).await? {
             None => Ok(Problem::not_found("station")),
@@ -474,7 +474,7 @@ pub async fn transition_in(
     now: i64,
 ) -> Result<Booking, TransitionError> {
     let from = booking.status();
-    let to = rules::next(from, action, false).map_err(|p| TransitionError::Illegal(p.detail))?;
+    let to = rules::next(from, action, false).map_err(|e| TransitionError::Illegal(e.to_string()))?;
     if !store::set_status(tx, booking.id, from, to, now).await? {
         return Err(TransitionError::Changed);
     }

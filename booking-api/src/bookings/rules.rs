@@ -1,9 +1,51 @@
-//! The booking state machine and policy checks: plain functions, tested without a server.
+//! The booking state machine and policy checks: plain functions returning domain errors
+//! ([`RuleError`]), tested without a server; the HTTP edge turns them into problems.
 
 use crate::config::Policy;
 use serde::{Deserialize, Serialize};
 use service_kit::problem::Problem;
 use utoipa::ToSchema;
+
+/// Why a booking rule refused, with the figures the message needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("a {from} booking cannot be {action}")]
+    IllegalTransition { from: &'static str, action: &'static str },
+    #[error("the slot has already started")]
+    SlotInPast,
+    #[error("bookings may start at most {days} days ahead")]
+    HorizonExceeded { days: i64 },
+    #[error("changes are closed {hours} hours before the start")]
+    CutoffPassed { hours: i64 },
+    #[error("check-in opens {minutes} minutes before the start")]
+    CheckinTooEarly { minutes: i64 },
+    #[error("the slot has ended")]
+    CheckinWindowClosed,
+    #[error("a no-show can be recorded {minutes} minutes after the start")]
+    NoShowTooEarly { minutes: i64 },
+}
+
+impl RuleError {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RuleError::IllegalTransition { .. } => "ILLEGAL_TRANSITION",
+            RuleError::SlotInPast => "SLOT_IN_PAST",
+            RuleError::HorizonExceeded { .. } => "BOOKING_HORIZON_EXCEEDED",
+            RuleError::CutoffPassed { .. } => "BOOKING_CUTOFF_PASSED",
+            RuleError::CheckinTooEarly { .. } => "CHECKIN_TOO_EARLY",
+            RuleError::CheckinWindowClosed => "CHECKIN_WINDOW_CLOSED",
+            RuleError::NoShowTooEarly { .. } => "NO_SHOW_TOO_EARLY",
+        }
+    }
+}
+
+/// Every rule refusal is a 409 with its code.
+impl From<RuleError> for Problem {
+    fn from(e: RuleError) -> Problem {
+        Problem::conflict(e.code(), e.to_string())
+    }
+}
 
 /// Booking statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -99,7 +141,7 @@ impl Action {
 /// The state machine: the status `action` leads to from `from`, or 409 `ILLEGAL_TRANSITION`.
 /// A reschedule keeps the status (`auto_approve` decides whether a moved booking needs a new
 /// approval).
-pub fn next(from: Status, action: Action, auto_approve: bool) -> Result<Status, Problem> {
+pub fn next(from: Status, action: Action, auto_approve: bool) -> Result<Status, RuleError> {
     use Action as A;
     use Status as S;
     let to = match (from, action) {
@@ -114,70 +156,54 @@ pub fn next(from: Status, action: Action, auto_approve: bool) -> Result<Status, 
         (S::Approved | S::CheckedIn, A::CancelOnSite) => Some(S::Cancelled),
         _ => None,
     };
-    to.ok_or_else(|| {
-        Problem::conflict(
-            "ILLEGAL_TRANSITION",
-            format!(
-                "a {} booking cannot be {}",
-                from.as_str(),
-                action.name().trim_start_matches("booking.")
-            ),
-        )
+    to.ok_or_else(|| RuleError::IllegalTransition {
+        from: from.as_str(),
+        action: action.name().trim_start_matches("booking."),
     })
 }
 
 /// A new slot start must lie in the future and within the booking horizon.
-pub fn check_start(policy: &Policy, now_ms: i64, start_ms: i64) -> Result<(), Problem> {
+pub fn check_start(policy: &Policy, now_ms: i64, start_ms: i64) -> Result<(), RuleError> {
     if start_ms <= now_ms {
-        return Err(Problem::conflict("SLOT_IN_PAST", "the slot has already started"));
+        return Err(RuleError::SlotInPast);
     }
     if start_ms > now_ms + policy.booking_horizon_days * 86_400_000 {
-        return Err(Problem::conflict(
-            "BOOKING_HORIZON_EXCEEDED",
-            format!("bookings may start at most {} days ahead", policy.booking_horizon_days),
-        ));
+        return Err(RuleError::HorizonExceeded {
+            days: policy.booking_horizon_days,
+        });
     }
     Ok(())
 }
 
 /// Reschedule and cancel are allowed until `cutoff_hours` before the booked start.
-pub fn check_cutoff(policy: &Policy, now_ms: i64, booked_start_ms: i64) -> Result<(), Problem> {
+pub fn check_cutoff(policy: &Policy, now_ms: i64, booked_start_ms: i64) -> Result<(), RuleError> {
     if now_ms > booked_start_ms - policy.cutoff_hours * 3_600_000 {
-        return Err(Problem::conflict(
-            "BOOKING_CUTOFF_PASSED",
-            format!("changes are closed {} hours before the start", policy.cutoff_hours),
-        ));
+        return Err(RuleError::CutoffPassed {
+            hours: policy.cutoff_hours,
+        });
     }
     Ok(())
 }
 
 /// Check-in opens `early_checkin_minutes` before the start and closes at the slot's end.
-pub fn check_checkin(policy: &Policy, now_ms: i64, start_ms: i64, end_ms: i64) -> Result<(), Problem> {
+pub fn check_checkin(policy: &Policy, now_ms: i64, start_ms: i64, end_ms: i64) -> Result<(), RuleError> {
     if now_ms < start_ms - policy.early_checkin_minutes * 60_000 {
-        return Err(Problem::conflict(
-            "CHECKIN_TOO_EARLY",
-            format!(
-                "check-in opens {} minutes before the start",
-                policy.early_checkin_minutes
-            ),
-        ));
+        return Err(RuleError::CheckinTooEarly {
+            minutes: policy.early_checkin_minutes,
+        });
     }
     if now_ms >= end_ms {
-        return Err(Problem::conflict("CHECKIN_WINDOW_CLOSED", "the slot has ended"));
+        return Err(RuleError::CheckinWindowClosed);
     }
     Ok(())
 }
 
 /// A booking can be marked NoShow only once its start plus the grace period has passed.
-pub fn check_no_show(policy: &Policy, now_ms: i64, start_ms: i64) -> Result<(), Problem> {
+pub fn check_no_show(policy: &Policy, now_ms: i64, start_ms: i64) -> Result<(), RuleError> {
     if now_ms < start_ms + policy.no_show_grace_minutes * 60_000 {
-        return Err(Problem::conflict(
-            "NO_SHOW_TOO_EARLY",
-            format!(
-                "a no-show can be recorded {} minutes after the start",
-                policy.no_show_grace_minutes
-            ),
-        ));
+        return Err(RuleError::NoShowTooEarly {
+            minutes: policy.no_show_grace_minutes,
+        });
     }
     Ok(())
 }
@@ -241,12 +267,10 @@ mod tests {
             Status::Aborted,
         ] {
             for action in ACTIONS {
-                let p = next(from, action, true).unwrap_err();
-                assert_eq!(
-                    (p.status, p.code.as_str()),
-                    (409, "ILLEGAL_TRANSITION"),
-                    "{from:?} {action:?}"
-                );
+                let e = next(from, action, true).unwrap_err();
+                assert_eq!(e.code(), "ILLEGAL_TRANSITION", "{from:?} {action:?}");
+                let p = Problem::from(e);
+                assert_eq!((p.status, p.code.as_str()), (409, "ILLEGAL_TRANSITION"));
             }
         }
         assert!(next(Status::Approved, Action::Approve, false).is_err());
@@ -268,27 +292,27 @@ mod tests {
     fn policies() {
         let p = Policy::default();
         let hour = 3_600_000;
-        assert_eq!(check_start(&p, 0, 0).unwrap_err().code, "SLOT_IN_PAST");
+        assert_eq!(check_start(&p, 0, 0).unwrap_err().code(), "SLOT_IN_PAST");
         assert!(check_start(&p, 0, 7 * 24 * hour).is_ok());
         assert_eq!(
-            check_start(&p, 0, 7 * 24 * hour + 1).unwrap_err().code,
+            check_start(&p, 0, 7 * 24 * hour + 1).unwrap_err().code(),
             "BOOKING_HORIZON_EXCEEDED"
         );
         assert!(check_cutoff(&p, 0, 12 * hour).is_ok());
         assert_eq!(
-            check_cutoff(&p, 1, 12 * hour).unwrap_err().code,
+            check_cutoff(&p, 1, 12 * hour).unwrap_err().code(),
             "BOOKING_CUTOFF_PASSED"
         );
         assert_eq!(
-            check_checkin(&p, 0, 16 * 60_000, 60 * 60_000).unwrap_err().code,
+            check_checkin(&p, 0, 16 * 60_000, 60 * 60_000).unwrap_err().code(),
             "CHECKIN_TOO_EARLY"
         );
         assert!(check_checkin(&p, 0, 15 * 60_000, 60 * 60_000).is_ok());
         assert_eq!(
-            check_checkin(&p, 60 * 60_000, 0, 60 * 60_000).unwrap_err().code,
+            check_checkin(&p, 60 * 60_000, 0, 60 * 60_000).unwrap_err().code(),
             "CHECKIN_WINDOW_CLOSED"
         );
-        assert_eq!(check_no_show(&p, 0, 0).unwrap_err().code, "NO_SHOW_TOO_EARLY");
+        assert_eq!(check_no_show(&p, 0, 0).unwrap_err().code(), "NO_SHOW_TOO_EARLY");
         assert!(check_no_show(&p, 15 * 60_000, 0).is_ok());
     }
 }
