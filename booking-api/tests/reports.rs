@@ -373,6 +373,27 @@ async fn availability_occupancy_and_the_heatmap_follow_local_time_across_dayligh
         )
         .await;
         assert_eq!(k["availability"], (46.0f64 / 47.0 * 10_000.0).round() / 10_000.0);
+        // Complete days are kept; a late change rewrites its day and those after it.
+        let kept: i64 = match &s.state.db {
+            service_kit::db::Db::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM status_days")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            service_kit::db::Db::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM status_days")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+        };
+        assert!(kept >= 2, "the two complete days are kept");
+        deliver(&s, "CP-A3", vec![(utc(2030, 3, 31, 19, 0), status("Faulted"))]).await;
+        let again = report(
+            &s,
+            &bo_a,
+            &format!("summary?stationId={s4}&from=2030-03-30&to=2030-03-31"),
+        )
+        .await;
+        // Faulted from 21:00 local to the end of Sunday (22:00 UTC): 3 hours fewer.
+        assert_eq!(again["availability"], (43.0f64 / 47.0 * 10_000.0).round() / 10_000.0);
         // A range that has not begun has no availability yet.
         let ahead = report(
             &s,

@@ -181,6 +181,7 @@ async fn remember(
     status: &str,
     at: i64,
 ) -> Result<(), StoreError> {
+    crate::reports::days::invalidate(tx, station, at).await?;
     on_tx!(tx, |conn| {
         sqlx::query(
             "INSERT INTO status_history (central_station_id, connector_key, status, at) VALUES ($1, $2, $3, $4)",

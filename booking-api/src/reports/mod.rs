@@ -17,6 +17,7 @@
 
 pub mod charts;
 pub mod csv;
+pub mod days;
 pub mod figures;
 pub mod store;
 pub mod timeline;
@@ -251,9 +252,13 @@ async fn summary(
     let now = state.clock.now_ms();
     let (mut available, mut observed) = (0i64, 0i64);
     for station in &stations {
-        let (a, o) = availability(&state, station, &range, now).await?;
-        available += a;
-        observed += o;
+        for day in days::station_days(&state, station, range.from, range.to, now)
+            .await?
+            .values()
+        {
+            available += day.available;
+            observed += day.observed;
+        }
     }
     let report = Summary {
         from: range.from,
@@ -277,32 +282,8 @@ async fn summary(
     })
 }
 
-/// Milliseconds available and observed (bookable connectors × the part of the range that has
-/// passed) at one station.
-async fn availability(state: &AppState, station: &StationRow, range: &Range, now: i64) -> Result<(i64, i64), Problem> {
-    let tz = station.tz();
-    let (Some(start), Some(end)) = (
-        crate::inbox::day_start(tz, range.from),
-        range.to.succ_opt().and_then(|d| crate::inbox::day_start(tz, d)),
-    ) else {
-        return Ok((0, 0));
-    };
-    let (start, end) = (start.timestamp_millis(), end.timestamp_millis().min(now));
-    if end <= start {
-        return Ok((0, 0));
-    }
-    let connectors = store::bookable_connectors(&state.db, station.id).await?;
-    let history = store::status_history(&state.db, &station.central_station_id, station.id, start, end).await?;
-    let timelines = timelines(&history, &connectors);
-    let available: i64 = timelines
-        .iter()
-        .map(|(_, changes)| timeline::durations(changes, start, end).0)
-        .sum();
-    Ok((available, (end - start) * connectors.len() as i64))
-}
-
 /// Each connector's merged timeline (its statuses with the charger's online changes).
-fn timelines(history: &[store::StatusRow], connectors: &[i64]) -> Vec<(i64, Vec<(i64, timeline::Change)>)> {
+pub(crate) fn timelines(history: &[store::StatusRow], connectors: &[i64]) -> Vec<(i64, Vec<(i64, timeline::Change)>)> {
     let charger: Vec<(i64, bool)> = history
         .iter()
         .filter(|r| r.connector_key == 0)
@@ -504,37 +485,12 @@ async fn utilization(
     let now = state.clock.now_ms();
     let mut out = Vec::with_capacity(stations.len());
     for station in stations {
-        let zone = station.tz();
-        let connectors = store::bookable_connectors(&state.db, station.id).await?;
-        let (Some(lo), Some(hi)) = (
-            crate::inbox::day_start(zone, range.from),
-            range.to.succ_opt().and_then(|d| crate::inbox::day_start(zone, d)),
-        ) else {
-            continue;
-        };
-        let history = store::status_history(
-            &state.db,
-            &station.central_station_id,
-            station.id,
-            lo.timestamp_millis(),
-            hi.timestamp_millis(),
-        )
-        .await?;
-        let timelines = timelines(&history, &connectors);
+        let figures = days::station_days(&state, &station, range.from, range.to, now).await?;
         let mut days = Vec::new();
         for date in range.dates() {
             let (slots, capacity, reserved) = by_day.get(&(station.id, date)).copied().unwrap_or_default();
-            let (observed, occupied) = match crate::inbox::local_day(zone, date) {
-                Some((start, end)) => {
-                    let (start, end) = (start.timestamp_millis(), end.timestamp_millis().min(now));
-                    let occupied: i64 = timelines
-                        .iter()
-                        .map(|(_, changes)| timeline::durations(changes, start, end).1)
-                        .sum();
-                    ((end - start).max(0) * connectors.len() as i64, occupied)
-                }
-                None => (0, 0),
-            };
+            let f = figures.get(&date).copied().unwrap_or_default();
+            let (observed, occupied) = (f.observed, f.occupied);
             days.push(UtilizationDay {
                 date,
                 slots,

@@ -16,3 +16,17 @@ CREATE INDEX status_history_by_connector ON status_history (central_station_id, 
 -- Reports read sessions by start and invoices by issue, per station.
 CREATE INDEX charging_sessions_station_start ON charging_sessions (station_id, started_at);
 CREATE INDEX invoices_station_issued ON invoices (station_id, issued_at);
+
+-- Availability and occupancy of one station's bookable connectors on one complete local day,
+-- computed from the history once and reused by reports. Valid for the time zone and connector
+-- set it was computed with; a late status change deletes its day and every later one.
+CREATE TABLE status_days (
+    station_id BIGINT NOT NULL REFERENCES stations (id),
+    day TEXT NOT NULL,
+    time_zone TEXT NOT NULL,
+    connectors TEXT NOT NULL,
+    observed_ms BIGINT NOT NULL,
+    available_ms BIGINT NOT NULL,
+    occupied_ms BIGINT NOT NULL,
+    PRIMARY KEY (station_id, day)
+);
