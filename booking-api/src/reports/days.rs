@@ -60,26 +60,45 @@ pub async fn station_days(
         Vec::new()
     };
     let lines = timelines(&history, &connectors);
-    for date in missing {
-        let Some((start, end)) = crate::inbox::local_day(tz, date) else {
-            continue;
-        };
-        let (start, day_end) = (start.timestamp_millis(), end.timestamp_millis());
-        let end = day_end.min(now);
-        let mut figures = DayFigures {
-            observed: (end - start).max(0) * connectors.len() as i64,
-            ..DayFigures::default()
-        };
-        for (_, changes) in &lines {
-            let (a, o) = timeline::durations(changes, start, end);
-            figures.available += a;
-            figures.occupied += o;
+    // Every day from the first missing to the last, consecutive, so each connector's timeline
+    // is walked once; only the missing ones are used.
+    let span: Vec<(NaiveDate, i64, i64)> = first
+        .iter_days()
+        .take_while(|d| d <= last)
+        .filter_map(|d| {
+            let (start, end) = crate::inbox::local_day(tz, d)?;
+            Some((d, start.timestamp_millis(), end.timestamp_millis()))
+        })
+        .collect();
+    let mut bounds: Vec<i64> = span.iter().map(|(_, start, _)| (*start).min(now)).collect();
+    if let Some((_, _, end)) = span.last() {
+        bounds.push((*end).min(now));
+    }
+    let mut sums = vec![(0i64, 0i64); span.len()];
+    for (_, changes) in &lines {
+        for (k, (a, o)) in timeline::durations_between(changes, &bounds).into_iter().enumerate() {
+            if let Some(s) = sums.get_mut(k) {
+                s.0 += a;
+                s.1 += o;
+            }
         }
+    }
+    let mut complete = Vec::new();
+    for ((date, start, day_end), (available, occupied)) in span.into_iter().zip(sums) {
+        if out.contains_key(&date) {
+            continue;
+        }
+        let figures = DayFigures {
+            observed: (day_end.min(now) - start).max(0) * connectors.len() as i64,
+            available,
+            occupied,
+        };
         if day_end <= now {
-            keep(&state.db, station, &signature, date, figures).await?;
+            complete.push((date, figures));
         }
         out.insert(date, figures);
     }
+    keep(&state.db, station, &signature, &complete).await?;
     Ok(out)
 }
 
@@ -117,23 +136,51 @@ async fn kept(
         .collect())
 }
 
-async fn keep(db: &Db, station: &StationRow, signature: &str, day: NaiveDate, f: DayFigures) -> Result<(), StoreError> {
-    on_db!(db, |pool| sqlx::query(
-        "INSERT INTO status_days (station_id, day, time_zone, connectors, observed_ms, available_ms, occupied_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (station_id, day) DO UPDATE SET time_zone = excluded.time_zone, connectors = excluded.connectors, \
-         observed_ms = excluded.observed_ms, available_ms = excluded.available_ms, occupied_ms = excluded.occupied_ms"
-    )
-    .bind(station.id)
-    .bind(day.to_string())
-    .bind(&station.time_zone)
-    .bind(signature)
-    .bind(f.observed)
-    .bind(f.available)
-    .bind(f.occupied)
-    .execute(pool)
-    .await
-    .map(|r| r.rows_affected()))?;
+/// Keeps complete days, a few hundred rows per statement.
+async fn keep(
+    db: &Db,
+    station: &StationRow,
+    signature: &str,
+    days: &[(NaiveDate, DayFigures)],
+) -> Result<(), StoreError> {
+    for chunk in days.chunks(400) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|k| {
+                let b = k * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO status_days (station_id, day, time_zone, connectors, observed_ms, available_ms, occupied_ms) \
+             VALUES {} ON CONFLICT (station_id, day) DO UPDATE SET time_zone = excluded.time_zone, \
+             connectors = excluded.connectors, observed_ms = excluded.observed_ms, \
+             available_ms = excluded.available_ms, occupied_ms = excluded.occupied_ms",
+            rows.join(", ")
+        );
+        on_db!(db, |pool| {
+            let mut q = sqlx::query(&sql);
+            for (day, f) in chunk {
+                q = q
+                    .bind(station.id)
+                    .bind(day.to_string())
+                    .bind(&station.time_zone)
+                    .bind(signature)
+                    .bind(f.observed)
+                    .bind(f.available)
+                    .bind(f.occupied);
+            }
+            q.execute(pool).await.map(|r| r.rows_affected())
+        })?;
+    }
     Ok(())
 }
 

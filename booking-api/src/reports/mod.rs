@@ -236,13 +236,13 @@ async fn summary(
     let mut revenue: BTreeMap<String, i64> = BTreeMap::new();
     let mut sums = store::SessionSum::default();
     for z in zones(&stations, &range) {
-        for b in store::booking_counts(&state.db, scope, &z.name, z.lo, z.hi).await? {
+        for b in store::booking_counts(&state.db, scope, store::Per::Range, &z.name, z.lo, z.hi).await? {
             counts.add_n(&b.status, b.exception.as_deref(), b.n);
         }
-        for r in store::revenue_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+        for r in store::revenue_sums(&state.db, scope, store::Per::Range, &z.name, z.lo, z.hi).await? {
             *revenue.entry(r.currency).or_default() += r.total;
         }
-        for x in store::session_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+        for x in store::session_sums(&state.db, scope, store::Per::Range, &z.name, z.lo, z.hi).await? {
             sums.sessions += x.sessions;
             sums.energy_wh += x.energy_wh;
             sums.ended += x.ended;
@@ -357,17 +357,17 @@ async fn timeseries(
         };
         match q.metric {
             Metric::Bookings => {
-                for b in store::booking_counts(&state.db, scope, &z.name, z.lo, z.hi).await? {
+                for b in store::booking_counts(&state.db, scope, store::Per::Bucket, &z.name, z.lo, z.hi).await? {
                     add(None, b.bucket, b.n);
                 }
             }
             Metric::Energy => {
-                for x in store::session_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+                for x in store::session_sums(&state.db, scope, store::Per::Bucket, &z.name, z.lo, z.hi).await? {
                     add(None, x.bucket, x.energy_wh);
                 }
             }
             Metric::Revenue => {
-                for r in store::revenue_sums(&state.db, scope, &z.name, z.lo, z.hi).await? {
+                for r in store::revenue_sums(&state.db, scope, store::Per::Bucket, &z.name, z.lo, z.hi).await? {
                     add(Some(r.currency), r.bucket, r.total);
                 }
             }

@@ -38,6 +38,33 @@ pub async fn stations(db: &Db, scope: Scope<'_>) -> Result<Vec<StationRow>, Stor
 /// bucket on its local date and hour.
 pub const BUCKET_MS: i64 = 900_000;
 
+/// Whether an aggregate is per 15-minute bucket (a series) or over the whole range (a summary,
+/// far fewer groups to build and send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    Bucket,
+    Range,
+}
+
+impl Per {
+    /// The bucket column of `at_column`'s rows (0 for the whole range).
+    fn bucket(self, at_column: &str) -> String {
+        match self {
+            Per::Bucket => format!("{at_column} / {BUCKET_MS}"),
+            Per::Range => "CAST(0 AS BIGINT)".into(),
+        }
+    }
+
+    /// The GROUP BY list: the bucket (column 1, per bucket only) and `others` more columns.
+    fn group_by(self, others: usize) -> String {
+        let first = if self == Per::Bucket { 1 } else { 2 };
+        (first..=1 + others)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The stations of the caller's scope in one time zone (`$4`).
 fn in_zone() -> String {
     format!("{SCOPE} AND time_zone = $4")
@@ -83,14 +110,17 @@ pub struct BookingCount {
 pub async fn booking_counts(
     db: &Db,
     scope: Scope<'_>,
+    per: Per,
     zone: &str,
     lo: i64,
     hi: i64,
 ) -> Result<Vec<BookingCount>, StoreError> {
     let sql = format!(
-        "SELECT starts_at / {BUCKET_MS} AS bucket, status, exception, COUNT(*) AS n FROM bookings \
-         WHERE station_id IN ({}) AND starts_at >= $5 AND starts_at < $6 GROUP BY 1, 2, 3",
-        in_zone()
+        "SELECT {} AS bucket, status, exception, COUNT(*) AS n FROM bookings \
+         WHERE station_id IN ({}) AND starts_at >= $5 AND starts_at < $6 GROUP BY {}",
+        per.bucket("starts_at"),
+        in_zone(),
+        per.group_by(2)
     );
     in_zone_query(db, &sql, scope, zone, lo, hi).await
 }
@@ -112,17 +142,23 @@ pub struct SessionSum {
 pub async fn session_sums(
     db: &Db,
     scope: Scope<'_>,
+    per: Per,
     zone: &str,
     lo: i64,
     hi: i64,
 ) -> Result<Vec<SessionSum>, StoreError> {
+    let group = match per {
+        Per::Bucket => " GROUP BY 1",
+        Per::Range => "",
+    };
     let sql = format!(
-        "SELECT started_at / {BUCKET_MS} AS bucket, COUNT(*) AS sessions, \
+        "SELECT {} AS bucket, COUNT(*) AS sessions, \
          CAST(COALESCE(SUM(CASE WHEN COALESCE(meter_stop_wh, register_wh) - COALESCE(meter_start_wh, first_register_wh) >= 0 \
               THEN COALESCE(meter_stop_wh, register_wh) - COALESCE(meter_start_wh, first_register_wh) ELSE 0 END), 0) AS BIGINT) AS energy_wh, \
          CAST(COALESCE(SUM(CASE WHEN ended_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS ended, \
          CAST(COALESCE(SUM(CASE WHEN ended_at > started_at THEN (ended_at - started_at) / 1000 ELSE 0 END), 0) AS BIGINT) AS seconds \
-         FROM charging_sessions WHERE station_id IN ({}) AND started_at >= $5 AND started_at < $6 GROUP BY 1",
+         FROM charging_sessions WHERE station_id IN ({}) AND started_at >= $5 AND started_at < $6{group}",
+        per.bucket("started_at"),
         in_zone()
     );
     in_zone_query(db, &sql, scope, zone, lo, hi).await
@@ -140,14 +176,17 @@ pub struct RevenueSum {
 pub async fn revenue_sums(
     db: &Db,
     scope: Scope<'_>,
+    per: Per,
     zone: &str,
     lo: i64,
     hi: i64,
 ) -> Result<Vec<RevenueSum>, StoreError> {
     let sql = format!(
-        "SELECT issued_at / {BUCKET_MS} AS bucket, currency, CAST(SUM(total_incl_vat) AS BIGINT) AS total FROM invoices \
-         WHERE station_id IN ({}) AND issued_at >= $5 AND issued_at < $6 GROUP BY 1, 2",
-        in_zone()
+        "SELECT {} AS bucket, currency, CAST(SUM(total_incl_vat) AS BIGINT) AS total FROM invoices \
+         WHERE station_id IN ({}) AND issued_at >= $5 AND issued_at < $6 GROUP BY {}",
+        per.bucket("issued_at"),
+        in_zone(),
+        per.group_by(1)
     );
     in_zone_query(db, &sql, scope, zone, lo, hi).await
 }

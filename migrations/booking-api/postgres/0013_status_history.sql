@@ -30,3 +30,6 @@ CREATE TABLE status_days (
     occupied_ms BIGINT NOT NULL,
     PRIMARY KEY (station_id, day)
 );
+
+-- Reports count bookings per station, start and status without visiting the table.
+CREATE INDEX bookings_reports ON bookings (station_id, starts_at) INCLUDE (status, exception);
