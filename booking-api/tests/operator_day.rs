@@ -59,18 +59,13 @@ async fn charger_troubles_raise_one_alert_each_until_resolved() {
     for backend in backends() {
         let s = TestServer::start(backend).await;
         let w = World::build(&s).await;
-        // The same Faulted twice, another connector, a fault, a security event; a NoError fault
-        // and an Available status raise nothing.
+        // The same Faulted twice, a fault, a security event; a NoError fault raises nothing.
         deliver(
             &s,
             "CP-A1",
             vec![
                 faulted(1),
                 faulted(1),
-                Event::ConnectorStatus {
-                    location: on(1),
-                    status: "Available".into(),
-                },
                 Event::Fault {
                     location: on(1),
                     error_code: "GroundFailure".into(),
@@ -226,8 +221,22 @@ async fn charger_troubles_raise_one_alert_each_until_resolved() {
             ]
         );
 
+        // The connector reporting Available again clears its Faulted alert (the system resolves
+        // it); the fault it reported stays for a person to close.
+        deliver(
+            &s,
+            "CP-A1",
+            vec![Event::ConnectorStatus {
+                location: on(1),
+                status: "Available".into(),
+            }],
+        )
+        .await;
+        let open = alerts(&s, &w.op_a, "?status=Open").await;
+        assert_eq!(codes(&open), vec!["CHARGER_FAULT"], "{open:?}");
+
         // A boot the central system refused raises an alert (once); accepted and pending ones
-        // do not.
+        // do not; an accepted boot afterwards clears it.
         let boot = |registration: &str| Event::Booted {
             vendor: "V".into(),
             model: "M".into(),
@@ -243,6 +252,8 @@ async fn charger_troubles_raise_one_alert_each_until_resolved() {
         let b = alerts(&s, &w.op_b, "").await;
         assert_eq!(codes(&b), vec!["CHARGER_BOOT_REJECTED"], "{b:?}");
         assert!(b[0]["message"].as_str().unwrap().contains("CP-B1"), "{b:?}");
+        deliver(&s, "CP-B1", vec![boot("Accepted")]).await;
+        assert!(alerts(&s, &w.op_b, "?status=Open").await.is_empty());
         s.stop().await;
     }
 }
@@ -267,7 +278,7 @@ async fn a_charger_offline_longer_than_the_threshold_raises_one_alert() {
             "{}",
             raised[0]
         );
-        // Back online: the alert stays until someone resolves it (it records what happened).
+        // Back online: the system resolves it, with a note; the record stays.
         deliver(
             &s,
             "CP-A2",
@@ -277,7 +288,18 @@ async fn a_charger_offline_longer_than_the_threshold_raises_one_alert() {
         )
         .await;
         booking_api::app::run_maintenance(&s.state).await.unwrap();
-        assert_eq!(alerts(&s, &w.op_a, "?status=Open").await.len(), 1);
+        assert!(alerts(&s, &w.op_a, "?status=Open").await.is_empty());
+        let resolved = alerts(&s, &w.op_a, "?status=Resolved").await;
+        assert_eq!(codes(&resolved), vec!["CHARGER_OFFLINE"]);
+        assert_eq!(resolved[0]["resolvedBy"], Value::Null, "resolved by the system");
+        assert!(
+            resolved[0]["resolutionNote"]
+                .as_str()
+                .unwrap()
+                .contains("connected again"),
+            "{}",
+            resolved[0]
+        );
         s.stop().await;
     }
 }

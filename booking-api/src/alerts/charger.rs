@@ -9,7 +9,7 @@ use super::{
 use crate::app::AppState;
 use crate::chargers::projection::connector_key;
 use evcs_bus::Event;
-use service_kit::db::{on_db, StoreError, Tx};
+use service_kit::db::{on_db, on_tx, StoreError, Tx};
 
 /// The alert an event asks for at `station_id`, if any.
 pub fn of_event(station_id: i64, central_id: &str, event: &Event) -> Option<ChargerAlert> {
@@ -73,20 +73,88 @@ pub fn of_event(station_id: i64, central_id: &str, event: &Event) -> Option<Char
 }
 
 /// Raises the alert `event` asks for, inside the projection's transaction; returns it when new.
-pub async fn on_event(tx: &mut Tx, central_id: &str, event: &Event, now: i64) -> Result<Option<Alert>, StoreError> {
+pub async fn on_event(tx: &mut Tx, central_id: &str, event: &Event, now: i64) -> Result<Vec<Alert>, StoreError> {
     if !matches!(
         event,
-        Event::ConnectorStatus { .. } | Event::Fault { .. } | Event::SecurityEvent { .. } | Event::Booted { .. }
+        Event::ConnectorStatus { .. }
+            | Event::Fault { .. }
+            | Event::SecurityEvent { .. }
+            | Event::Booted { .. }
+            | Event::StationOnline { .. }
     ) {
-        return Ok(None);
+        return Ok(vec![]);
     }
     let Some(station_id) = crate::sessions::store::linked_station(tx, central_id).await? else {
-        return Ok(None);
+        return Ok(vec![]);
     };
-    match of_event(station_id, central_id, event) {
-        Some(alert) => Ok(raise_for_charger(tx, &alert, now).await?),
-        None => Ok(None),
+    let mut changed = Vec::new();
+    if let Some((key, note)) = cleared_by(station_id, event) {
+        changed.extend(clear(tx, &key, &note, now).await?);
     }
+    if let Some(alert) = of_event(station_id, central_id, event) {
+        changed.extend(raise_for_charger(tx, &alert, now).await?);
+    }
+    Ok(changed)
+}
+
+/// The unresolved alert an event shows to be over, by key, with the note it is resolved with:
+/// a connector reporting anything but `Faulted` ends its `CONNECTOR_FAULTED`; a charger back
+/// online ends `CHARGER_OFFLINE`; an accepted boot ends `CHARGER_BOOT_REJECTED`. Faults and
+/// security events are reports of something that happened and stay for a person to close.
+pub fn cleared_by(station_id: i64, event: &Event) -> Option<(String, String)> {
+    match event {
+        Event::ConnectorStatus { location, status } if status != "Faulted" => {
+            let connector = connector_key(location)?;
+            Some((
+                format!("{CONNECTOR_FAULTED}:{station_id}:{connector}"),
+                format!("cleared by the charger: connector {connector} reported {status}"),
+            ))
+        }
+        Event::StationOnline { .. } => Some((
+            format!("{CHARGER_OFFLINE}:{station_id}"),
+            "cleared by the charger: it connected again".into(),
+        )),
+        Event::Booted {
+            registration: Some(r), ..
+        } if r == "Accepted" => Some((
+            format!("{CHARGER_BOOT_REJECTED}:{station_id}"),
+            "cleared by the charger: its registration was accepted".into(),
+        )),
+        _ => None,
+    }
+}
+
+/// Resolves the unresolved alert with `key`, by the system (no person), audited; returns it.
+async fn clear(tx: &mut Tx, key: &str, note: &str, now: i64) -> Result<Option<Alert>, sqlx::Error> {
+    let sql = format!("{} WHERE id = $1", super::SELECT);
+    let cleared: Option<Alert> = on_tx!(tx, |conn| {
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE alerts SET status = 'Resolved', resolved_at = $2, resolution_note = $3 \
+             WHERE dedup_key = $1 AND status <> 'Resolved' RETURNING id",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(note)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match id {
+            Some(id) => sqlx::query_as(&sql).bind(id).fetch_optional(&mut *conn).await,
+            None => Ok(None),
+        }
+    })?;
+    if let Some(alert) = &cleared {
+        crate::audit::record(
+            tx,
+            "alert",
+            &alert.id.to_string(),
+            "alert.resolved",
+            None,
+            &serde_json::json!({ "stationId": alert.station_id, "code": alert.code, "note": note }),
+            now,
+        )
+        .await?;
+    }
+    Ok(cleared)
 }
 
 /// Raises `CHARGER_OFFLINE` for every linked charger disconnected for longer than
@@ -180,6 +248,43 @@ mod tests {
             (s.code, s.key.as_str()),
             (SECURITY_EVENT, "SECURITY_EVENT:7:TamperDetectionActivated")
         );
+    }
+
+    #[test]
+    fn recoveries_name_the_alert_they_clear_and_reports_of_the_past_clear_nothing() {
+        let status = |s: &str| Event::ConnectorStatus {
+            location: at(None, Some(2)),
+            status: s.into(),
+        };
+        assert_eq!(
+            cleared_by(7, &status("Available")).map(|c| c.0).as_deref(),
+            Some("CONNECTOR_FAULTED:7:2")
+        );
+        assert!(cleared_by(7, &status("Faulted")).is_none());
+        let online = Event::StationOnline {
+            ocpp_version: "2.0.1".into(),
+        };
+        assert_eq!(
+            cleared_by(7, &online).map(|c| c.0).as_deref(),
+            Some("CHARGER_OFFLINE:7")
+        );
+        let boot = |r: &str| Event::Booted {
+            vendor: "V".into(),
+            model: "M".into(),
+            firmware_version: None,
+            registration: Some(r.into()),
+        };
+        assert_eq!(
+            cleared_by(7, &boot("Accepted")).map(|c| c.0).as_deref(),
+            Some("CHARGER_BOOT_REJECTED:7")
+        );
+        assert!(cleared_by(7, &boot("Pending")).is_none());
+        let fault = Event::Fault {
+            location: at(None, Some(2)),
+            error_code: "NoError".into(),
+            info: None,
+        };
+        assert!(cleared_by(7, &fault).is_none());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::api::auth::Caller;
 use crate::app::AppState;
 use crate::chargers::commands;
 use crate::checkin::start::{classify, CommandCode};
-use evcs_bus::{BusError, Command, StationId};
+use evcs_bus::{Command, StationId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service_kit::extract::parse_json;
@@ -191,11 +191,7 @@ async fn stop_running_session(state: &AppState, caller: &Caller, booking: &Booki
             )
             .await;
             let code = classify(&reply);
-            let detail = match &reply {
-                Ok(r) => commands::describe(r),
-                Err(BusError::Timeout(_)) => "station offline".into(),
-                Err(e) => e.to_string(),
-            };
+            let detail = commands::outcome(&reply);
             StopAnswer {
                 code,
                 accepted: code == CommandCode::Accepted,

@@ -39,6 +39,15 @@ pub fn accepted(reply: &CommandReply) -> bool {
     matches!(reply, CommandReply::Status { status, .. } if status == "Accepted")
 }
 
+/// What a sent command came to, in words: the charger's reply described, or why there was none.
+pub fn outcome(reply: &Result<CommandReply, BusError>) -> String {
+    match reply {
+        Ok(r) => describe(r),
+        Err(BusError::Timeout(_)) => "station offline".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// A short, human-readable reason for a reply that is not `Accepted` (recorded on bookings and
 /// shown in alerts).
 pub fn describe(reply: &CommandReply) -> String {

@@ -141,7 +141,7 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
         // Updates carry nothing a session keeps; security events and faults raise alerts below.
         _ => {}
     }
-    if let Some(alert) = crate::alerts::charger::on_event(&mut tx, station, &event.event, now_ms).await? {
+    for alert in crate::alerts::charger::on_event(&mut tx, station, &event.event, now_ms).await? {
         changes.push(Change::Alert(Box::new(alert)));
     }
     tx.commit().await?;

@@ -133,11 +133,7 @@ async fn send(state: &AppState, booking: &Booking, connector_id: i64, remote_sta
     )
     .await;
     let code = classify(&reply);
-    let detail = match &reply {
-        Ok(r) => commands::describe(r),
-        Err(BusError::Timeout(_)) => "station offline".into(),
-        Err(e) => e.to_string(),
-    };
+    let detail = commands::outcome(&reply);
     if code != CommandCode::Accepted {
         tracing::info!(booking = booking.id, %detail, "the charger did not accept the check-in's RemoteStart");
     }
