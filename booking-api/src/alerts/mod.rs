@@ -17,7 +17,7 @@
 pub mod charger;
 pub mod http;
 
-use crate::api::auth::{Caller, Role};
+use crate::api::auth::Caller;
 use crate::app::AppState;
 use serde::{Deserialize, Serialize};
 use service_kit::db::{on_db, on_tx, Db, StoreError, Tx};
@@ -198,17 +198,9 @@ impl From<sqlx::Error> for StepError {
     }
 }
 
-/// Whether `caller` handles alerts of `station_id`: admins all; a BackOffice its stations; an
-/// operator the stations assigned to them now.
+/// Whether `caller` handles alerts of `station_id` (see [`crate::stations::handles`]).
 pub async fn in_scope(db: &Db, caller: &Caller, station_id: i64) -> Result<bool, StoreError> {
-    Ok(match caller.role {
-        Role::Admin => true,
-        Role::BackOffice => crate::stations::store::get(db, station_id)
-            .await?
-            .is_some_and(|s| s.backoffice_id == caller.id),
-        Role::Operator => crate::accounts::store::operator_assigned(db, caller.id, station_id).await?,
-        Role::Owner => false,
-    })
+    crate::stations::handles(db, caller, station_id).await
 }
 
 /// The alert if `caller` handles it.

@@ -133,26 +133,7 @@ pub async fn record(
     reason: Option<String>,
 ) -> Result<ExceptionOutcome, Problem> {
     let was = booking.status();
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
-    let extra = json!({ "exception": kind.as_str(), "reason": reason });
-    let mut updated = super::apply_with(
-        &mut tx,
-        &state.config.policy,
-        Some(caller),
-        booking,
-        kind.action(),
-        extra,
-        now,
-    )
-    .await?;
-    store::set_exception(&mut tx, updated.id, kind.as_str(), reason.as_deref()).await?;
-    tx.commit().await?;
-    updated.exception = Some(kind.as_str().to_string());
-    updated.exception_reason = reason;
-    state.wake_dispatcher();
-    state.wake_charger_work();
-    state.live.booking_changed(&updated);
+    let updated = apply(state, Some(caller), booking, kind, reason).await?;
     let charger_stop = if was == super::rules::Status::CheckedIn {
         stop_running_session(state, caller, &updated).await
     } else {
@@ -162,6 +143,30 @@ pub async fn record(
         booking: updated,
         charger_stop,
     })
+}
+
+/// Moves `booking` by `kind` for `actor` (None: the system, the no-show sweeper) and keeps the
+/// kind and reason on it, in one transaction; then wakes the workers and tells the live socket.
+pub async fn apply(
+    state: &AppState,
+    actor: Option<&Caller>,
+    booking: Booking,
+    kind: ExceptionKind,
+    reason: Option<String>,
+) -> Result<Booking, Problem> {
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    let extra = json!({ "exception": kind.as_str(), "reason": reason });
+    let mut updated =
+        super::apply_with(&mut tx, &state.config.policy, actor, booking, kind.action(), extra, now).await?;
+    store::set_exception(&mut tx, updated.id, kind.as_str(), reason.as_deref()).await?;
+    tx.commit().await?;
+    updated.exception = Some(kind.as_str().to_string());
+    updated.exception_reason = reason;
+    state.wake_dispatcher();
+    state.wake_charger_work();
+    state.live.booking_changed(&updated);
+    Ok(updated)
 }
 
 /// RemoteStop for the booking's session if the charger still runs it; the answer is audited.

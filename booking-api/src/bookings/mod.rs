@@ -751,28 +751,19 @@ pub async fn sweep_no_shows(state: &AppState) -> anyhow::Result<usize> {
         state.config.policy.no_show_grace_minutes
     );
     for booking in store::overdue(&state.db, cutoff).await? {
-        match sweep_one(state, booking, &reason).await {
+        match exceptions::apply(
+            state,
+            None,
+            booking,
+            exceptions::ExceptionKind::NoShow,
+            Some(reason.clone()),
+        )
+        .await
+        {
             Ok(_) => marked += 1,
             Err(p) if p.status == 409 => {}
             Err(p) => anyhow::bail!("no-show sweep: {}", p.detail),
         }
     }
     Ok(marked)
-}
-
-/// One swept no-show, recorded as the system's exception with its reason.
-async fn sweep_one(state: &AppState, booking: Booking, reason: &str) -> Result<Booking, Problem> {
-    let now = state.clock.now_ms();
-    let kind = exceptions::ExceptionKind::NoShow;
-    let mut tx = state.db.begin().await?;
-    let extra = json!({ "exception": kind.as_str(), "reason": reason });
-    let mut updated = apply_with(&mut tx, &state.config.policy, None, booking, Action::NoShow, extra, now).await?;
-    store::set_exception(&mut tx, updated.id, kind.as_str(), Some(reason)).await?;
-    tx.commit().await?;
-    updated.exception = Some(kind.as_str().into());
-    updated.exception_reason = Some(reason.into());
-    state.wake_dispatcher();
-    state.wake_charger_work();
-    state.live.booking_changed(&updated);
-    Ok(updated)
 }

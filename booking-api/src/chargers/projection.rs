@@ -70,10 +70,10 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
     })?;
     match &event.event {
         Event::StationOnline { ocpp_version } => {
-            set_online(&mut tx, station, true, at, Some(ocpp_version)).await?;
+            set_online(&mut tx, station, true, (at, now_ms), Some(ocpp_version)).await?;
         }
         Event::StationOffline { .. } => {
-            set_online(&mut tx, station, false, at, None).await?;
+            set_online(&mut tx, station, false, (at, now_ms), None).await?;
         }
         Event::Booted {
             vendor,
@@ -82,7 +82,7 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
             ..
         } => {
             // A boot notification arrives over a live connection, so it also means online.
-            set_online(&mut tx, station, true, at, None).await?;
+            set_online(&mut tx, station, true, (at, now_ms), None).await?;
             on_tx!(&mut tx, |conn| {
                 sqlx::query(
                     "UPDATE chargers SET vendor = $2, model = $3, firmware_version = $4, booted_at = $5 \
@@ -100,7 +100,7 @@ pub async fn apply_live(db: &Db, event: &EventEnvelope, now_ms: i64) -> Result<(
         }
         Event::ConnectorStatus { location, status } => {
             if let Some(key) = connector_key(location) {
-                remember(&mut tx, station, key, status, at).await?;
+                remember(&mut tx, station, key, status, (at, now_ms)).await?;
                 // The WHERE keeps a newer status when an older one arrives late.
                 let applied = on_tx!(&mut tx, |conn| {
                     sqlx::query(
@@ -152,10 +152,10 @@ async fn set_online(
     tx: &mut service_kit::db::Tx,
     station: &str,
     online: bool,
-    at: i64,
+    (at, now_ms): (i64, i64),
     ocpp_version: Option<&str>,
 ) -> Result<(), StoreError> {
-    remember(tx, station, 0, if online { "Online" } else { "Offline" }, at).await?;
+    remember(tx, station, 0, if online { "Online" } else { "Offline" }, (at, now_ms)).await?;
     on_tx!(tx, |conn| {
         sqlx::query(
             "UPDATE chargers SET online = $2, online_changed_at = $3, ocpp_version = COALESCE($4, ocpp_version) \
@@ -173,15 +173,16 @@ async fn set_online(
 }
 
 /// Appends a status to the history the reports read (`connector_key` 0: the charger's
-/// `Online`/`Offline`). Inside the event's transaction, so a redelivered event adds nothing.
+/// `Online`/`Offline`), `at` when it happened, `now_ms` when it is applied. Inside the event's
+/// transaction, so a redelivered event adds nothing.
 async fn remember(
     tx: &mut service_kit::db::Tx,
     station: &str,
     connector_key: i64,
     status: &str,
-    at: i64,
+    (at, now_ms): (i64, i64),
 ) -> Result<(), StoreError> {
-    crate::reports::days::invalidate(tx, station, at).await?;
+    crate::reports::days::invalidate(tx, station, at, now_ms).await?;
     on_tx!(tx, |conn| {
         sqlx::query(
             "INSERT INTO status_history (central_station_id, connector_key, status, at) VALUES ($1, $2, $3, $4)",

@@ -95,7 +95,7 @@ async fn stations_in_scope(
         let row = crate::stations::store::get(&state.db, id)
             .await?
             .ok_or_else(|| Problem::not_found("station"))?;
-        if !crate::alerts::in_scope(&state.db, caller, id).await? {
+        if !crate::stations::handles(&state.db, caller, id).await? {
             return Err(Problem::forbidden("this station is outside your scope"));
         }
         return Ok(vec![row]);

@@ -185,8 +185,10 @@ async fn keep(
 }
 
 /// Inside the transaction that records a status change of `central_station_id` at `at`: the
-/// kept days of its station from that local date on no longer hold.
-pub async fn invalidate(tx: &mut Tx, central_station_id: &str, at: i64) -> Result<(), sqlx::Error> {
+/// kept days of its station from that local date on no longer hold. Only complete days are
+/// kept, so a change whose day has not ended by `now` (every change that arrives in time)
+/// deletes nothing and is not asked to.
+pub async fn invalidate(tx: &mut Tx, central_station_id: &str, at: i64, now: i64) -> Result<(), sqlx::Error> {
     let stations: Vec<(i64, String)> = on_tx!(tx, |conn| sqlx::query_as(
         "SELECT id, time_zone FROM stations WHERE central_station_id = $1"
     )
@@ -198,6 +200,11 @@ pub async fn invalidate(tx: &mut Tx, central_station_id: &str, at: i64) -> Resul
         let Some(local) = super::figures::local(at, tz) else {
             continue;
         };
+        let day_over =
+            crate::inbox::local_day(tz, local.date_naive()).is_some_and(|(_, end)| end.timestamp_millis() <= now);
+        if !day_over {
+            continue;
+        }
         on_tx!(tx, |conn| sqlx::query(
             "DELETE FROM status_days WHERE station_id = $1 AND day >= $2"
         )

@@ -140,7 +140,7 @@ async fn prepare<'a>(
         if crate::stations::store::get(&state.db, id).await?.is_none() {
             return Err(Problem::not_found("station"));
         }
-        if !crate::alerts::in_scope(&state.db, caller, id).await? {
+        if !crate::stations::handles(&state.db, caller, id).await? {
             return Err(Problem::forbidden("this station is outside your scope"));
         }
     }

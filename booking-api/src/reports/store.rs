@@ -22,8 +22,8 @@ pub struct Scope<'a> {
 /// The stations in scope, by id.
 pub async fn stations(db: &Db, scope: Scope<'_>) -> Result<Vec<StationRow>, StoreError> {
     let sql = format!(
-        "SELECT id, backoffice_id, central_station_id, name, address, latitude, longitude, time_zone, slot_minutes, \
-         auto_approve, tariff_ref, active, schedule, created_at, claim_status FROM stations WHERE id IN ({SCOPE}) ORDER BY id"
+        "SELECT {} FROM stations WHERE id IN ({SCOPE}) ORDER BY id",
+        crate::stations::store::COLUMNS
     );
     Ok(on_db!(db, |pool| sqlx::query_as(&sql)
         .bind(scope.caller.role.as_str())

@@ -47,34 +47,10 @@ impl State {
 /// Milliseconds available and occupied inside `[from, to)`, from `changes` sorted by time (ms).
 /// Changes before `from` set the starting state; changes at or after `to` are ignored.
 pub fn durations(changes: &[(i64, Change)], from: i64, to: i64) -> (i64, i64) {
-    if to <= from {
-        return (0, 0);
-    }
-    let mut state = State::default();
-    let mut i = 0;
-    while i < changes.len() && changes[i].0 <= from {
-        state.apply(&changes[i].1);
-        i += 1;
-    }
-    let (mut available, mut occupied) = (0, 0);
-    let mut since = from;
-    let mut add = |state: &State, until: i64| {
-        let span = until - since;
-        if state.available() {
-            available += span;
-        }
-        if state.occupied() {
-            occupied += span;
-        }
-        since = until;
-    };
-    while i < changes.len() && changes[i].0 < to {
-        add(&state, changes[i].0);
-        state.apply(&changes[i].1);
-        i += 1;
-    }
-    add(&state, to);
-    (available, occupied)
+    durations_between(changes, &[from, to])
+        .first()
+        .copied()
+        .unwrap_or((0, 0))
 }
 
 /// [`durations`] of the consecutive windows `[b0, b1)`, `[b1, b2)`, ... in one pass over the

@@ -682,6 +682,23 @@ pub struct NearbyStation {
     pub availability: Vec<DayAvailability>,
 }
 
+/// Whether `caller` is staff of `station_id`: admins of every station, a BackOffice of its
+/// own, an operator of the stations assigned to them now; owners of none.
+pub async fn handles(
+    db: &service_kit::db::Db,
+    caller: &Caller,
+    station_id: i64,
+) -> Result<bool, service_kit::db::StoreError> {
+    Ok(match caller.role {
+        Role::Admin => true,
+        Role::BackOffice => store::get(db, station_id)
+            .await?
+            .is_some_and(|s| s.backoffice_id == caller.id),
+        Role::Operator => crate::accounts::store::operator_assigned(db, caller.id, station_id).await?,
+        Role::Owner => false,
+    })
+}
+
 /// A search area from a query: the origin (`lat`, `lon`) and `radiusKm` (above 0, at most 200;
 /// `default` when absent), each error named in `fields`.
 pub fn search_area(

@@ -57,7 +57,7 @@ pub struct Connector {
     pub bookable: Flag,
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, backoffice_id, central_station_id, name, address, latitude, longitude, time_zone, slot_minutes, \
                        auto_approve, tariff_ref, active, schedule, created_at, claim_status";
 
